@@ -1,0 +1,425 @@
+/**
+ * Session: one yamux session over any Node Duplex (net.Socket, tls.TLSSocket, an in-memory pair).
+ *
+ * The session owns the socket and is its only writer. Frames are written from one flush per
+ * tick: control frames (ping answers, window updates, RSTs, GoAway) first, then one Data frame
+ * per ready stream, round-robin, until the socket's buffer is full; then it waits for 'drain'.
+ * The socket is never paused for data: every stream's window bounds what the peer may send.
+ */
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import {
+  DuplicateStreamError, goAwayCodeFor, InvalidStreamIdError, MportError, ControlBacklogError, RemoteGoAwayError,
+  SessionClosedError, StreamLimitError, TransportError, UnknownStreamError,
+} from '../errors.js'
+import { verifyMuxConfig, type MuxConfig } from './config.js'
+import { FrameDecoder, type FrameSink } from './decoder.js'
+import { Flag, FrameType, GoAwayCode, HEADER_LENGTH, MAX_UINT32, writeHeader, type FrameHeader } from './frame.js'
+import { Pinger } from './ping.js'
+import { MuxStream, StreamState, type StreamLink } from './stream.js'
+
+export interface SessionOptions extends Partial<MuxConfig> {
+  /** Client sessions open odd stream ids, servers even ones. */
+  client: boolean
+}
+
+/** Payloads up to this size are copied next to their header so one socket write carries both. */
+const COALESCE_LIMIT = 2048
+const SLAB_SIZE = 64 * 1024
+
+export interface SessionEvents {
+  /** A stream opened by the peer (when no listener is attached, streams wait for accept()). */
+  stream: [stream: MuxStream]
+  /** The peer sent GoAway: no new streams. */
+  goaway: [code: number]
+  /** The session ended; `err` is set when it ended because of an error. */
+  close: [err?: Error]
+  /** The session ended because of an error; emitted only when a listener is attached. */
+  error: [err: Error]
+}
+
+export class Session extends EventEmitter<SessionEvents> implements FrameSink {
+  readonly config: Readonly<MuxConfig>
+  readonly client: boolean
+  readonly #socket: Duplex
+  readonly #decoder: FrameDecoder
+  readonly #pinger: Pinger
+  readonly #streams = new Map<number, MuxStream>()
+  readonly #link: StreamLink
+  #nextId: number
+  #maxRemoteId = 0
+
+  // Single writer state.
+  #control: Buffer[] = []
+  #ready: MuxStream[] = []
+  #readyHead = 0
+  #flushScheduled = false
+  #waitingDrain = false
+  #slab = Buffer.allocUnsafe(SLAB_SIZE)
+  #slabStart = 0
+  #slabPos = 0
+
+  // Accept side.
+  #backlog: MuxStream[] = []
+  #acceptWaiters: Array<{ resolve (s: MuxStream): void, reject (e: Error): void }> = []
+
+  // The Data frame being received, undefined when its stream is gone (payload is dropped).
+  #receiving: MuxStream | undefined
+
+  #localGoAway = false
+  #remoteGoAway = false
+  #closing: Promise<void> | undefined
+  #closeTimer: NodeJS.Timeout | undefined
+  #destroyed = false
+  #error: Error | undefined
+
+  constructor (socket: Duplex, options: SessionOptions) {
+    super()
+    const { client, ...rest } = options
+    this.config = verifyMuxConfig(rest)
+    this.client = client
+    this.#nextId = client ? 1 : 2
+    this.#socket = socket
+    this.#decoder = new FrameDecoder(this, this.config.maxFrameSize)
+    this.#pinger = new Pinger({
+      send: value => this.#queueControl(FrameType.Ping, Flag.SYN, 0, value),
+      onDead: err => this.destroy(err),
+      keepAliveInterval: this.config.keepAliveInterval,
+      keepAliveTimeout: this.config.keepAliveTimeout,
+      maxPingsPerSecond: this.config.maxPingsPerSecond,
+    })
+    const session = this
+    this.#link = {
+      maxSendFrameSize: this.config.maxSendFrameSize,
+      maxStreamWindow: this.config.maxStreamWindow,
+      windowAutoTuning: this.config.windowAutoTuning,
+      schedule: s => this.#schedule(s),
+      writeFrame: (type, flags, id, length, payload) => this.#writeFrame(type, flags, id, length, payload),
+      sendWindowUpdate: (id, flags, delta) => this.#queueControl(FrameType.WindowUpdate, flags, id, delta),
+      sendReset: id => this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0),
+      release: s => this.#release(s),
+      rtt: () => session.#pinger.rtt,
+    }
+    socket.on('data', this.#onSocketData)
+    socket.on('drain', this.#onDrain)
+    socket.on('end', () => this.#onSocketGone())
+    socket.on('close', () => this.#onSocketGone())
+    socket.on('error', (err: Error) => this.destroy(new TransportError(`connection failed: ${err.message}`, { cause: err })))
+    if (this.config.windowAutoTuning) void this.#pinger.ping() // RTT for window auto-tuning
+  }
+
+  /** Latest measured round-trip time in ms (0 until a ping was answered). */
+  get rtt (): number { return this.#pinger.rtt }
+  /** Open streams, both directions. */
+  get streamCount (): number { return this.#streams.size }
+  get closed (): boolean { return this.#destroyed }
+  /** The error that ended the session, if any. */
+  get error (): Error | undefined { return this.#error }
+
+  /** Opens a new stream; data written before the next tick rides with its SYN. */
+  open (): MuxStream {
+    if (this.#destroyed || this.#localGoAway) throw new SessionClosedError('session is closed', { cause: this.#error })
+    if (this.#remoteGoAway) throw new SessionClosedError('peer sent GoAway: no new streams')
+    if (this.#streams.size >= this.config.maxConcurrentStreams) throw new StreamLimitError(this.config.maxConcurrentStreams)
+    const id = this.#nextId
+    if (id > MAX_UINT32) throw new SessionClosedError('stream ids exhausted')
+    this.#nextId += 2
+    const stream = new MuxStream(id, this.#link, StreamState.Init)
+    this.#streams.set(id, stream)
+    return stream
+  }
+
+  /** Resolves with the next stream opened by the peer (when no 'stream' listener takes it). */
+  accept (): Promise<MuxStream> {
+    const s = this.#backlog.shift()
+    if (s !== undefined) return Promise.resolve(s)
+    if (this.#destroyed) return Promise.reject(new SessionClosedError('session is closed', { cause: this.#error }))
+    return new Promise((resolve, reject) => this.#acceptWaiters.push({ resolve, reject }))
+  }
+
+  /** Measures the round-trip time in ms. */
+  ping (): Promise<number> {
+    return this.#pinger.ping()
+  }
+
+  /**
+   * Graceful close: GoAway(normal), no new streams either way, open streams may finish for up
+   * to `closeTimeout` ms, then the connection is ended.
+   */
+  close (): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing
+    this.#closing = new Promise<void>(resolve => {
+      if (this.#destroyed) return resolve()
+      this.once('close', () => resolve())
+      this.#sendGoAway(GoAwayCode.Normal)
+      for (const s of this.#backlog.splice(0)) s.destroy()
+      this.#closeTimer = setTimeout(() => this.destroy(), this.config.closeTimeout)
+      this.#closeTimer.unref()
+      this.#finishCloseIfIdle()
+    })
+    return this.#closing
+  }
+
+  /** Ends the session at once: GoAway with a code for `err`, open streams fail. */
+  destroy (err?: Error): void {
+    if (this.#destroyed) return
+    if (err !== undefined && !this.#localGoAway && this.#socket.writable) {
+      this.#sendGoAway(goAwayCodeFor(err))
+    }
+    this.#destroyed = true
+    this.#error = err
+    clearTimeout(this.#closeTimer)
+    this.#pinger.stop(new SessionClosedError('session is closed', { cause: err }))
+    this.#flushNow()
+    const streamErr = err === undefined ? undefined : new SessionClosedError(`session closed: ${err.message}`, { cause: err })
+    for (const s of this.#streams.values()) s.abort(streamErr)
+    this.#streams.clear()
+    for (const s of this.#backlog.splice(0)) s.abort(undefined)
+    for (const w of this.#acceptWaiters.splice(0)) w.reject(new SessionClosedError('session is closed', { cause: err }))
+    this.#ready = []
+    this.#control = []
+    const socket = this.#socket
+    socket.off('data', this.#onSocketData)
+    if (socket.writable) {
+      socket.end()
+      setTimeout(() => socket.destroy(), 2000).unref() // a peer that never reads must not pin the socket
+    } else {
+      socket.destroy()
+    }
+    this.emit('close', err)
+    if (err !== undefined && this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
+  // ---- Reading: FrameSink ----
+
+  readonly #onSocketData = (chunk: Buffer): void => {
+    try {
+      this.#pinger.onActivity()
+      this.#decoder.push(chunk)
+    } catch (err) {
+      this.destroy(err instanceof MportError ? err : new TransportError(`internal error: ${(err as Error).message}`, { cause: err }))
+    }
+  }
+
+  #onSocketGone (): void {
+    if (this.#destroyed) return
+    // A connection that ends after a clean GoAway with nothing open is a normal close.
+    const clean = (this.#remoteGoAway || this.#localGoAway) && this.#streams.size === 0
+    this.destroy(clean ? undefined : new TransportError('connection closed by peer'))
+  }
+
+  /** @internal */
+  onFrame (h: FrameHeader): void {
+    switch (h.type) {
+      case FrameType.WindowUpdate: return this.#onWindowUpdate(h)
+      case FrameType.Ping: return this.#onPing(h)
+      case FrameType.GoAway: return this.#onGoAway(h)
+    }
+  }
+
+  /** @internal */
+  onDataHeader (h: FrameHeader): void {
+    const s = this.#streamFor(h)
+    if (s !== undefined) s.reserveRecv(h.length)
+    this.#receiving = s
+  }
+
+  /** @internal */
+  onDataPayload (_h: FrameHeader, payload: Buffer): void {
+    this.#receiving?.receiveData(payload)
+  }
+
+  /** @internal */
+  onDataEnd (h: FrameHeader): void {
+    const s = this.#receiving
+    this.#receiving = undefined
+    if (s !== undefined && (h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
+  }
+
+  #onWindowUpdate (h: FrameHeader): void {
+    const s = this.#streamFor(h)
+    if (s === undefined) return
+    if (h.length > 0) s.addSendCredit(h.length)
+    if ((h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
+  }
+
+  #onPing (h: FrameHeader): void {
+    if (h.streamId !== 0) throw new InvalidStreamIdError(h.streamId, 'Ping frames use stream 0')
+    if (h.flags & Flag.SYN) {
+      this.#pinger.onPing()
+      this.#queueControl(FrameType.Ping, Flag.ACK, 0, h.length)
+    } else if (h.flags & Flag.ACK) {
+      this.#pinger.onAck(h.length)
+    }
+  }
+
+  #onGoAway (h: FrameHeader): void {
+    if (h.streamId !== 0) throw new InvalidStreamIdError(h.streamId, 'GoAway frames use stream 0')
+    this.#remoteGoAway = true
+    this.emit('goaway', h.length)
+    if (h.length !== GoAwayCode.Normal) return this.destroy(new RemoteGoAwayError(h.length))
+    for (const w of this.#acceptWaiters.splice(0)) w.reject(new SessionClosedError('peer sent GoAway: no new streams'))
+  }
+
+  /** The stream a Data/WindowUpdate frame is for; creates it on SYN; undefined means drop the frame. */
+  #streamFor (h: FrameHeader): MuxStream | undefined {
+    const id = h.streamId
+    if (id === 0) throw new InvalidStreamIdError(0, 'Data and WindowUpdate frames need a stream')
+    const s = this.#streams.get(id)
+    if ((h.flags & Flag.SYN) === 0) {
+      if (s === undefined && this.#neverOpened(id)) throw new UnknownStreamError(id)
+      return s // undefined: closed or reset, and late frames are normal; drop them
+    }
+    if (s !== undefined) throw new DuplicateStreamError(id)
+    if ((id % 2 === 1) === this.client) throw new InvalidStreamIdError(id, `a ${this.client ? 'server' : 'client'} must open ${this.client ? 'even' : 'odd'} ids`)
+    if (id > this.#maxRemoteId) this.#maxRemoteId = id
+    return this.#acceptIncoming(id)
+  }
+
+  #neverOpened (id: number): boolean {
+    const local = (id % 2 === 1) === this.client
+    return local ? id >= this.#nextId : id > this.#maxRemoteId
+  }
+
+  #acceptIncoming (id: number): MuxStream | undefined {
+    const refuse = this.#localGoAway || this.#destroyed ||
+      this.#streams.size >= this.config.maxConcurrentStreams ||
+      (this.listenerCount('stream') === 0 && this.#acceptWaiters.length === 0 && this.#backlog.length >= this.config.acceptBacklog)
+    if (refuse) {
+      this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0)
+      return undefined
+    }
+    const stream = new MuxStream(id, this.#link, StreamState.SynReceived)
+    this.#streams.set(id, stream)
+    const waiter = this.#acceptWaiters.shift()
+    if (waiter !== undefined) waiter.resolve(stream)
+    else if (this.listenerCount('stream') > 0) this.emit('stream', stream)
+    else this.#backlog.push(stream)
+    return stream
+  }
+
+  #release (s: MuxStream): void {
+    if (this.#streams.get(s.id) === s) this.#streams.delete(s.id)
+    const i = this.#backlog.indexOf(s)
+    if (i >= 0) this.#backlog.splice(i, 1)
+    if (this.#closing !== undefined) this.#finishCloseIfIdle()
+  }
+
+  #finishCloseIfIdle (): void {
+    if (this.#streams.size > 0 || this.#destroyed) return
+    // Let the GoAway and last frames reach the socket before ending it.
+    process.nextTick(() => { if (this.#streams.size === 0) this.destroy() })
+  }
+
+  // ---- Writing: the single writer ----
+
+  #sendGoAway (code: number): void {
+    this.#localGoAway = true
+    this.#queueControl(FrameType.GoAway, 0, 0, code)
+  }
+
+  #queueControl (type: FrameType, flags: number, id: number, length: number): void {
+    if (this.#destroyed) return
+    if (this.#control.length >= this.config.maxControlBacklog) {
+      // Throwing here would surface in the caller's context; end the session on the next tick instead.
+      const err = new ControlBacklogError(this.config.maxControlBacklog)
+      process.nextTick(() => this.destroy(err))
+      return
+    }
+    const frame = Buffer.allocUnsafe(HEADER_LENGTH)
+    writeHeader(frame, 0, { type, flags, streamId: id, length })
+    this.#control.push(frame)
+    this.#scheduleFlush()
+  }
+
+  #schedule (s: MuxStream): void {
+    if (s.queued || this.#destroyed) return
+    s.queued = true
+    this.#ready.push(s)
+    this.#scheduleFlush()
+  }
+
+  #scheduleFlush (): void {
+    if (this.#flushScheduled || this.#waitingDrain) return
+    this.#flushScheduled = true
+    process.nextTick(this.#flush)
+  }
+
+  readonly #onDrain = (): void => {
+    this.#waitingDrain = false
+    this.#flush()
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#waitingDrain) return
+    this.#flushNow()
+  }
+
+  #flushNow (): void {
+    const socket = this.#socket
+    if (!socket.writable) return
+    const limit = Math.max(this.config.writeBufferSize, socket.writableHighWaterMark)
+    socket.cork()
+    try {
+      for (const frame of this.#control) this.#put(frame)
+      this.#control = []
+      if (!this.#destroyed) {
+        while (this.#readyHead < this.#ready.length && socket.writableLength + this.#slabPos - this.#slabStart < limit) {
+          const s = this.#ready[this.#readyHead++]!
+          if (s.destroyed) { s.queued = false; continue }
+          if (s.emitFrame()) this.#ready.push(s)
+          else s.queued = false
+        }
+        if (this.#readyHead === this.#ready.length) {
+          this.#ready = []
+          this.#readyHead = 0
+        } else if (this.#readyHead > 1024) {
+          this.#ready = this.#ready.slice(this.#readyHead)
+          this.#readyHead = 0
+        }
+      }
+      this.#commitSlab()
+    } finally {
+      socket.uncork()
+    }
+    if (socket.writableNeedDrain) this.#waitingDrain = true
+    else if (this.#readyHead < this.#ready.length || this.#control.length > 0) this.#scheduleFlush()
+  }
+
+  #writeFrame (type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
+    this.#reserve(HEADER_LENGTH)
+    writeHeader(this.#slab, this.#slabPos, { type, flags, streamId: id, length })
+    this.#slabPos += HEADER_LENGTH
+    if (payload === undefined) return
+    if (payload.length <= COALESCE_LIMIT) {
+      this.#reserve(payload.length)
+      payload.copy(this.#slab, this.#slabPos)
+      this.#slabPos += payload.length
+    } else {
+      this.#commitSlab()
+      this.#socket.write(payload)
+    }
+  }
+
+  #put (bytes: Buffer): void {
+    this.#reserve(bytes.length)
+    bytes.copy(this.#slab, this.#slabPos)
+    this.#slabPos += bytes.length
+  }
+
+  /** Small frames are gathered in a slab; committed ranges are never overwritten (the socket may hold them). */
+  #reserve (n: number): void {
+    if (this.#slab.length - this.#slabPos >= n) return
+    this.#commitSlab()
+    this.#slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n))
+    this.#slabStart = 0
+    this.#slabPos = 0
+  }
+
+  #commitSlab (): void {
+    if (this.#slabPos === this.#slabStart) return
+    this.#socket.write(this.#slab.subarray(this.#slabStart, this.#slabPos))
+    this.#slabStart = this.#slabPos
+  }
+}
