@@ -24,6 +24,21 @@ export const ErrorCodes = [
   'MPORT_ERR_STREAM_RESET',
   'MPORT_ERR_STREAM_LIMIT',
   'MPORT_ERR_INVALID_CONFIG',
+  // Tunnel layer
+  'MPORT_ERR_HANDSHAKE_TIMEOUT',
+  'MPORT_ERR_VERSION_MISMATCH',
+  'MPORT_ERR_INVALID_MESSAGE',
+  'MPORT_ERR_MESSAGE_TOO_LARGE',
+  'MPORT_ERR_AUTH_FAILED',
+  'MPORT_ERR_RATE_LIMITED',
+  'MPORT_ERR_PORT_NOT_ALLOWED',
+  'MPORT_ERR_PORT_IN_USE',
+  'MPORT_ERR_DUPLICATE_TUNNEL',
+  'MPORT_ERR_TUNNEL_LIMIT',
+  'MPORT_ERR_RELAY_UNREACHABLE',
+  'MPORT_ERR_CERT_MISMATCH',
+  'MPORT_ERR_CERT_UNTRUSTED',
+  'MPORT_ERR_LOCAL_UNREACHABLE',
 ] as const
 
 export type ErrorCode = typeof ErrorCodes[number]
@@ -150,6 +165,101 @@ export class InvalidConfigError extends MportError {
   constructor (readonly key: string, message: string) {
     super('MPORT_ERR_INVALID_CONFIG', `invalid config "${key}": ${message}`)
   }
+}
+
+// ---- Tunnel layer ----
+
+/** A tunnel-layer error; `code` travels in control-protocol error replies. */
+export class TunnelError extends MportError {}
+
+export class HandshakeTimeoutError extends TunnelError {
+  constructor (readonly timeoutMs: number, what = 'handshake') {
+    super('MPORT_ERR_HANDSHAKE_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`)
+  }
+}
+
+export class VersionMismatchError extends TunnelError {
+  constructor (readonly theirs: unknown, readonly ours: number) {
+    super('MPORT_ERR_VERSION_MISMATCH', `peer speaks control protocol version ${String(theirs)}, this side speaks ${ours}`)
+  }
+}
+
+export class InvalidMessageError extends TunnelError {
+  constructor (message: string) {
+    super('MPORT_ERR_INVALID_MESSAGE', message)
+  }
+}
+
+export class MessageTooLargeError extends TunnelError {
+  constructor (readonly length: number, readonly limit: number) {
+    super('MPORT_ERR_MESSAGE_TOO_LARGE', `control message of ${length} bytes exceeds the limit of ${limit}`)
+  }
+}
+
+export class AuthFailedError extends TunnelError {
+  constructor (message = 'authentication failed: wrong or revoked token') {
+    super('MPORT_ERR_AUTH_FAILED', message)
+  }
+}
+
+export class RateLimitedError extends TunnelError {
+  constructor (message: string, readonly retryAfterMs?: number) {
+    super('MPORT_ERR_RATE_LIMITED', message)
+  }
+}
+
+export class PortNotAllowedError extends TunnelError {
+  constructor (readonly port: number, range: string) {
+    super('MPORT_ERR_PORT_NOT_ALLOWED', `port ${port} is not allowed on this relay (allowed: ${range})`)
+  }
+}
+
+export class PortInUseError extends TunnelError {
+  constructor (readonly port: number | undefined, message = `port ${port} is already in use`) {
+    super('MPORT_ERR_PORT_IN_USE', message)
+  }
+}
+
+export class DuplicateTunnelError extends TunnelError {
+  constructor (readonly tunnel: string) {
+    super('MPORT_ERR_DUPLICATE_TUNNEL', `a tunnel named "${tunnel}" is already open on this connection`)
+  }
+}
+
+export class TunnelLimitError extends TunnelError {
+  constructor (readonly limit: number) {
+    super('MPORT_ERR_TUNNEL_LIMIT', `at most ${limit} tunnels per client`)
+  }
+}
+
+export class RelayUnreachableError extends TunnelError {
+  constructor (readonly address: string, reason: string, options?: ErrorOptions) {
+    super('MPORT_ERR_RELAY_UNREACHABLE', `cannot reach relay ${address}: ${reason}`, options)
+  }
+}
+
+export class CertificateMismatchError extends TunnelError {
+  constructor (readonly expected: string, readonly actual: string) {
+    super('MPORT_ERR_CERT_MISMATCH', `relay certificate fingerprint ${actual} does not match the expected ${expected}`)
+  }
+}
+
+export class CertificateUntrustedError extends TunnelError {
+  constructor (reason: string, readonly fingerprint: string) {
+    super('MPORT_ERR_CERT_UNTRUSTED', `relay certificate is not trusted (${reason}); its fingerprint is ${fingerprint}: pin it with --fingerprint ${fingerprint}`)
+  }
+}
+
+export class LocalUnreachableError extends TunnelError {
+  constructor (readonly target: string, reason: string, options?: ErrorOptions) {
+    super('MPORT_ERR_LOCAL_UNREACHABLE', `local service ${target} refused the connection: ${reason}`, options)
+  }
+}
+
+/** Rebuilds the typed error for a code received in a control-protocol error reply. */
+export function errorFromWire (code: string, message: string): MportError {
+  const known = (ErrorCodes as readonly string[]).includes(code) ? code as ErrorCode : 'MPORT_ERR_INVALID_MESSAGE'
+  return new TunnelError(known, message)
 }
 
 function goAwayName (code: number): string {
