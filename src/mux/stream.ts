@@ -250,7 +250,11 @@ export class MuxStream extends Duplex {
   // ---- Teardown ----
 
   override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
-    if (this.#state !== StreamState.Closed && this.#state !== StreamState.Reset) {
+    if (this.#state === StreamState.Init) {
+      // SYN never sent: the peer has not heard of this id, and an RST (queued ahead of data)
+      // would reach it as a frame for a stream that was never opened, a protocol error.
+      this.#state = StreamState.Reset
+    } else if (this.#state !== StreamState.Closed && this.#state !== StreamState.Reset) {
       // Destroyed before both sides finished: tell the peer at once.
       this.#state = StreamState.Reset
       this.#link.sendReset(this.id)
