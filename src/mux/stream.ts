@@ -54,6 +54,7 @@ export interface StreamLink {
 
 /** Payload views smaller than this share of their backing buffer are copied before being buffered. */
 const COMPACT_RATIO = 2
+const EMPTY = Buffer.alloc(0)
 
 export class MuxStream extends Duplex {
   readonly id: number
@@ -225,6 +226,10 @@ export class MuxStream extends Duplex {
 
   override _read (): void {
     this.#grantCredit()
+    // Node calls _read again only after a push. When the credit is not due yet (or the peer
+    // has nothing more to send), end this read with an empty push so that the next
+    // consumption calls _read, and grants the credit, instead of stalling both sides.
+    if (!this.#remoteFin && this.#state !== StreamState.Reset && !this.destroyed) this.push(EMPTY)
   }
 
   /** Re-grant what the application consumed (hashicorp: max - buffered - window, sent at >= max/2). */
