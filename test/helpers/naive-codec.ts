@@ -124,3 +124,33 @@ export function mulberry32 (seed: number): () => number {
 export function randInt (rand: () => number, min: number, max: number): number {
   return min + Math.floor(rand() * (max - min + 1))
 }
+
+export interface ValidVector { name: string, header: NaiveFrameHeader, hex: string }
+export interface InvalidVector { name: string, hex: string, code: string, maxFrameSize?: number, header?: NaiveFrameHeader }
+export interface FrameVectors { valid: ValidVector[], invalid: InvalidVector[] }
+
+/** Reads spec/vectors/frames.json and checks its shape, so a malformed entry fails loudly. */
+export async function loadFrameVectors (): Promise<FrameVectors> {
+  const { readFile } = await import('node:fs/promises')
+  const text = await readFile(new URL('../../spec/vectors/frames.json', import.meta.url), 'utf8')
+  const data = JSON.parse(text) as FrameVectors
+  const uint = (n: unknown, max: number): boolean => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= max
+  const checkHeader = (name: string, h: NaiveFrameHeader | undefined): void => {
+    if (h === undefined || !uint(h.type, 0xff) || !uint(h.flags, 0xffff) || !uint(h.streamId, 0xffff_ffff) || !uint(h.length, 0xffff_ffff)) {
+      throw new Error(`vector "${name}": bad header ${JSON.stringify(h)}`)
+    }
+  }
+  const names = new Set<string>()
+  for (const v of [...data.valid, ...data.invalid]) {
+    if (typeof v.name !== 'string' || names.has(v.name)) throw new Error(`vector name missing or repeated: ${v.name}`)
+    names.add(v.name)
+    if (!/^[0-9a-f]{24}$/.test(v.hex)) throw new Error(`vector "${v.name}": hex must be 24 lower-case hex digits`)
+  }
+  for (const v of data.valid) checkHeader(v.name, v.header)
+  for (const v of data.invalid) {
+    if (typeof v.code !== 'string') throw new Error(`vector "${v.name}": code missing`)
+    if (v.header !== undefined) checkHeader(v.name, v.header)
+    if (v.maxFrameSize !== undefined && !uint(v.maxFrameSize, 0xffff_ffff)) throw new Error(`vector "${v.name}": bad maxFrameSize`)
+  }
+  return data
+}
