@@ -163,7 +163,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
   /** Ends the session at once: GoAway with a code for `err`, open streams fail. */
   destroy (err?: Error): void {
     if (this.#destroyed) return
-    if (err !== undefined && !this.#localGoAway && this.#socket.writable) {
+    // One GoAway per session, and never one in answer to the peer's GoAway.
+    if (err !== undefined && !(err instanceof RemoteGoAwayError) && !this.#localGoAway && this.#socket.writable) {
       this.#sendGoAway(goAwayCodeFor(err))
     }
     this.#destroyed = true
@@ -320,7 +321,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
 
   #queueControl (type: FrameType, flags: number, id: number, length: number): void {
     if (this.#destroyed) return
-    if (this.#control.length >= this.config.maxControlBacklog) {
+    // The GoAway that reports an overflow must not be refused by the same limit.
+    if (this.#control.length >= this.config.maxControlBacklog && type !== FrameType.GoAway) {
       // Throwing here would surface in the caller's context; end the session on the next tick instead.
       const err = new ControlBacklogError(this.config.maxControlBacklog)
       process.nextTick(() => this.destroy(err))
