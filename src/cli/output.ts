@@ -1,0 +1,52 @@
+/**
+ * Output for the bins: human lines on a terminal or line-per-event JSON (--json), and the
+ * one-line rendering of errors (never a stack trace for an error a user can cause).
+ */
+import { MportError } from '../errors.js'
+
+export interface Printer {
+  /** A human line, or a JSON object with `event` and the fields. */
+  event (event: string, human: string, fields?: Record<string, unknown>): void
+  error (err: unknown, prefix?: string): void
+}
+
+export function createPrinter (json: boolean, out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr): Printer {
+  return {
+    event (event, human, fields = {}) {
+      if (json) out.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
+      else out.write(human + '\n')
+    },
+    error (err, prefix = 'error') {
+      const e = err as Error
+      const code = err instanceof MportError ? err.code : (e as NodeJS.ErrnoException)?.code
+      if (json) errOut.write(JSON.stringify({ time: new Date().toISOString(), event: 'error', code, message: e?.message ?? String(err) }) + '\n')
+      else errOut.write(`${prefix}: ${oneLine(err)}\n`)
+    },
+  }
+}
+
+/** `message [CODE]` on one line. */
+export function oneLine (err: unknown): string {
+  if (err instanceof MportError) return `${err.message} [${err.code}]`
+  if (err instanceof Error) return err.message.split('\n')[0]!
+  return String(err)
+}
+
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+/** Documented exit codes of both bins. */
+export const ExitCode = {
+  /** Stopped by a signal or finished normally. */
+  Ok: 0,
+  /** A runtime failure: wrong token, certificate mismatch, relay gone for good. */
+  Failure: 1,
+  /** Bad flags or config. */
+  Usage: 2,
+  /** The relay could not be reached at start. */
+  Unreachable: 3,
+} as const
