@@ -173,9 +173,10 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     this.#pinger.stop(new SessionClosedError('session is closed', { cause: err }))
     this.#flushNow()
     const streamErr = err === undefined ? undefined : new SessionClosedError(`session closed: ${err.message}`, { cause: err })
+    // Streams never accepted first and without an error: nobody listens for one on them.
+    for (const s of this.#backlog.splice(0)) s.abort(undefined)
     for (const s of this.#streams.values()) s.abort(streamErr)
     this.#streams.clear()
-    for (const s of this.#backlog.splice(0)) s.abort(undefined)
     for (const w of this.#acceptWaiters.splice(0)) w.reject(new SessionClosedError('session is closed', { cause: err }))
     this.#ready = []
     this.#control = []
@@ -302,7 +303,11 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
   #release (s: MuxStream): void {
     if (this.#streams.get(s.id) === s) this.#streams.delete(s.id)
     const i = this.#backlog.indexOf(s)
-    if (i >= 0) this.#backlog.splice(i, 1)
+    if (i >= 0) {
+      this.#backlog.splice(i, 1)
+      // Never accepted, so nobody can listen: a peer's RST must not become an uncaught 'error'.
+      s.on('error', () => {})
+    }
     if (this.#closing !== undefined) this.#finishCloseIfIdle()
   }
 
