@@ -33,8 +33,6 @@ export class PipeEnd extends Duplex {
   /** Writes held while frozen, in order (EOF marks a held end()). */
   #frozenQueue: Array<{ chunk: Buffer | typeof EOF, cb: Callback }> = []
   #frozen = false
-  /** Bytes this end has written (handed to _write), for tests that count traffic. */
-  bytesWritten = 0
 
   constructor (opts: DuplexPairOptions = {}) {
     const hwm = opts.highWaterMark ?? 64 * 1024
@@ -59,7 +57,6 @@ export class PipeEnd extends Duplex {
   }
 
   override _write (chunk: Buffer, _enc: BufferEncoding, cb: Callback): void {
-    this.bytesWritten += chunk.length
     this.#send(chunk, cb)
   }
 

@@ -332,5 +332,19 @@ t.test('zero-length writes and zero-length Data frames', async t => {
     t.equal(server.closed, false, 'the session is fine')
     t.equal(server.streamCount, 0, 'the stream is released after both FINs')
   })
+
+  t.test('the payload of a Data|FIN frame is delivered before the end', async t => {
+    const [a, raw] = duplexPair()
+    const server = new Session(a, { client: false })
+    t.teardown(() => { server.destroy(); raw.destroy() })
+    const accepted = nextEvent<[MuxStream]>(server, 'stream', { what: 'the stream' })
+    raw.write(Buffer.concat([
+      encodeHeader({ type: FrameType.Data, flags: Flag.SYN | Flag.FIN, streamId: 1, length: 4 }), Buffer.from('last'),
+    ]))
+    const [s] = await accepted
+    noErrors(t, s, 'server')
+    t.equal((await readAll(s, 'the payload and the FIN')).toString(), 'last')
+    t.equal(s.state, StreamState.RemoteClose)
+  })
   t.end()
 })
