@@ -12,6 +12,7 @@
  *   tests can assert on (and failure messages can show) the frames actually exchanged.
  */
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { format } from 'node:util'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { FrameDecoder, type FrameSink } from '../../src/mux/decoder.js'
@@ -62,6 +63,8 @@ export interface Libp2pYamuxOptions {
 export class WireTap implements FrameSink {
   /** Every non-Data frame, and Data frames that carry flags. */
   readonly frames: FrameHeader[] = []
+  /** When each of `frames` was seen (performance.now(), ms). */
+  readonly times: number[] = []
   dataFrames = 0
   dataBytes = 0
   error: Error | undefined
@@ -76,11 +79,16 @@ export class WireTap implements FrameSink {
     }
   }
 
-  onFrame (h: FrameHeader): void { this.frames.push(h) }
+  onFrame (h: FrameHeader): void { this.#record(h) }
   onDataHeader (h: FrameHeader): void {
     this.dataFrames++
     this.dataBytes += h.length
-    if (h.flags !== 0) this.frames.push(h)
+    if (h.flags !== 0) this.#record(h)
+  }
+
+  #record (h: FrameHeader): void {
+    this.frames.push(h)
+    this.times.push(performance.now())
   }
 
   onDataPayload (): void {}
