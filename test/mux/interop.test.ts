@@ -279,70 +279,96 @@ function assertNoDataFin (t: Test, pair: Pair): void {
 
 // ---- Tests ----
 
+/**
+ * Each side opens `n` streams at once; on every stream both sides send `size` distinct bytes
+ * (payload(2 * id + 1) from mport, payload(2 * id) from libp2p), then FIN, and read to the end.
+ */
+async function exchange (t: Test, role: Role, n: number, size: number, opts: Pick<PairOptions, 'mport' | 'libp2p'> = {}): Promise<Pair> {
+  const mportGot = new Map<number, Promise<Received>>()
+  const libp2pGot = new Map<number, Promise<Received>>()
+  const writes: Array<Promise<void>> = []
+  let received = 0 // payload bytes read by both sides: the progress of the transfer
+  const count = (bytes: number): void => { received += bytes }
+  const serveMport = (s: MuxStream): void => {
+    mportGot.set(s.id, readMport(s, count))
+    writes.push(writeMport(s, payload(2 * s.id + 1, size)))
+  }
+  const serveLibp2p = (s: Libp2pStream): void => {
+    const id = Number(s.id)
+    libp2pGot.set(id, readLibp2p(s, count))
+    writes.push(handled(s.sink(libp2pChunks(payload(2 * id, size)))))
+  }
+  const pair = await connectPair(t, role, { ...opts, onMportStream: serveMport, onLibp2pStream: serveLibp2p })
+  const { session, peer } = pair
+
+  for (let i = 0; i < n; i++) {
+    serveMport(session.open())
+    serveLibp2p(peer.muxer.newStream())
+  }
+  // Pings both ways while the streams move data: control frames must not be starved.
+  // (libp2p queues its frames behind its data, so these take as long as the machine is busy.)
+  const progress = (): number => received
+  const [mportRtt, libp2pRtt] = await whileProgressing(Promise.all([session.ping(), peer.muxer.ping()]), progress, 'pings under load', pair.diag)
+  t.ok(mportRtt > 0, `mport ping answered under load (${mportRtt.toFixed(2)} ms)`)
+  t.ok(libp2pRtt >= 0, 'libp2p ping answered under load')
+
+  await whileProgressing(until(() => mportGot.size === 2 * n && libp2pGot.size === 2 * n, 'every stream to arrive', undefined, 90_000),
+    progress, `all ${2 * n} streams to reach each side`, pair.diag)
+  t.equal(mportGot.size, 2 * n, `mport saw ${2 * n} streams`)
+  t.equal(libp2pGot.size, 2 * n, `libp2p saw ${2 * n} streams`)
+  await whileProgressing(Promise.all(writes), progress, `all ${writes.length} writers to finish`, pair.diag)
+  const results = await whileProgressing(Promise.all([...mportGot.values(), ...libp2pGot.values()]), progress,
+    `all readers to reach the end (${4 * n * size} B in total)`, pair.diag)
+  t.equal(results.length, 4 * n)
+  t.equal(received, 4 * n * size, 'every payload byte was read')
+
+  let bad = 0
+  for (const [id, r] of mportGot) {
+    const got = await r
+    if (got.bytes !== size || got.sha !== digestOf(2 * id, size)) bad++
+  }
+  for (const [id, r] of libp2pGot) {
+    const got = await r
+    if (got.bytes !== size || got.sha !== digestOf(2 * id + 1, size)) bad++
+  }
+  t.equal(bad, 0, `all ${4 * n} directions delivered ${size} intact bytes`)
+  t.equal(peer.received.dataBytes, 2 * n * size, 'mport sent exactly the payload bytes')
+  t.equal(peer.sent.dataBytes, 2 * n * size, 'libp2p sent exactly the payload bytes')
+
+  await until(() => session.streamCount === 0, 'mport forgets all closed streams', () => `${session.streamCount} left\n${pair.diag()}`)
+  await until(() => peer.muxer.streams.length === 0, 'libp2p forgets all closed streams', pair.diag)
+  t.same(peer.received.resets, [], 'mport reset no stream')
+  t.same(peer.sent.resets, [], 'libp2p reset no stream')
+  assertNoDataFin(t, pair)
+  assertHealthy(t, pair)
+  return pair
+}
+
 t.test('hundreds of concurrent streams opened by each side, checksummed both ways', async t => {
-  const N = 200
-  const SIZE = 1 * MiB
   for (const role of ROLES) {
-    t.test(role.name, async t => {
-      // Each stream carries payload(2 * id + 1) from mport and payload(2 * id) from libp2p.
-      const mportGot = new Map<number, Promise<Received>>()
-      const libp2pGot = new Map<number, Promise<Received>>()
-      const writes: Array<Promise<void>> = []
-      let received = 0 // payload bytes read by both sides: the progress of the transfer
-      const count = (n: number): void => { received += n }
-      const serveMport = (s: MuxStream): void => {
-        mportGot.set(s.id, readMport(s, count))
-        writes.push(writeMport(s, payload(2 * s.id + 1, SIZE)))
-      }
-      const serveLibp2p = (s: Libp2pStream): void => {
-        const id = Number(s.id)
-        libp2pGot.set(id, readLibp2p(s, count))
-        writes.push(handled(s.sink(libp2pChunks(payload(2 * id, SIZE)))))
-      }
-      const pair = await connectPair(t, role, { onMportStream: serveMport, onLibp2pStream: serveLibp2p })
-      const { session, peer } = pair
+    t.test(role.name, async t => { await exchange(t, role, 200, 1 * MiB) })
+  }
+})
 
-      for (let i = 0; i < N; i++) {
-        serveMport(session.open())
-        serveLibp2p(peer.muxer.newStream())
-      }
-      // Pings both ways while 400 streams move data: control frames must not be starved.
-      // (libp2p queues its frames behind its data, so these take as long as the machine is busy.)
-      const progress = (): number => received
-      const [mportRtt, libp2pRtt] = await whileProgressing(Promise.all([session.ping(), peer.muxer.ping()]), progress, 'pings under load', pair.diag)
-      t.ok(mportRtt > 0, `mport ping answered under load (${mportRtt.toFixed(2)} ms)`)
-      t.ok(libp2pRtt >= 0, 'libp2p ping answered under load')
-
-      await whileProgressing(until(() => mportGot.size === 2 * N && libp2pGot.size === 2 * N, 'every stream to arrive', undefined, 90_000),
-        progress, `all ${2 * N} streams to reach each side`, pair.diag)
-      t.equal(mportGot.size, 2 * N, `mport saw ${2 * N} streams`)
-      t.equal(libp2pGot.size, 2 * N, `libp2p saw ${2 * N} streams`)
-      await whileProgressing(Promise.all(writes), progress, `all ${writes.length} writers to finish`, pair.diag)
-      const results = await whileProgressing(Promise.all([...mportGot.values(), ...libp2pGot.values()]), progress,
-        `all readers to reach the end (${4 * N * SIZE} B in total)`, pair.diag)
-      t.equal(results.length, 4 * N)
-      t.equal(received, 4 * N * SIZE, 'every payload byte was read')
-
-      let bad = 0
-      for (const [id, r] of mportGot) {
-        const got = await r
-        if (got.bytes !== SIZE || got.sha !== digestOf(2 * id, SIZE)) bad++
-      }
-      for (const [id, r] of libp2pGot) {
-        const got = await r
-        if (got.bytes !== SIZE || got.sha !== digestOf(2 * id + 1, SIZE)) bad++
-      }
-      t.equal(bad, 0, `all ${4 * N} directions delivered ${SIZE} intact bytes`)
-      t.equal(peer.received.dataBytes, 2 * N * SIZE, 'mport sent exactly the payload bytes')
-      t.equal(peer.sent.dataBytes, 2 * N * SIZE, 'libp2p sent exactly the payload bytes')
-
-      await until(() => session.streamCount === 0, 'mport forgets all closed streams', () => `${session.streamCount} left\n${pair.diag()}`)
-      await until(() => peer.muxer.streams.length === 0, 'libp2p forgets all closed streams', pair.diag)
-      t.same(peer.received.resets, [], 'mport reset no stream')
-      t.same(peer.sent.resets, [], 'libp2p reset no stream')
-      assertNoDataFin(t, pair)
-      assertHealthy(t, pair)
-    })
+t.test('config variants: big frames, fixed windows, small libp2p frames', async t => {
+  const variants: Array<{ name: string, opts: Pick<PairOptions, 'mport' | 'libp2p'> }> = [
+    {
+      name: '1 MiB frames both ways, libp2p windows up to 32 MiB',
+      opts: { mport: { maxSendFrameSize: 1 * MiB }, libp2p: { maxMessageSize: 1 * MiB, maxStreamWindowSize: 32 * MiB } },
+    },
+    {
+      name: 'mport without window auto-tuning, libp2p windows fixed at 256 KiB',
+      opts: { mport: { windowAutoTuning: false }, libp2p: { maxStreamWindowSize: INITIAL_STREAM_WINDOW } },
+    },
+    {
+      name: 'small frames: 1 KiB from libp2p, 1 KiB from mport',
+      opts: { mport: { maxSendFrameSize: 1 * KiB }, libp2p: { maxMessageSize: 1 * KiB } },
+    },
+  ]
+  for (const role of ROLES) {
+    for (const v of variants) {
+      t.test(`${role.name}: ${v.name}`, async t => { await exchange(t, role, 8, 512 * KiB, v.opts) })
+    }
   }
 })
 
@@ -651,5 +677,76 @@ t.test('slow mport reader: libp2p stops at the window and mport holds exactly th
         assertHealthy(t, pair)
       })
     }
+  }
+})
+
+t.test('empty streams: opened and closed at once, without a byte of data', async t => {
+  const N = 20
+  for (const role of ROLES) {
+    t.test(role.name, async t => {
+      const ended: Array<Promise<Received>> = []
+      const pair = await connectPair(t, role, {
+        // Each side closes its write side as soon as it sees the stream, and reads to the end.
+        onMportStream: s => { ended.push(readMport(s)); s.end() },
+        onLibp2pStream: s => { ended.push(readLibp2p(s)); void handled(s.sink([])) },
+      })
+      for (let i = 0; i < N; i++) {
+        const m = pair.session.open()
+        ended.push(readMport(m))
+        m.end() // SYN and FIN together, on one window update
+        const l = pair.peer.muxer.newStream()
+        ended.push(readLibp2p(l))
+        void handled(l.sink([]))
+      }
+      await until(() => ended.length === 4 * N, `${2 * N} streams to reach the other side`, pair.diag)
+      const results = await within(Promise.all(ended), 'every stream to end on both sides', pair.diag)
+      t.ok(results.every(r => r.bytes === 0), 'no data on any stream')
+      const synFin = pair.peer.received.frames.filter(h => h.type === FrameType.WindowUpdate && h.flags === (Flag.SYN | Flag.FIN))
+      t.equal(synFin.length, N, 'mport opened and closed each of its streams with one SYN|FIN window update')
+      await until(() => pair.session.streamCount === 0 && pair.peer.muxer.streams.length === 0, 'both sides to forget every stream', pair.diag)
+      t.same(pair.peer.received.resets, [], 'mport reset nothing')
+      t.same(pair.peer.sent.resets, [], 'libp2p reset nothing')
+      assertHealthy(t, pair)
+    })
+  }
+})
+
+t.test('stream limits: a refused SYN is answered with RST, both ways, and the session goes on', async t => {
+  for (const role of ROLES) {
+    t.test(`${role.name}: libp2p refuses mport's third stream (maxInboundStreams 2)`, async t => {
+      const pair = await connectPair(t, role, { libp2p: { maxInboundStreams: 2 } })
+      const streams = [pair.session.open(), pair.session.open(), pair.session.open()]
+      const refused = streams[2]!
+      const err = await within(new Promise<Error>(resolve => refused.once('error', resolve)), 'the third stream to be refused', pair.diag)
+      t.match(err, { code: 'MPORT_ERR_STREAM_RESET' }, 'the refused stream fails with a reset')
+      t.same(pair.peer.sent.resets, [refused.id], 'libp2p sent RST for the third stream only')
+      t.equal(pair.libp2pIncoming.length, 2, 'libp2p accepted two')
+      // The accepted ones still work: one round trip each.
+      for (const [i, l] of pair.libp2pIncoming.entries()) {
+        const m = streams[i]!
+        const got = readMport(m)
+        void handled(l.sink(libp2pChunks(payload(80 + i, 10 * KiB))))
+        await within(writeMport(m, Buffer.alloc(0)), 'mport FIN', pair.diag)
+        t.same(await within(got, 'the reply', pair.diag), { bytes: 10 * KiB, sha: digestOf(80 + i, 10 * KiB) }, `stream ${m.id} works`)
+      }
+      assertHealthy(t, pair)
+    })
+
+    t.test(`${role.name}: mport refuses libp2p's third stream (maxConcurrentStreams 2)`, async t => {
+      const pair = await connectPair(t, role, { mport: { maxConcurrentStreams: 2 } })
+      const streams = [pair.peer.muxer.newStream(), pair.peer.muxer.newStream(), pair.peer.muxer.newStream()]
+      const reads = streams.map(l => readLibp2p(l).then(() => undefined, (e: Error) => e))
+      const err = await within(reads[2]!, 'the third stream to be refused', pair.diag)
+      t.equal(err?.name, 'StreamResetError', 'libp2p\'s refused stream fails with StreamResetError')
+      t.equal(streams[2]!.status, 'reset')
+      t.same(pair.peer.received.resets, [Number(streams[2]!.id)], 'mport sent RST for the third stream only')
+      t.equal(pair.incoming.length, 2, 'mport accepted two')
+      for (const [i, m] of pair.incoming.entries()) {
+        void handled(streams[i]!.sink([]))
+        await within(writeMport(m, payload(90 + i, 10 * KiB)), 'mport write', pair.diag)
+        t.equal(await within(reads[i]!, 'the reply', pair.diag), undefined, `stream ${m.id} ended cleanly`)
+      }
+      assertHealthy(t, pair)
+    })
   }
 })
