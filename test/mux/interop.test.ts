@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import net from 'node:net'
 import t, { type Test } from 'tap'
+import { ProtocolError } from '../../src/errors.js'
 import { Session } from '../../src/mux/session.js'
 import { StreamState, type MuxStream } from '../../src/mux/stream.js'
 import { Flag, FrameType, GoAwayCode, INITIAL_STREAM_WINDOW } from '../../src/mux/frame.js'
@@ -577,6 +578,38 @@ t.test('GoAway: mport close() ends a libp2p session cleanly', async t => {
       t.ok(peer.sent.goAways.every(code => code === GoAwayCode.Normal), 'libp2p sent no error GoAway')
       t.same(peer.errors, [], 'libp2p logged no error')
       t.throws(() => peer.muxer.newStream(), { name: 'MuxerClosedError' }, 'libp2p refuses new streams')
+    })
+  }
+})
+
+t.test('GoAway: mport close() with a stream still open ends both sides without a protocol error', async t => {
+  // libp2p treats any GoAway as the end of the connection: it resets its streams locally (no
+  // RST on the wire) and closes. mport's close() must still resolve, and its stream must fail
+  // rather than hang.
+  for (const role of ROLES) {
+    t.test(role.name, async t => {
+      const pair = await connectPair(t, role)
+      const { session, peer } = pair
+      const { m, l } = await openBoth(pair, 'mport')
+      const libp2pRead = readLibp2p(l).then(() => undefined, (e: Error) => e)
+      const mportFailed = new Promise<Error | undefined>(resolve => {
+        m.once('error', resolve)
+        m.once('close', () => resolve(undefined))
+      })
+      m.write(payload(45, 100 * KiB))
+      await within(session.close(), 'mport close() to resolve', pair.diag)
+      const err = await within(libp2pRead, 'libp2p\'s read to end', pair.diag)
+      t.equal(err?.name, 'StreamResetError', 'libp2p reset its stream on GoAway')
+      const mErr = await within(mportFailed, 'the mport stream to end', pair.diag)
+      t.ok(mErr === undefined || ['MPORT_ERR_SESSION_CLOSED', 'MPORT_ERR_STREAM_RESET'].includes((mErr as { code?: string }).code ?? ''),
+        `the mport stream failed with a session/stream error (${(mErr as { code?: string } | undefined)?.code ?? 'no error'})`)
+      t.equal(m.destroyed, true, 'the mport stream is gone')
+      t.equal(session.closed, true, 'the mport session is closed')
+      t.notOk(session.error instanceof ProtocolError, `no protocol error (${session.error?.message ?? 'no error'})`)
+      await within(peer.done, 'libp2p to stop', pair.diag)
+      t.same(peer.received.goAways, [GoAwayCode.Normal], 'mport sent GoAway(normal) only')
+      t.ok(peer.sent.goAways.every(code => code === GoAwayCode.Normal), 'libp2p sent no error GoAway')
+      t.same(peer.errors, [], 'libp2p logged no error')
     })
   }
 })
