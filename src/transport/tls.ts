@@ -1,0 +1,322 @@
+/**
+ * The TLS transport: a listener that only completes handshakes for ALPN `mport/1` (each under
+ * a deadline, never blocking other accepts), and a dialer that decides trust in a fixed
+ * order: insecure → pinned fingerprint → CA chain and hostname → trust on first use.
+ * Both ends speak TLS 1.3 only, so the keying-material exporter behind exportAuthBinding is
+ * always bound to the full handshake.
+ */
+import type { AddressInfo } from 'node:net'
+import net from 'node:net'
+import tls from 'node:tls'
+import {
+  CertificateMismatchError, CertificateUntrustedError, HandshakeTimeoutError, InvalidConfigError, RelayUnreachableError,
+} from '../errors.js'
+import { fingerprintDer, parseFingerprint } from './certs.js'
+import type { KnownRelays } from './known-relays.js'
+import { DEFAULT_CONNECT_TIMEOUT, formatHostPort, setKeepAlive, setNoDelay, timeoutReason, unreachableReason } from './tcp.js'
+
+/** The only application protocol a relay and a client negotiate. */
+export const ALPN_PROTOCOL = 'mport/1'
+/** Label of the RFC 5705 / RFC 8446 §7.5 exporter used for the auth channel binding. */
+export const AUTH_BINDING_LABEL = 'EXPORTER-mport-auth'
+export const AUTH_BINDING_LENGTH = 32
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000 // ms
+const MIN_VERSION = 'TLSv1.3'
+
+const ignore = (): void => {}
+const EMPTY = Buffer.alloc(0)
+
+// ---- Listener ----
+
+export interface ListenTlsOptions {
+  /** Address to bind (default: all interfaces). */
+  host?: string
+  port: number
+  /** PEM certificate (chain) and key. */
+  cert: string | Buffer
+  key: string | Buffer
+  /** A client that has not completed the TLS handshake within this many ms is dropped (default 10 000). */
+  handshakeTimeout?: number
+  /** Errors of the listening socket itself (for example EMFILE on accept); the listener keeps going. */
+  onError?: (err: Error) => void
+  /** A client failed before it was handed over: bad handshake, wrong ALPN, handshake timeout. */
+  onClientError?: (err: Error, remoteAddress: string | undefined) => void
+}
+
+export interface TlsListener {
+  address: AddressInfo
+  server: tls.Server
+  /** Sockets accepted and not yet closed, handshaking or handed over. */
+  readonly connections: number
+  /** Stops accepting and destroys every socket this listener accepted. */
+  close (): Promise<void>
+}
+
+/**
+ * Listens for mport clients. `onConnection` receives each socket once its TLS handshake has
+ * completed with ALPN `mport/1`; it has no-delay set and an 'error' guard attached, so an
+ * owner that only listens for 'close' cannot crash the process.
+ */
+export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TLSSocket) => void): Promise<TlsListener> {
+  const handshakeTimeout = opts.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+  if (!Number.isFinite(handshakeTimeout) || handshakeTimeout <= 0) {
+    return Promise.reject(new InvalidConfigError('handshakeTimeout', 'must be a positive number of milliseconds'))
+  }
+  const server = tls.createServer({
+    cert: opts.cert,
+    key: opts.key,
+    minVersion: MIN_VERSION,
+    ALPNProtocols: [ALPN_PROTOCOL],
+    // Enforced by Node per socket from accept to the end of the handshake (not an idle timer).
+    handshakeTimeout,
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: 30_000,
+  })
+  // Raw TCP sockets and handed-over TLS sockets, so close() can end both kinds.
+  const open = new Set<net.Socket>()
+  const track = (socket: net.Socket): void => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  }
+  let closing = false
+  const clientError = (err: Error, socket: net.Socket): void => {
+    socket.destroy()
+    opts.onClientError?.(err, socket.remoteAddress)
+  }
+
+  server.on('connection', (raw: net.Socket) => {
+    raw.on('error', ignore) // errors surface (and are handled) on the TLS socket that wraps it
+    if (closing) { raw.destroy(); return }
+    track(raw)
+  })
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    socket.on('error', ignore)
+    clientError(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? new HandshakeTimeoutError(handshakeTimeout, 'TLS handshake') : err, socket)
+  })
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    socket.on('error', ignore)
+    if (closing) { socket.destroy(); return }
+    // A client that offered other protocols already failed with no_application_protocol;
+    // one that offered none completes the handshake and is closed here.
+    if (socket.alpnProtocol !== ALPN_PROTOCOL) {
+      clientError(new Error(`client did not negotiate ALPN "${ALPN_PROTOCOL}"`), socket)
+      return
+    }
+    track(socket)
+    setNoDelay(socket)
+    try {
+      onConnection(socket)
+    } catch (err) {
+      socket.destroy()
+      opts.onError?.(err as Error)
+    }
+  })
+
+  return new Promise((resolve, reject) => {
+    const onListenError = (err: Error): void => reject(err)
+    server.once('error', onListenError)
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onListenError)
+      // After listen, 'error' means accept() failed (EMFILE, ENFILE, …): report it and keep listening.
+      server.on('error', err => opts.onError?.(err))
+      const address = server.address() as AddressInfo
+      let closed: Promise<void> | undefined
+      resolve({
+        address,
+        server,
+        get connections () { return open.size },
+        close () {
+          closed ??= (async () => {
+            closing = true
+            const stopped = new Promise<void>(resolveClose => server.close(() => resolveClose()))
+            const gone = [...open].map(socket => new Promise<void>(resolveGone => {
+              if (socket.closed) resolveGone()
+              else socket.once('close', () => resolveGone())
+              socket.destroy()
+            }))
+            await Promise.all([stopped, ...gone])
+          })()
+          return closed
+        },
+      })
+    })
+  })
+}
+
+// ---- Dialer ----
+
+/** How the relay's certificate came to be trusted. */
+export type TrustMode = 'ca' | 'pinned' | 'tofu-new' | 'tofu-known' | 'insecure'
+
+export interface ConnectTlsOptions {
+  host: string
+  port: number
+  /** Name to send in SNI and to verify the certificate against (default: `host` unless it is an IP). */
+  servername?: string
+  /** Extra trusted CA certificates (PEM), added to the bundled Mozilla set. */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Accept exactly this certificate (`sha256:…`, colons and case free); no CA chain needed. */
+  fingerprint?: string
+  /** Accept any certificate. For tests and for networks where TLS is only a wrapper. */
+  insecure?: boolean
+  /** Trust on first use: when CA verification fails, pin the first fingerprint seen for `host:port`. */
+  knownRelays?: KnownRelays
+  /** Deadline for TCP connect plus TLS handshake, in ms (default 10 000). */
+  timeout?: number
+}
+
+export interface TlsConnection {
+  socket: tls.TLSSocket
+  /** The relay certificate's `sha256:` fingerprint. */
+  fingerprint: string
+  trust: TrustMode
+}
+
+/**
+ * Dials a relay and verifies it. Rejects with RelayUnreachableError (refused, unresolvable,
+ * timed out, TLS failure, no ALPN `mport/1`), CertificateMismatchError (pinned or remembered
+ * fingerprint differs) or CertificateUntrustedError (no CA vouches for it and nothing pins it).
+ */
+export async function connectTls (opts: ConnectTlsOptions): Promise<TlsConnection> {
+  const address = formatHostPort(opts.host, opts.port)
+  const expected = opts.fingerprint === undefined ? undefined : parseFingerprint(opts.fingerprint)
+  const timeout = opts.timeout ?? DEFAULT_CONNECT_TIMEOUT
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new InvalidConfigError('timeout', 'must be a positive number of milliseconds')
+
+  const socket = await handshake(opts, address, timeout)
+  // Guard errors while verification awaits the known-relays file; remembered to fail below.
+  let lateError: Error | undefined
+  const guard = (err: Error): void => { lateError ??= err }
+  socket.on('error', guard)
+  try {
+    const result = await verify(socket, opts, address, expected)
+    if (lateError !== undefined || socket.destroyed) {
+      throw new RelayUnreachableError(address, `connection lost after the TLS handshake: ${lateError === undefined ? 'closed by the relay' : unreachableReason(lateError)}`, lateError === undefined ? undefined : { cause: lateError })
+    }
+    socket.off('error', guard)
+    return result
+  } catch (err) {
+    socket.destroy()
+    throw err
+  }
+}
+
+/**
+ * The TLS channel binding for the auth HMAC: 32 bytes of exported keying material, equal on
+ * both ends of one connection and different for every other connection (a relayed or
+ * replayed proof does not verify).
+ */
+export function exportAuthBinding (socket: tls.TLSSocket): Buffer {
+  // In TLS 1.3 an empty context yields the same bytes as no context (RFC 8446 §7.5).
+  return socket.exportKeyingMaterial(AUTH_BINDING_LENGTH, AUTH_BINDING_LABEL, EMPTY)
+}
+
+/** TCP connect plus TLS handshake under one deadline; resolves with no listeners of ours left. */
+function handshake (opts: ConnectTlsOptions, address: string, timeout: number): Promise<tls.TLSSocket> {
+  const servername = opts.servername ?? (net.isIP(opts.host) === 0 ? opts.host : undefined)
+  const extraCa = opts.ca === undefined ? undefined : Array.isArray(opts.ca) ? opts.ca : [opts.ca]
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: opts.host,
+      port: opts.port,
+      ...(servername !== undefined ? { servername } : {}),
+      ...(extraCa !== undefined ? { ca: [...tls.rootCertificates, ...extraCa] } : {}),
+      // Verification happens after the handshake, in the order documented on connectTls;
+      // nothing is written to the socket before it has passed.
+      rejectUnauthorized: false,
+      ALPNProtocols: [ALPN_PROTOCOL],
+      minVersion: MIN_VERSION,
+    })
+    const timer = setTimeout(() => fail(undefined, timeoutReason(timeout)), timeout)
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      socket.off('secureConnect', onSecure)
+      socket.off('error', onError)
+      socket.off('close', onClose)
+    }
+    const fail = (cause: Error | undefined, reason: string): void => {
+      cleanup()
+      socket.on('error', ignore)
+      socket.destroy()
+      reject(new RelayUnreachableError(address, reason, cause === undefined ? undefined : { cause }))
+    }
+    const onError = (err: Error): void => fail(err, handshakeFailureReason(err))
+    const onClose = (): void => fail(undefined, 'connection closed during the TLS handshake')
+    const onSecure = (): void => {
+      cleanup()
+      setNoDelay(socket)
+      setKeepAlive(socket)
+      resolve(socket)
+    }
+    socket.once('secureConnect', onSecure)
+    socket.once('error', onError)
+    socket.once('close', onClose)
+  })
+}
+
+async function verify (socket: tls.TLSSocket, opts: ConnectTlsOptions, address: string, expected: string | undefined): Promise<TlsConnection> {
+  // ALPN first: a server that is not an mport relay should say so, not ask to be trusted.
+  const alpn = socket.alpnProtocol
+  if (alpn !== ALPN_PROTOCOL) {
+    throw new RelayUnreachableError(address, typeof alpn === 'string'
+      ? `the server negotiated ALPN "${alpn}" instead of "${ALPN_PROTOCOL}"; is this an mport relay?`
+      : `the server did not negotiate ALPN "${ALPN_PROTOCOL}"; is this an mport relay, or is a TLS proxy in between?`)
+  }
+  const raw = socket.getPeerCertificate().raw as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new CertificateUntrustedError('the relay sent no certificate', 'none')
+  const fingerprint = fingerprintDer(raw)
+  const done = (trust: TrustMode): TlsConnection => ({ socket, fingerprint, trust })
+
+  if (opts.insecure === true) return done('insecure')
+  if (expected !== undefined) {
+    if (fingerprint !== expected) throw new CertificateMismatchError(expected, fingerprint)
+    return done('pinned')
+  }
+  if (socket.authorized) return done('ca')
+  const reason = describeAuthorizationError(socket.authorizationError)
+  if (opts.knownRelays === undefined) throw new CertificateUntrustedError(reason, fingerprint)
+  const known = await opts.knownRelays.get(address)
+  if (known === undefined) {
+    await opts.knownRelays.remember(address, fingerprint)
+    return done('tofu-new')
+  }
+  if (known !== fingerprint) throw new CertificateMismatchError(known, fingerprint)
+  return done('tofu-known')
+}
+
+function describeAuthorizationError (err: Error | string | undefined): string {
+  const code = typeof err === 'string' ? err : (err as { code?: string } | undefined)?.code ?? err?.message
+  switch (code) {
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN': return 'self-signed certificate'
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE': return 'issued by an unknown certificate authority'
+    case 'CERT_HAS_EXPIRED': return 'certificate expired'
+    case 'CERT_NOT_YET_VALID': return 'certificate not yet valid'
+    case 'ERR_TLS_CERT_ALTNAME_INVALID': return 'certificate does not name this host'
+    case undefined: return 'verification failed'
+    default: return code
+  }
+}
+
+/** One line for a failure before 'secureConnect': system errors, TLS alerts, OpenSSL errors. */
+function handshakeFailureReason (err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL':
+      return `the server refused ALPN "${ALPN_PROTOCOL}" (no_application_protocol); is this an mport relay?`
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+      return 'TLS handshake failed: the server does not speak TLS on this port'
+    case 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION':
+    case 'ERR_SSL_UNSUPPORTED_PROTOCOL':
+      return 'TLS handshake failed: the server does not support TLS 1.3'
+    case 'ECONNRESET':
+      return 'connection reset during the TLS handshake'
+  }
+  if (err.code?.startsWith('ERR_SSL_') === true) {
+    // "…:error:0A0000EB:SSL routines:func:reason:file:line:" → reason
+    const reason = /:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+)/.exec(err.message)?.[1]
+    return `TLS handshake failed: ${reason ?? err.code}`
+  }
+  return unreachableReason(err)
+}
