@@ -46,7 +46,7 @@ export interface ListenTlsOptions {
 export interface TlsListener {
   address: AddressInfo
   server: tls.Server
-  /** Sockets accepted and not yet closed, handshaking or handed over. */
+  /** TCP connections accepted and not yet closed, handshaking or handed over. */
   readonly connections: number
   /** Stops accepting and destroys every socket this listener accepted. */
   close (): Promise<void>
@@ -73,22 +73,23 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
     keepAlive: true,
     keepAliveInitialDelay: 30_000,
   })
-  // Raw TCP sockets and handed-over TLS sockets, so close() can end both kinds.
-  const open = new Set<net.Socket>()
-  const track = (socket: net.Socket): void => {
-    open.add(socket)
-    socket.once('close', () => open.delete(socket))
+  // Accepted TCP sockets (one per connection, handshaking or not) and the TLS sockets handed
+  // over, so close() can end both kinds.
+  const raw = new Set<net.Socket>()
+  const handed = new Set<net.Socket>()
+  const track = (set: Set<net.Socket>, socket: net.Socket): void => {
+    set.add(socket)
+    socket.once('close', () => set.delete(socket))
   }
   let closing = false
   const clientError = (err: Error, socket: net.Socket): void => {
     socket.destroy()
-    opts.onClientError?.(err, socket.remoteAddress)
+    if (!closing) opts.onClientError?.(err, socket.remoteAddress) // during close() these are our own doing
   }
 
-  server.on('connection', (raw: net.Socket) => {
-    raw.on('error', ignore) // errors surface (and are handled) on the TLS socket that wraps it
-    if (closing) { raw.destroy(); return }
-    track(raw)
+  server.on('connection', (socket: net.Socket) => {
+    socket.on('error', ignore) // errors surface (and are handled) on the TLS socket that wraps it
+    track(raw, socket)
   })
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     socket.on('error', ignore)
@@ -103,7 +104,7 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
       clientError(new Error(`client did not negotiate ALPN "${ALPN_PROTOCOL}"`), socket)
       return
     }
-    track(socket)
+    track(handed, socket)
     setNoDelay(socket)
     try {
       onConnection(socket)
@@ -125,12 +126,12 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
       resolve({
         address,
         server,
-        get connections () { return open.size },
+        get connections () { return raw.size },
         close () {
           closed ??= (async () => {
             closing = true
             const stopped = new Promise<void>(resolveClose => server.close(() => resolveClose()))
-            const gone = [...open].map(socket => new Promise<void>(resolveGone => {
+            const gone = [...handed, ...raw].map(socket => new Promise<void>(resolveGone => {
               if (socket.closed) resolveGone()
               else socket.once('close', () => resolveGone())
               socket.destroy()

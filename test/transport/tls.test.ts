@@ -11,6 +11,7 @@ import t, { type Test } from 'tap'
 import { MportError } from '../../src/errors.js'
 import { fingerprint, generateSelfSigned, type CertificatePair } from '../../src/transport/certs.js'
 import { KnownRelays } from '../../src/transport/known-relays.js'
+import { connectTcp, formatHostPort, timeoutReason, unreachableReason } from '../../src/transport/tcp.js'
 import {
   ALPN_PROTOCOL, connectTls, exportAuthBinding, listenTls, type ListenTlsOptions, type TlsConnection, type TlsListener,
 } from '../../src/transport/tls.js'
@@ -260,8 +261,7 @@ t.test('close() stops accepting and destroys every socket it accepted', async t 
   pending.on('error', () => {})
   t.teardown(() => { pending.destroy() })
   await nextEvent(pending, 'connect', { timeoutMs: WAIT_MS, what: 'handshaking client to connect' })
-  // Two handed-over TLS sockets, their two TCP sockets, and the handshaking TCP socket.
-  await waitFor(() => r.accepted.length === 2 && r.listener.connections === 5, { timeoutMs: WAIT_MS, what: '5 tracked sockets' })
+  await waitFor(() => r.accepted.length === 2 && r.listener.connections === 3, { timeoutMs: WAIT_MS, what: '2 handed-over + 1 handshaking connection' })
 
   await withTimeout(r.listener.close(), { timeoutMs: WAIT_MS, what: 'listener close' })
   t.equal(r.listener.connections, 0, 'no socket tracked')
@@ -295,4 +295,46 @@ t.test('an onConnection that throws costs that connection only', async t => {
   t.match(errors, [{ message: 'boom' }])
   const second = own(t, await connectTls({ host: HOST, port, insecure: true }))
   t.equal(await echo(second.socket, 'two'), 'two')
+})
+
+t.test('accept errors (EMFILE) are reported and the listener keeps serving', async t => {
+  const errors: Error[] = []
+  const r = await relay(t, certA, { onError: err => errors.push(err) })
+  // What net.Server emits when accept(2) fails; a real EMFILE needs a lowered fd limit.
+  const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' })
+  r.listener.server.emit('error', emfile)
+  t.same(errors, [emfile])
+  t.ok(r.listener.server.listening, 'still listening')
+  const conn = own(t, await connectTls({ host: HOST, port: r.port, insecure: true }))
+  t.equal(await echo(conn.socket, 'after EMFILE'), 'after EMFILE')
+})
+
+t.test('connectTcp: tuned socket on success, RelayUnreachableError on refusal', async t => {
+  const server = net.createServer(s => { s.on('error', () => {}); s.pipe(s) })
+  await new Promise<void>(resolve => server.listen(0, HOST, resolve))
+  const { port } = server.address() as net.AddressInfo
+  const socket = await connectTcp({ host: HOST, port, timeout: 5_000 })
+  t.equal(socket.listenerCount('error'), 0, 'no listener left behind')
+  t.equal(socket.listenerCount('connect'), 0)
+  socket.write('tcp')
+  const [chunk] = await nextEvent<[Buffer]>(socket, 'data', { timeoutMs: WAIT_MS, what: 'tcp echo' })
+  t.equal(chunk.toString(), 'tcp')
+  socket.destroy()
+  await new Promise(resolve => server.close(resolve))
+  const err = await connectTcp({ host: HOST, port }).catch((e: unknown) => e)
+  t.match(err, { code: 'MPORT_ERR_RELAY_UNREACHABLE', message: `cannot reach relay ${HOST}:${port}: connection refused` })
+})
+
+t.test('dial failures read as one line', async t => {
+  const sys = (code: string): Error => Object.assign(new Error(`${code} something`), { code })
+  t.equal(unreachableReason(sys('ECONNREFUSED')), 'connection refused')
+  t.equal(unreachableReason(sys('ENOTFOUND')), 'host not found')
+  t.equal(unreachableReason(sys('EHOSTUNREACH')), 'host unreachable')
+  t.equal(unreachableReason(sys('ENETUNREACH')), 'network unreachable')
+  t.equal(unreachableReason(sys('ETIMEDOUT')), 'connection timed out')
+  t.equal(unreachableReason(new Error('first line\nsecond line')), 'first line')
+  t.equal(timeoutReason(10_000), 'timed out after 10 s')
+  t.equal(timeoutReason(300), 'timed out after 0.3 s')
+  t.equal(formatHostPort('::1', 7835), '[::1]:7835')
+  t.equal(formatHostPort('relay.test', 7835), 'relay.test:7835')
 })
