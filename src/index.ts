@@ -13,3 +13,24 @@ export {
   encodeHeader, decodeHeader, writeHeader, formatHeader, formatFlags, type FrameHeader,
 } from './mux/frame.js'
 export { FrameDecoder, type FrameSink } from './mux/decoder.js'
+
+
+// Tunnels
+export { Relay, DEFAULT_CONTROL_PORT, DEFAULT_PORT_RANGE, type RelayOptions, type RelayEvents, type ClientInfo, type TunnelInfo, type ConnectionInfo } from './tunnel/relay.js'
+export { Client, type ClientOptions, type ClientEvents, type TunnelStatus, type VisitorInfo } from './tunnel/client.js'
+export { StaticTokens, FailureLimiter, generateToken, tokenId, tokenKey, authProof, verifyProof, type Authenticator, type Principal, type Credential } from './tunnel/auth.js'
+export { parseTunnelSpec, parseHostPort, type TunnelSpec, type HostPort } from './tunnel/spec.js'
+export { parsePortRange, formatRange, type PortRange } from './tunnel/ports.js'
+export { prepareRelayData, defaultDataDir, type RelayData } from './tunnel/data-dir.js'
+export { CONTROL_VERSION, MAX_CONTROL_MESSAGE, MAX_STREAM_HEADER, encodeMessage, encodeStreamHeader, parseClientMessage, parseRelayMessage, parseStreamHeader, type ClientMessage, type RelayMessage, type StreamHeader, type LeaseTicket } from './tunnel/messages.js'
+export { proxy, type ProxyResult } from './tunnel/proxy.js'
+
+// Transport, certificates, config files
+export { ALPN_PROTOCOL, listenTls, connectTls, exportAuthBinding } from './transport/tls.js'
+export { generateSelfSigned, loadOrCreateCertificate, fingerprint, parseFingerprint } from './transport/certs.js'
+export { KnownRelays } from './transport/known-relays.js'
+export { loadConfigFile, checkKnownKeys } from './config/file.js'
+export { Secret } from './config/secret.js'
+
+// CLI helpers (used by the bins)
+export { createPrinter, oneLine, formatBytes, ExitCode, type Printer } from './cli/output.js'

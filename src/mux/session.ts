@@ -88,7 +88,6 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       keepAliveTimeout: this.config.keepAliveTimeout,
       maxPingsPerSecond: this.config.maxPingsPerSecond,
     })
-    const session = this
     this.#link = {
       maxSendFrameSize: this.config.maxSendFrameSize,
       maxStreamWindow: this.config.maxStreamWindow,
@@ -98,7 +97,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       sendWindowUpdate: (id, flags, delta) => this.#queueControl(FrameType.WindowUpdate, flags, id, delta),
       sendReset: id => this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0),
       release: s => this.#release(s),
-      rtt: () => session.#pinger.rtt,
+      rtt: () => this.#pinger.rtt,
     }
     socket.on('data', this.#onSocketData)
     socket.on('drain', this.#onDrain)

@@ -1,0 +1,138 @@
+/**
+ * Tunnel control protocol: the messages on the control stream, and the header that opens
+ * each visitor stream. Both are length-prefixed JSON (PROTOCOL.md, "Tunnel layer").
+ */
+import { InvalidMessageError, MessageTooLargeError, VersionMismatchError } from '../errors.js'
+
+export const CONTROL_VERSION = 1
+/** Largest control message body in bytes (after the 4-byte length prefix). */
+export const MAX_CONTROL_MESSAGE = 16 * 1024
+/** Largest visitor-stream header body in bytes (after the 2-byte length prefix). */
+export const MAX_STREAM_HEADER = 1024
+
+export interface LeaseTicket { id: string, secret: string }
+
+/** Client → relay. */
+export type ClientMessage =
+  /** First message: protocol version, software, and a lease to reclaim after a reconnect. */
+  | { t: 'hello', version: number, agent: string, lease?: LeaseTicket }
+  /** Answer to the challenge: token id and HMAC proof (base64url). */
+  | { t: 'auth', tokenId: string, proof: string }
+  /** Ask for a TCP tunnel; `port` 0 lets the relay choose. `id` is the client's handle for it. */
+  | { t: 'open', id: number, name: string, port: number }
+  /** Close a tunnel this client opened. */
+  | { t: 'close', id: number }
+
+/** Relay → client. */
+export type RelayMessage =
+  /** Reply to hello: a fresh nonce to prove the token against. */
+  | { t: 'challenge', version: number, nonce: string }
+  /** Authenticated: the lease to present on reconnect, and whether an old one was reclaimed. */
+  | { t: 'welcome', lease: LeaseTicket, resumed: boolean, principal: string, agent: string }
+  /** A tunnel is up at `host:port`. */
+  | { t: 'opened', id: number, port: number, host: string }
+  /** A tunnel was refused (reply to open) or ended by the relay. */
+  | { t: 'closed', id: number, code: string, message: string }
+  /** Fatal: the relay ends the connection after sending it. */
+  | { t: 'error', code: string, message: string }
+
+/** First bytes of every visitor stream the relay opens (sent with the SYN). */
+export interface StreamHeader {
+  /** The client's tunnel id. */
+  id: number
+  /** Visitor's address and port as the relay saw them. */
+  addr: string
+  port: number
+}
+
+export function encodeMessage (msg: ClientMessage | RelayMessage): Buffer {
+  return lengthPrefixed(msg, 4, MAX_CONTROL_MESSAGE)
+}
+
+export function encodeStreamHeader (h: StreamHeader): Buffer {
+  return lengthPrefixed(h, 2, MAX_STREAM_HEADER)
+}
+
+/** JSON body behind a big-endian length of `prefix` bytes (4 for control messages, 2 for stream headers). */
+function lengthPrefixed (value: object, prefix: 2 | 4, limit: number): Buffer {
+  const body = Buffer.from(JSON.stringify(value))
+  if (body.length > limit) throw new MessageTooLargeError(body.length, limit)
+  const out = Buffer.allocUnsafe(prefix + body.length)
+  out.writeUIntBE(body.length, 0, prefix)
+  body.copy(out, prefix)
+  return out
+}
+
+type Obj = Record<string, unknown>
+
+function parseJson (body: Buffer): Obj {
+  let v: unknown
+  try {
+    v = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new InvalidMessageError('control message is not valid JSON')
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidMessageError('control message must be a JSON object')
+  return v as Obj
+}
+
+function str (o: Obj, k: string, max = 256): string {
+  const v = o[k]
+  if (typeof v !== 'string' || v.length > max) throw new InvalidMessageError(`"${String(o.t)}" message: "${k}" must be a string of at most ${max} characters`)
+  return v
+}
+
+function int (o: Obj, k: string, min: number, max: number): number {
+  const v = o[k]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InvalidMessageError(`"${String(o.t)}" message: "${k}" must be an integer from ${min} to ${max}`)
+  return v
+}
+
+function bool (o: Obj, k: string): boolean {
+  const v = o[k]
+  if (typeof v !== 'boolean') throw new InvalidMessageError(`"${String(o.t)}" message: "${k}" must be a boolean`)
+  return v
+}
+
+function lease (o: Obj, k: string): LeaseTicket {
+  const v = o[k]
+  if (typeof v !== 'object' || v === null) throw new InvalidMessageError(`"${String(o.t)}" message: "${k}" must be an object`)
+  return { id: str(v as Obj, 'id', 64), secret: str(v as Obj, 'secret', 128) }
+}
+
+/** Parses and validates a client message body; throws InvalidMessageError or VersionMismatchError. */
+export function parseClientMessage (body: Buffer): ClientMessage {
+  const o = parseJson(body)
+  switch (o.t) {
+    case 'hello': {
+      if (o.version !== CONTROL_VERSION) throw new VersionMismatchError(o.version, CONTROL_VERSION)
+      const msg: ClientMessage = { t: 'hello', version: CONTROL_VERSION, agent: str(o, 'agent') }
+      if (o.lease !== undefined) msg.lease = lease(o, 'lease')
+      return msg
+    }
+    case 'auth': return { t: 'auth', tokenId: str(o, 'tokenId', 128), proof: str(o, 'proof', 128) }
+    case 'open': return { t: 'open', id: int(o, 'id', 1, 0xffff_ffff), name: str(o, 'name', 64), port: int(o, 'port', 0, 65535) }
+    case 'close': return { t: 'close', id: int(o, 'id', 1, 0xffff_ffff) }
+    default: throw new InvalidMessageError(`unknown client message type ${JSON.stringify(o.t)}`)
+  }
+}
+
+/** Parses and validates a relay message body. */
+export function parseRelayMessage (body: Buffer): RelayMessage {
+  const o = parseJson(body)
+  switch (o.t) {
+    case 'challenge':
+      if (o.version !== CONTROL_VERSION) throw new VersionMismatchError(o.version, CONTROL_VERSION)
+      return { t: 'challenge', version: CONTROL_VERSION, nonce: str(o, 'nonce', 128) }
+    case 'welcome': return { t: 'welcome', lease: lease(o, 'lease'), resumed: bool(o, 'resumed'), principal: str(o, 'principal'), agent: str(o, 'agent') }
+    case 'opened': return { t: 'opened', id: int(o, 'id', 1, 0xffff_ffff), port: int(o, 'port', 1, 65535), host: str(o, 'host') }
+    case 'closed': return { t: 'closed', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024) }
+    case 'error': return { t: 'error', code: str(o, 'code', 64), message: str(o, 'message', 1024) }
+    default: throw new InvalidMessageError(`unknown relay message type ${JSON.stringify(o.t)}`)
+  }
+}
+
+export function parseStreamHeader (body: Buffer): StreamHeader {
+  const o = parseJson(body)
+  return { id: int(o, 'id', 1, 0xffff_ffff), addr: str(o, 'addr', 64), port: int(o, 'port', 0, 65535) }
+}

@@ -1,0 +1,397 @@
+/**
+ * Relay: the public side. Accepts clients over TLS (ALPN mport/1), authenticates them on a
+ * control stream, binds public TCP ports for their tunnels, and turns every visitor
+ * connection into one mux stream opened towards the client, its header riding with the SYN.
+ */
+import { EventEmitter } from 'node:events'
+import net from 'node:net'
+import { randomBytes } from 'node:crypto'
+import type { TLSSocket } from 'node:tls'
+import {
+  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, RateLimitedError, SessionClosedError, TunnelLimitError,
+} from '../errors.js'
+import type { MuxConfig } from '../mux/config.js'
+import { Session } from '../mux/session.js'
+import type { MuxStream } from '../mux/stream.js'
+import { exportAuthBinding, listenTls, type TlsListener } from '../transport/tls.js'
+import { FailureLimiter, verifyProof, type Authenticator, type Principal } from './auth.js'
+import { ControlChannel } from './control.js'
+import { Lease, type PublicTunnel } from './lease.js'
+import { CONTROL_VERSION, encodeStreamHeader, parseClientMessage, type ClientMessage } from './messages.js'
+import { bindPublicPort, type PortRange } from './ports.js'
+import { proxy } from './proxy.js'
+
+export const DEFAULT_CONTROL_PORT = 7835
+export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
+export const AGENT = 'mport-relay/0.1.0'
+
+export interface RelayOptions {
+  /** PEM certificate and key for the control listener. */
+  cert: string | Buffer
+  key: string | Buffer
+  /** Resolves token ids to principals (StaticTokens for a single-owner relay). */
+  authenticator: Authenticator
+  /** Control listener address (default 0.0.0.0:7835; port 0 picks one). */
+  host?: string
+  port?: number
+  /** Address the public tunnel ports bind to (default 0.0.0.0). */
+  bindHost?: string
+  /** Host name shown to clients in tunnel addresses (default: the control host, or localhost). */
+  publicHost?: string
+  /** Ports tunnels may use (default 20000-29999). */
+  portRange?: PortRange
+  /** How long a disconnected client's ports are held for it (default 120 s). */
+  leaseGrace?: number // ms
+  /** Budget for TLS + hello + auth of one client (default 10 s). */
+  handshakeTimeout?: number // ms
+  maxTunnelsPerClient?: number
+  /** Failed authentications allowed per source address per window before refusing. */
+  authFailureLimit?: { max: number, windowMs: number }
+  mux?: Partial<MuxConfig>
+}
+
+export interface ClientInfo {
+  id: string
+  principal: Principal
+  remoteAddress: string
+  resumed: boolean
+}
+
+export interface TunnelInfo {
+  client: string
+  principal: string
+  id: number
+  name: string
+  port: number
+}
+
+export interface ConnectionInfo {
+  tunnel: TunnelInfo
+  remoteAddress: string
+  remotePort: number
+}
+
+export interface RelayEvents {
+  listening: [address: net.AddressInfo]
+  client: [info: ClientInfo]
+  'client-closed': [info: ClientInfo, err?: Error]
+  'tunnel-up': [info: TunnelInfo]
+  'tunnel-down': [info: TunnelInfo, reason: string]
+  connection: [info: ConnectionInfo]
+  'connection-closed': [info: ConnectionInfo, stats: { bytesIn: number, bytesOut: number, error?: Error }]
+  'auth-failed': [remoteAddress: string, err: MportError]
+  /** Something went wrong with one client or visitor; the relay goes on serving the rest. */
+  warning: [err: Error]
+}
+
+/** One authenticated client connection. */
+interface ClientConn {
+  info: ClientInfo
+  session: Session
+  control: ControlChannel<ClientMessage>
+  lease: Lease<ClientConn>
+}
+
+export class Relay extends EventEmitter<RelayEvents> {
+  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost'>> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #limiter: FailureLimiter
+  readonly #leases = new Map<string, Lease<ClientConn>>()
+  readonly #sessions = new Set<Session>()
+  readonly #conns = new Set<ClientConn>()
+  #listener: TlsListener | undefined
+  #closing = false
+  #nextClientId = 1
+
+  constructor (options: RelayOptions) {
+    super()
+    const host = options.host ?? '0.0.0.0'
+    this.#opts = {
+      host,
+      port: options.port ?? DEFAULT_CONTROL_PORT,
+      bindHost: options.bindHost ?? '0.0.0.0',
+      publicHost: options.publicHost ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host),
+      portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+      leaseGrace: options.leaseGrace ?? 120_000,
+      handshakeTimeout: options.handshakeTimeout ?? 10_000,
+      maxTunnelsPerClient: options.maxTunnelsPerClient ?? 64,
+      authFailureLimit: options.authFailureLimit ?? { max: 10, windowMs: 60_000 },
+      cert: options.cert,
+      key: options.key,
+      authenticator: options.authenticator,
+      mux: options.mux ?? {},
+    }
+    this.#limiter = new FailureLimiter(this.#opts.authFailureLimit.max, this.#opts.authFailureLimit.windowMs)
+  }
+
+  /** The control listener's address (after listen()). */
+  get address (): net.AddressInfo {
+    if (this.#listener === undefined) throw new SessionClosedError('relay is not listening')
+    return this.#listener.address
+  }
+
+  /** Live tunnels, with their counters. */
+  get tunnels (): Array<TunnelInfo & { connections: number, bytesIn: number, bytesOut: number, online: boolean }> {
+    const out = []
+    for (const lease of this.#leases.values()) {
+      for (const t of lease.tunnels.values()) {
+        out.push({ ...this.#tunnelInfo(lease, t), connections: t.connections.size, bytesIn: t.bytesIn, bytesOut: t.bytesOut, online: lease.holder !== undefined })
+      }
+    }
+    return out
+  }
+
+  /** Number of connected clients. */
+  get clientCount (): number {
+    return this.#sessions.size
+  }
+
+  async listen (): Promise<net.AddressInfo> {
+    this.#listener = await listenTls({
+      host: this.#opts.host,
+      port: this.#opts.port,
+      cert: this.#opts.cert,
+      key: this.#opts.key,
+      handshakeTimeout: this.#opts.handshakeTimeout,
+      onError: err => this.emit('warning', err),
+    }, socket => this.#onClient(socket))
+    this.emit('listening', this.#listener.address)
+    return this.#listener.address
+  }
+
+  /**
+   * Graceful shutdown: stop accepting clients and visitors, send GoAway to every client, let
+   * open connections drain for up to `graceMs`, then close everything.
+   */
+  async close (graceMs = 10_000): Promise<void> {
+    if (this.#closing) return
+    this.#closing = true
+    const listener = this.#listener
+    listener?.server.close()
+    for (const lease of this.#leases.values()) {
+      lease.cancelExpiry()
+      for (const t of lease.tunnels.values()) t.server.close()
+    }
+    for (const conn of this.#conns) conn.control.end() // the client ends its side, then nothing holds the session
+    const sessions = [...this.#sessions]
+    const drained = Promise.all(sessions.map(s => s.close()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([drained, new Promise<void>(resolve => { timer = setTimeout(resolve, graceMs) })])
+    clearTimeout(timer)
+    for (const s of sessions) s.destroy()
+    for (const lease of this.#leases.values()) this.#releaseLease(lease, 'relay shutting down')
+    await listener?.close()
+  }
+
+  // ---- Client connections ----
+
+  #onClient (socket: TLSSocket): void {
+    const remoteAddress = socket.remoteAddress ?? 'unknown'
+    if (this.#closing) { socket.destroy(); return }
+    const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#opts.mux })
+    this.#sessions.add(session)
+    session.on('close', () => this.#sessions.delete(session))
+    this.#handshake(session, socket, remoteAddress).catch((err: Error) => {
+      if (!(err instanceof MportError)) {
+        this.emit('warning', err)
+        session.destroy(err)
+        return
+      }
+      // Let the typed error reach the client, then hang up even if it lingers.
+      void session.close()
+      setTimeout(() => session.destroy(), 1000).unref()
+    })
+  }
+
+  async #handshake (session: Session, socket: TLSSocket, remoteAddress: string): Promise<void> {
+    // The whole handshake is bounded; other clients are accepted meanwhile.
+    const deadline = setTimeout(() => session.destroy(), this.#opts.handshakeTimeout)
+    deadline.unref()
+    let control: ControlChannel<ClientMessage>
+    let principal: Principal
+    let hello: Extract<ClientMessage, { t: 'hello' }>
+    try {
+      const stream = await session.accept()
+      // The control stream is the only one a client may open.
+      session.on('stream', s => s.destroy())
+      control = new ControlChannel(stream, parseClientMessage)
+      const first = await control.recv().catch((err: Error) => { this.#refuse(control, err); throw err })
+      if (first.t !== 'hello') throw this.#refuse(control, new InvalidMessageError(`expected "hello", got "${first.t}"`))
+      hello = first
+      const retryAfter = this.#limiter.retryAfter(remoteAddress)
+      if (retryAfter > 0) {
+        throw this.#refuse(control, new RateLimitedError(`too many failed logins from ${remoteAddress}; retry in ${Math.ceil(retryAfter / 1000)} s`, retryAfter))
+      }
+      const nonce = randomBytes(32)
+      control.send({ t: 'challenge', version: CONTROL_VERSION, nonce: nonce.toString('base64url') })
+      const auth = await control.recv().catch((err: Error) => { this.#refuse(control, err); throw err })
+      if (auth.t !== 'auth') throw this.#refuse(control, new InvalidMessageError(`expected "auth", got "${auth.t}"`))
+      const cred = await this.#opts.authenticator.resolve(auth.tokenId)
+      const ok = cred !== undefined && verifyProof(cred.key, nonce, exportAuthBinding(socket), Buffer.from(auth.proof, 'base64url'))
+      if (!ok) {
+        this.#limiter.fail(remoteAddress)
+        const err = new AuthFailedError()
+        this.emit('auth-failed', remoteAddress, err)
+        throw this.#refuse(control, err)
+      }
+      this.#limiter.succeed(remoteAddress)
+      principal = cred.principal
+    } finally {
+      clearTimeout(deadline)
+    }
+    if (session.closed) throw new SessionClosedError('client left during the handshake')
+
+    // Reclaim the lease if the ticket proves it, replacing a stale connection still holding it.
+    let lease = hello.lease === undefined ? undefined : this.#leases.get(hello.lease.id)
+    let ticket = hello.lease
+    const resumed = lease !== undefined && ticket !== undefined && lease.matches(ticket, principal)
+    if (!resumed) {
+      const created = Lease.create<ClientConn>(principal)
+      lease = created.lease
+      ticket = created.ticket
+      this.#leases.set(lease.id, lease)
+    }
+    const stale = lease!.holder
+    const conn: ClientConn = {
+      info: { id: `c${this.#nextClientId++}`, principal, remoteAddress, resumed },
+      session,
+      control,
+      lease: lease!,
+    }
+    lease!.attach(conn)
+    if (stale !== undefined) stale.session.destroy()
+    this.#conns.add(conn)
+    session.on('close', err => { this.#conns.delete(conn); this.#onClientGone(conn, err) })
+    control.send({ t: 'welcome', lease: ticket!, resumed, principal: principal.name, agent: AGENT })
+    this.emit('client', conn.info)
+    await this.#serveControl(conn)
+  }
+
+  /** Sends a typed error as the last control message; returns it for throwing. */
+  #refuse (control: ControlChannel<ClientMessage>, err: Error): Error {
+    const code = err instanceof MportError ? err.code : 'MPORT_ERR_INVALID_MESSAGE'
+    control.end({ t: 'error', code, message: err.message })
+    return err
+  }
+
+  async #serveControl (conn: ClientConn): Promise<void> {
+    for (;;) {
+      let msg: ClientMessage
+      try {
+        msg = await conn.control.recv()
+      } catch (err) {
+        // Bad or oversized messages end this client with a typed error; a closed stream ends it quietly.
+        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') this.#refuse(conn.control, err)
+        else conn.control.end()
+        void conn.session.close() // open visitor connections may finish
+        return
+      }
+      switch (msg.t) {
+        case 'open': await this.#openTunnel(conn, msg); break
+        case 'close': this.#closeTunnel(conn.lease, msg.id, 'closed by client'); break
+        case 'hello':
+        case 'auth':
+          this.#refuse(conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
+          void conn.session.close()
+          return
+        default: assertNever(msg)
+      }
+    }
+  }
+
+  async #openTunnel (conn: ClientConn, msg: Extract<ClientMessage, { t: 'open' }>): Promise<void> {
+    const lease = conn.lease
+    const existing = lease.tunnels.get(msg.id)
+    if (existing !== undefined && existing.name === msg.name && (msg.port === 0 || msg.port === existing.port)) {
+      // Reclaimed after a reconnect: the same listener, the same port.
+      conn.control.send({ t: 'opened', id: msg.id, port: existing.port, host: this.#opts.publicHost })
+      this.emit('tunnel-up', this.#tunnelInfo(lease, existing))
+      return
+    }
+    if (existing !== undefined) this.#closeTunnel(lease, msg.id, 'replaced')
+    try {
+      for (const t of lease.tunnels.values()) if (t.name === msg.name) throw new DuplicateTunnelError(msg.name)
+      if (lease.tunnels.size >= this.#opts.maxTunnelsPerClient) throw new TunnelLimitError(this.#opts.maxTunnelsPerClient)
+      const tunnel: PublicTunnel = { id: msg.id, name: msg.name, port: 0, server: undefined as unknown as net.Server, connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
+      tunnel.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, tunnel, socket))
+      tunnel.port = (tunnel.server.address() as net.AddressInfo).port
+      if (this.#closing || lease.holder !== conn) {
+        tunnel.server.close()
+        return
+      }
+      lease.tunnels.set(msg.id, tunnel)
+      conn.control.send({ t: 'opened', id: msg.id, port: tunnel.port, host: this.#opts.publicHost })
+      this.emit('tunnel-up', this.#tunnelInfo(lease, tunnel))
+    } catch (err) {
+      if (!(err instanceof MportError)) this.emit('warning', err as Error)
+      const e = err instanceof MportError ? err : new InvalidMessageError(`cannot open tunnel: ${(err as Error).message}`)
+      conn.control.send({ t: 'closed', id: msg.id, code: e.code, message: e.message })
+    }
+  }
+
+  #closeTunnel (lease: Lease<ClientConn>, id: number, reason: string): void {
+    const t = lease.tunnels.get(id)
+    if (t === undefined) return
+    lease.tunnels.delete(id)
+    t.server.close()
+    for (const s of t.connections) s.destroy()
+    this.emit('tunnel-down', this.#tunnelInfo(lease, t), reason)
+  }
+
+  #onClientGone (conn: ClientConn, err: Error | undefined): void {
+    this.emit('client-closed', conn.info, err)
+    const lease = conn.lease
+    if (lease.holder !== conn) return // replaced by a newer connection
+    if (this.#closing) return
+    lease.detach(this.#opts.leaseGrace, () => this.#releaseLease(lease, 'client did not come back'))
+  }
+
+  #releaseLease (lease: Lease<ClientConn>, reason: string): void {
+    lease.cancelExpiry()
+    for (const id of [...lease.tunnels.keys()]) this.#closeTunnel(lease, id, reason)
+    this.#leases.delete(lease.id)
+  }
+
+  // ---- Visitors ----
+
+  #onVisitor (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket): void {
+    socket.on('error', () => {}) // reported through proxy(); a reset visitor must not crash the relay
+    const conn = lease.holder
+    if (conn === undefined || this.#closing) {
+      socket.destroy() // tunnel offline: the client is reconnecting
+      return
+    }
+    let stream: MuxStream
+    try {
+      stream = conn.session.open()
+    } catch (err) {
+      this.emit('warning', err as Error)
+      socket.destroy()
+      return
+    }
+    const info: ConnectionInfo = {
+      tunnel: this.#tunnelInfo(lease, tunnel),
+      remoteAddress: socket.remoteAddress ?? 'unknown',
+      remotePort: socket.remotePort ?? 0,
+    }
+    // Written in the same tick as open(): the header rides with the SYN, no extra round trip.
+    stream.write(encodeStreamHeader({ id: tunnel.id, addr: info.remoteAddress, port: info.remotePort }))
+    tunnel.connections.add(socket)
+    tunnel.totalConnections++
+    this.emit('connection', info)
+    const counters = { aToB: 0, bToA: 0 }
+    void proxy(socket, stream, counters).then(result => {
+      tunnel.connections.delete(socket)
+      tunnel.bytesIn += result.aToB
+      tunnel.bytesOut += result.bToA
+      this.emit('connection-closed', info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
+    })
+  }
+
+  #tunnelInfo (lease: Lease<ClientConn>, t: PublicTunnel): TunnelInfo {
+    return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }
+  }
+}
+
+function assertNever (x: never): never {
+  throw new InvalidMessageError(`unhandled message ${JSON.stringify(x)}`)
+}
