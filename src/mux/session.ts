@@ -54,6 +54,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
   #ready: MuxStream[] = []
   #readyHead = 0
   #flushScheduled = false
+  #lazyFlushScheduled = false
   #waitingDrain = false
   #slab = Buffer.allocUnsafe(SLAB_SIZE)
   #slabStart = 0
@@ -94,7 +95,9 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       windowAutoTuning: this.config.windowAutoTuning,
       schedule: s => this.#schedule(s),
       writeFrame: (type, flags, id, length, payload) => this.#writeFrame(type, flags, id, length, payload),
-      sendWindowUpdate: (id, flags, delta) => this.#queueControl(FrameType.WindowUpdate, flags, id, delta),
+      // Plain credit can wait for the end of this event-loop turn: many streams' updates then
+      // share one socket write instead of one write each.
+      sendWindowUpdate: (id, flags, delta) => this.#queueControl(FrameType.WindowUpdate, flags, id, delta, flags === 0),
       sendReset: id => this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0),
       release: s => this.#release(s),
       rtt: () => this.#pinger.rtt,
@@ -323,7 +326,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     this.#queueControl(FrameType.GoAway, 0, 0, code)
   }
 
-  #queueControl (type: FrameType, flags: number, id: number, length: number): void {
+  #queueControl (type: FrameType, flags: number, id: number, length: number, lazy = false): void {
     if (this.#destroyed) return
     // The GoAway that reports an overflow must not be refused by the same limit.
     if (this.#control.length >= this.config.maxControlBacklog && type !== FrameType.GoAway) {
@@ -335,7 +338,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     const frame = Buffer.allocUnsafe(HEADER_LENGTH)
     writeHeader(frame, 0, { type, flags, streamId: id, length })
     this.#control.push(frame)
-    this.#scheduleFlush()
+    if (lazy) this.#scheduleLazyFlush()
+    else this.#scheduleFlush()
   }
 
   #schedule (s: MuxStream): void {
@@ -349,6 +353,17 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     if (this.#flushScheduled || this.#waitingDrain) return
     this.#flushScheduled = true
     process.nextTick(this.#flush)
+  }
+
+  #scheduleLazyFlush (): void {
+    if (this.#flushScheduled || this.#lazyFlushScheduled || this.#waitingDrain) return
+    this.#lazyFlushScheduled = true
+    setImmediate(this.#lazyFlush)
+  }
+
+  readonly #lazyFlush = (): void => {
+    this.#lazyFlushScheduled = false
+    if (!this.#flushScheduled) this.#flush()
   }
 
   readonly #onDrain = (): void => {
