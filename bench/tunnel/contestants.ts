@@ -1,0 +1,258 @@
+/**
+ * The contestants of the tunnel bench. Each `start(sinkPort)` brings its processes up on
+ * loopback and resolves with the port the load generator connects to, the pids of its own
+ * processes by role (relay side / client side; looked up when measured, because sshd forks
+ * per connection), and a `stop()` that kills every one of them.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { LineReader, ROOT, killChild, processTree, spawnLimited, spawnTs } from './procs.js'
+import type { ChildProcess } from 'node:child_process'
+
+export interface Running {
+  /** Where the load generator connects. */
+  port: number
+  /** The tunnel's own processes: relay side and client side. */
+  pids: () => { relay: number[], client: number[] }
+  stop: () => Promise<void>
+}
+
+export interface Contestant {
+  key: string
+  name: string
+  /** Set when the contestant cannot run on this machine (then it is skipped, with this message). */
+  skip?: string
+  start: (sinkPort: number) => Promise<Running>
+}
+
+const START_TIMEOUT = 20_000
+
+function parseJsonLine<T> (line: string): T {
+  return JSON.parse(line.slice(line.indexOf('{'))) as T
+}
+const hasKey = (key: string) => (l: string): boolean => {
+  if (!l.trimStart().startsWith('{')) return false
+  try { return key in (JSON.parse(l) as object) } catch { return false }
+}
+
+async function stopAll (children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map(c => killChild(c)))
+}
+
+/** A Node child that prints {"port": N}. */
+async function nodeChild (file: string, args: string[], label: string): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawnTs(file, args)
+  const out = new LineReader(child, label)
+  try {
+    const line = await out.waitLine(hasKey('port'), START_TIMEOUT, 'its port')
+    return { child, port: parseJsonLine<{ port: number }>(line).port }
+  } catch (err) {
+    await killChild(child)
+    throw err
+  }
+}
+
+export const direct: Contestant = {
+  key: 'direct',
+  name: 'direct (no tunnel)',
+  async start (sinkPort) {
+    return { port: sinkPort, pids: () => ({ relay: [], client: [] }), stop: async () => {} }
+  },
+}
+
+export const tcpForwarder: Contestant = {
+  key: 'node-tcp',
+  name: 'Node TCP forwarder',
+  async start (sinkPort) {
+    const f = await nodeChild('./forwarder.ts', ['tcp', String(sinkPort)], 'tcp forwarder')
+    return { port: f.port, pids: () => ({ relay: [f.child.pid as number], client: [] }), stop: () => stopAll([f.child]) }
+  },
+}
+
+export const tlsForwarder: Contestant = {
+  key: 'node-tls',
+  name: 'Node TLS forwarder',
+  async start (sinkPort) {
+    const exit = await nodeChild('./forwarder.ts', ['tls-exit', String(sinkPort)], 'tls exit')
+    try {
+      const entry = await nodeChild('./forwarder.ts', ['tls-entry', String(exit.port)], 'tls entry')
+      return {
+        port: entry.port,
+        pids: () => ({ relay: [entry.child.pid as number], client: [exit.child.pid as number] }),
+        stop: () => stopAll([entry.child, exit.child]),
+      }
+    } catch (err) {
+      await killChild(exit.child)
+      throw err
+    }
+  },
+}
+
+export const libp2pYamux: Contestant = {
+  key: 'libp2p-yamux',
+  name: 'libp2p-yamux tunnel (no TLS)',
+  async start (sinkPort) {
+    const relay = spawnTs('./yamux-tunnel.ts', ['relay'])
+    const relayOut = new LineReader(relay, 'libp2p-yamux relay')
+    let client: ChildProcess | undefined
+    try {
+      const control = parseJsonLine<{ control: number }>(await relayOut.waitLine(hasKey('control'), START_TIMEOUT, 'control port')).control
+      client = spawnTs('./yamux-tunnel.ts', ['client', String(control), String(sinkPort)])
+      const clientOut = new LineReader(client, 'libp2p-yamux client')
+      await clientOut.waitLine(hasKey('connected'), START_TIMEOUT, 'connection')
+      const port = parseJsonLine<{ port: number }>(await relayOut.waitLine(hasKey('port'), START_TIMEOUT, 'public port')).port
+      const c = client
+      return { port, pids: () => ({ relay: [relay.pid as number], client: [c.pid as number] }), stop: () => stopAll([relay, c]) }
+    } catch (err) {
+      await stopAll(client === undefined ? [relay] : [relay, client])
+      throw err
+    }
+  },
+}
+
+/** Where mport's bins are run from: the build when it is there (index.ts builds first), else source through tsx. */
+export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
+  const dist = path.join(ROOT, 'dist/bin')
+  if (existsSync(path.join(dist, 'mport-relay.js')) && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
+    return { cmd: process.execPath, pre: [], relay: path.join(dist, 'mport-relay.js'), connect: path.join(dist, 'mport-connect.js') }
+  }
+  return { cmd: process.execPath, pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
+}
+
+/** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+
+export const mport: Contestant = {
+  key: 'mport',
+  name: 'mport (relay + connect, TLS)',
+  async start (sinkPort) {
+    const bins = mportBins()
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
+    const home = path.join(tmp, 'home')
+    mkdirSync(home)
+    const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
+    const relay = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
+      '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json'], { env })
+    const relayOut = new LineReader(relay, 'mport-relay')
+    let client: ChildProcess | undefined
+    try {
+      const listening = parseJsonLine<{ port: number, fingerprint: string, connect?: string }>(
+        await relayOut.waitLine(l => l.includes('"listening"'), START_TIMEOUT, 'listening'))
+      const token = /--token (\S+)/.exec(listening.connect ?? '')?.[1] ?? readFileSync(path.join(tmp, 'data/token'), 'utf8').trim()
+      client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, String(sinkPort), '--relay', `127.0.0.1:${listening.port}`,
+        '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
+      const clientOut = new LineReader(client, 'mport-connect')
+      const tunnel = parseJsonLine<{ remotePort: number }>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), START_TIMEOUT, 'tunnel'))
+      const c = client
+      return { port: tunnel.remotePort, pids: () => ({ relay: [relay.pid as number], client: [c.pid as number] }), stop: () => stopAll([c, relay]) }
+    } catch (err) {
+      await stopAll(client === undefined ? [relay] : [client, relay])
+      throw err
+    }
+  },
+}
+
+// ---- OpenSSH ----
+
+function which (cmd: string): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Installs openssh when missing (apt-get, as root); returns why ssh cannot run, or undefined. */
+export function prepareOpenSsh (log: (s: string) => void): string | undefined {
+  if (process.env.BENCH_SKIP_SSH !== undefined) return 'BENCH_SKIP_SSH is set'
+  const sshdPath = existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : which('sshd')
+  if (sshdPath === undefined || which('ssh') === undefined || which('ssh-keygen') === undefined) {
+    if (process.getuid?.() !== 0 || which('apt-get') === undefined) return 'openssh-server/openssh-client are not installed and cannot be installed here (needs root and apt-get)'
+    log('installing openssh-server and openssh-client with apt-get …')
+    try {
+      execFileSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client'], { stdio: 'ignore', timeout: 300_000 })
+    } catch (err) {
+      return `apt-get install openssh-server openssh-client failed: ${(err as Error).message.split('\n')[0]}`
+    }
+    if (!existsSync('/usr/sbin/sshd')) return 'sshd still missing after apt-get install'
+  }
+  return undefined
+}
+
+export function opensshVersion (): string | undefined {
+  const r = spawnSync('ssh', ['-V'], { encoding: 'utf8' }) // prints its version on stderr
+  return r.error === undefined ? `${r.stderr}${r.stdout}`.trim() || undefined : undefined
+}
+
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen({ host: '127.0.0.1', port: 0 }, () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** A private sshd (own host key, config, authorized key, loopback port) and one `ssh -R`. */
+function openssh (key: string, name: string, tty: boolean): Contestant {
+  return {
+    key,
+    name,
+    async start (sinkPort) {
+      const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-ssh-'))
+      chmodSync(tmp, 0o700)
+      for (const k of ['host_key', 'user_key']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(tmp, k)])
+      writeFileSync(path.join(tmp, 'authorized_keys'), readFileSync(path.join(tmp, 'user_key.pub')), { mode: 0o600 })
+      mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }) // privilege separation directory sshd insists on
+      const port = await freePort()
+      const user = os.userInfo().username
+      writeFileSync(path.join(tmp, 'sshd_config'), [
+        `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(tmp, 'host_key')}`, `PidFile ${path.join(tmp, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${path.join(tmp, 'authorized_keys')}`, 'PubkeyAuthentication yes', 'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'PermitRootLogin prohibit-password', `AllowUsers ${user}`,
+        'AllowTcpForwarding yes', 'GatewayPorts no', 'Ciphers aes128-gcm@openssh.com', 'Compression no', 'UseDNS no',
+        'PermitTTY yes', 'ClientAliveInterval 0', 'MaxStartups 100:30:200', 'LogLevel INFO', 'Subsystem sftp internal-sftp', '',
+      ].join('\n'))
+      const sshd = spawnLimited('/usr/sbin/sshd', ['-f', path.join(tmp, 'sshd_config'), '-D', '-e'])
+      const sshdOut = new LineReader(sshd, 'sshd')
+      let ssh: ChildProcess | undefined
+      try {
+        await sshdOut.waitLine(l => l.includes('Server listening on'), START_TIMEOUT, '"Server listening"')
+        const args = ['-F', '/dev/null', '-i', path.join(tmp, 'user_key'), '-p', String(port),
+          '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=INFO',
+          '-o', 'Ciphers=aes128-gcm@openssh.com', '-o', 'Compression=no', '-o', 'ExitOnForwardFailure=yes', '-o', 'ServerAliveInterval=0',
+          '-R', `127.0.0.1:0:127.0.0.1:${sinkPort}`]
+        // -tt: a remote pty makes both ends set TCP_NODELAY on the ssh connection (interactive mode).
+        const full = tty ? [...args, '-tt', `${user}@127.0.0.1`, 'sleep 2147483647'] : [...args, '-N', `${user}@127.0.0.1`]
+        ssh = spawnLimited('ssh', full, { stdio: ['pipe', 'pipe', 'pipe'] })
+        const sshOut = new LineReader(ssh, `ssh ${tty ? '-tt' : '-N'} -R`)
+        const line = await sshOut.waitLine(l => /Allocated port \d+/.test(l), START_TIMEOUT, '"Allocated port"')
+        const fwd = Number(/Allocated port (\d+)/.exec(line)?.[1])
+        const sshdPid = sshd.pid as number
+        const c = ssh
+        return {
+          port: fwd,
+          pids: () => ({ relay: processTree(sshdPid), client: [c.pid as number] }),
+          stop: async () => {
+            const tree = processTree(sshdPid)
+            await stopAll([c, sshd])
+            for (const pid of tree) { // sshd's per-connection children, should one outlive its parent
+              try { process.kill(pid, 'SIGKILL') } catch { /* already gone */ }
+            }
+          },
+        }
+      } catch (err) {
+        await stopAll(ssh === undefined ? [sshd] : [ssh, sshd])
+        throw err
+      }
+    },
+  }
+}
+
+export const sshStock = openssh('ssh-R', 'OpenSSH ssh -N -R (aes128-gcm)', false)
+export const sshTty = openssh('ssh-tt-R', 'OpenSSH ssh -tt -R (aes128-gcm)', true)

@@ -1,0 +1,340 @@
+/**
+ * `npm run bench:tunnel`: mport side by side with other tunnels, in one run (issue 4).
+ *
+ * load generator (own process) → contestant's processes → sink/echo service (own process),
+ * all on 127.0.0.1. Rounds are interleaved: round 1 of every contestant, then round 2, …;
+ * each contestant is started before and killed after each of its rounds. The table (medians
+ * with min–max), ratios and target checks are printed and written to
+ * bench/results/tunnel-<date>.{md,json}. Knobs (env): BENCH_ROUNDS, BENCH_BULK_MIB,
+ * BENCH_BULK8_MIB, BENCH_RTT, BENCH_CONNRATE_SECONDS, BENCH_IDLE_CONNS, BENCH_ONLY (contestant
+ * keys), BENCH_CASES (bulk,latency,connrate,idle), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE,
+ * BENCH_MPORT_NODE_FLAGS, BENCH_SKIP_SSH, BENCH_OUT (results directory).
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {
+  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, mportBins,
+  type Contestant, type Running,
+} from './contestants.js'
+import { LineReader, ROOT, cpuSeconds, killAllSync, killChild, peakRssBytes, resetPeakRss, rssBytes, spawnTs, sum, withTimeout, sleep } from './procs.js'
+import { summarize, mainTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
+import type { LoadRequest, BulkResult, LatencyResult, ConnRateResult, IdleResult } from './load.js'
+
+const env = (name: string, dflt: number): number => {
+  const v = process.env[name]
+  const n = v === undefined || v === '' ? dflt : Number(v)
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`)
+  return n
+}
+const MiB = 1024 * 1024
+const ROUNDS = Math.floor(env('BENCH_ROUNDS', 3))
+const BULK1 = env('BENCH_BULK_MIB', 256) * MiB
+const BULK8 = env('BENCH_BULK8_MIB', 256) * MiB
+const RTT = Math.floor(env('BENCH_RTT', 20_000))
+const CONNRATE_S = env('BENCH_CONNRATE_SECONDS', 3)
+const IDLE = Math.floor(env('BENCH_IDLE_CONNS', 10_000))
+const CASES = new Set((process.env.BENCH_CASES ?? 'bulk,latency,connrate,idle').split(','))
+const ONLY = process.env.BENCH_ONLY?.split(',')
+
+const log = (s: string): void => { process.stderr.write(`${s}\n`) }
+
+// ---- load generator and sink processes ----
+
+class LoadGen {
+  #child: ChildProcess | undefined
+  #next = 0
+  #pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
+
+  #spawn (): ChildProcess {
+    const child = spawnTs('./load.ts', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    child.on('message', (m: { id: number, result?: unknown, error?: string }) => {
+      const p = this.#pending.get(m.id)
+      this.#pending.delete(m.id)
+      if (m.error !== undefined) p?.reject(new Error(m.error))
+      else p?.resolve(m.result)
+    })
+    child.once('exit', (code, sig) => {
+      if (this.#child === child) this.#child = undefined
+      for (const p of this.#pending.values()) p.reject(new Error(`load generator exited (${code ?? sig})`))
+      this.#pending.clear()
+    })
+    return child
+  }
+
+  async request<T> (r: LoadRequest, ms: number, what: string): Promise<T> {
+    this.#child ??= this.#spawn()
+    const child = this.#child
+    const id = this.#next++
+    const p = new Promise<T>((resolve, reject) => this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject }))
+    child.send({ id, ...r })
+    try {
+      return await withTimeout(p, ms, what)
+    } catch (err) {
+      // A stuck generator would poison the next case: replace it.
+      this.#pending.delete(id)
+      if (/timed out/.test((err as Error).message)) await killChild(child)
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.#child !== undefined) await killChild(this.#child)
+  }
+}
+
+async function startSink (): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawnTs('./sink.ts', [])
+  const out = new LineReader(child, 'sink')
+  const line = await out.waitLine(l => l.startsWith('{"port"'), 20_000, 'sink port')
+  return { child, port: (JSON.parse(line) as { port: number }).port }
+}
+
+// ---- one round of one contestant ----
+
+interface Usage { cpu: number, relayPeak: number, clientPeak: number }
+
+function sample (run: Running): { relay: number[], client: number[] } { return run.pids() }
+
+function resetPeaks (run: Running): void {
+  const { relay, client } = sample(run)
+  for (const pid of [...relay, ...client]) resetPeakRss(pid)
+}
+
+function cpuOf (run: Running): number {
+  const { relay, client } = sample(run)
+  return sum([...relay, ...client].map(cpuSeconds))
+}
+
+async function measured<T> (run: Running, f: () => Promise<T>): Promise<{ result: T, usage: Usage }> {
+  resetPeaks(run)
+  const cpu0 = cpuOf(run)
+  const result = await f()
+  const cpu1 = cpuOf(run)
+  const { relay, client } = sample(run)
+  return { result, usage: { cpu: cpu1 - cpu0, relayPeak: sum(relay.map(peakRssBytes)), clientPeak: sum(client.map(peakRssBytes)) } }
+}
+
+interface RawRound { figures: RoundFigures, raw: Record<string, unknown> }
+
+async function oneRound (c: Contestant, sinkPort: number, load: LoadGen): Promise<RawRound> {
+  const figures: RoundFigures = { errors: {} }
+  const raw: Record<string, unknown> = {}
+  let run: Running
+  try {
+    run = await c.start(sinkPort)
+  } catch (err) {
+    figures.errors.start = (err as Error).message
+    log(`  ${c.key}: failed to start: ${(err as Error).message}`)
+    return { figures, raw }
+  }
+  const attempt = async (name: string, f: () => Promise<void>): Promise<void> => {
+    try {
+      await f()
+    } catch (err) {
+      figures.errors[name] = (err as Error).message
+      log(`  ${c.key} ${name}: FAILED: ${(err as Error).message}`)
+    }
+  }
+  const tunnelled = c.key !== 'direct'
+  try {
+    // Warm-up: JIT, window auto-tuning, first connection set-up.
+    await attempt('warmup', async () => {
+      await load.request({ op: 'bulk', port: run.port, bytes: 16 * MiB, conns: 1, timeoutMs: 60_000 }, 70_000, 'warm-up')
+    })
+    if (CASES.has('bulk')) {
+      let cpu = 0
+      let bytes = 0
+      let relayPeak = 0
+      let clientPeak = 0
+      await attempt('bulk1', async () => {
+        const m = await measured(run, () => load.request<BulkResult>({ op: 'bulk', port: run.port, bytes: BULK1, conns: 1, timeoutMs: 120_000 }, 130_000, 'bulk 1 conn'))
+        raw.bulk1 = { ...m.result, ...m.usage }
+        figures.bulk1MBps = m.result.mbps
+        cpu += m.usage.cpu; bytes += m.result.bytes
+        relayPeak = Math.max(relayPeak, m.usage.relayPeak); clientPeak = Math.max(clientPeak, m.usage.clientPeak)
+      })
+      await attempt('bulk8', async () => {
+        const m = await measured(run, () => load.request<BulkResult>({ op: 'bulk', port: run.port, bytes: BULK8, conns: 8, timeoutMs: 120_000 }, 130_000, 'bulk 8 conns'))
+        raw.bulk8 = { ...m.result, ...m.usage }
+        figures.bulk8MBps = m.result.mbps
+        cpu += m.usage.cpu; bytes += m.result.bytes
+        relayPeak = Math.max(relayPeak, m.usage.relayPeak); clientPeak = Math.max(clientPeak, m.usage.clientPeak)
+      })
+      if (tunnelled && bytes > 0) {
+        figures.cpuSecPerGB = cpu / (bytes / 1e9)
+        figures.bulkRelayPeakMiB = relayPeak / MiB
+        figures.bulkClientPeakMiB = clientPeak / MiB
+        figures.bulkPeakMiB = (relayPeak + clientPeak) / MiB
+      }
+    }
+    if (CASES.has('latency')) {
+      await attempt('latency', async () => {
+        const r = await load.request<LatencyResult>({ op: 'latency', port: run.port, roundTrips: RTT, warmup: Math.max(1000, Math.floor(RTT / 10)), size: 64, timeoutMs: 90_000 }, 100_000, 'latency')
+        raw.latency = r
+        figures.p50us = r.p50us
+        figures.p99us = r.p99us
+      })
+    }
+    if (CASES.has('connrate')) {
+      await attempt('connrate', async () => {
+        const m = await measured(run, () => load.request<ConnRateResult>({ op: 'connrate', port: run.port, seconds: CONNRATE_S, inFlight: 50, timeoutMs: 10_000 }, CONNRATE_S * 1000 + 30_000, 'connection rate'))
+        raw.connrate = { ...m.result, ...m.usage }
+        figures.connPerSec = m.result.perSecond
+        figures.connFailures = m.result.failures
+      })
+      await sleep(200) // let the last closes settle before the next case
+    }
+    if (CASES.has('idle')) {
+      await attempt('idle', async () => {
+        try {
+          const r = await load.request<IdleResult>({ op: 'idleOpen', port: run.port, count: IDLE, concurrency: 200, timeoutMs: 30_000 }, 240_000, 'idle connections')
+          await sleep(500) // let allocations settle: RSS of holding them, not of the burst
+          const { relay, client } = sample(run)
+          const relayRss = sum(relay.map(rssBytes))
+          const clientRss = sum(client.map(rssBytes))
+          raw.idle = { ...r, relayRss, clientRss }
+          figures.idleOpen = r.open
+          figures.idleFailures = r.failures + (IDLE - r.failures - r.open)
+          if (tunnelled) {
+            figures.idleRelayMiB = relayRss / MiB
+            figures.idleClientMiB = clientRss / MiB
+            figures.idleRssMiB = (relayRss + clientRss) / MiB
+          }
+        } finally {
+          await load.request({ op: 'idleClose', timeoutMs: 30_000 }, 60_000, 'closing idle connections').catch(() => {})
+        }
+      })
+    }
+  } finally {
+    await run.stop()
+  }
+  return { figures, raw }
+}
+
+// ---- machine, report ----
+
+function machine (): Record<string, string | number | undefined> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
+  const git = (args: string[]): string | undefined => {
+    try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return undefined }
+  }
+  return {
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 1024 ** 3 * 10) / 10,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    openssh: opensshVersion(),
+    libp2pYamux: (JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@chainsafe/libp2p-yamux/package.json'), 'utf8')) as { version: string }).version,
+    mportCommit: git(['rev-parse', '--short', 'HEAD']),
+    mportBins: mportBins().relay.replace(ROOT, ''),
+    loadAverageAtStart: os.loadavg().map(x => x.toFixed(2)).join(' '),
+  }
+}
+
+function fmtFigure (x: number | undefined): string {
+  return x === undefined ? '–' : x >= 100 ? x.toFixed(0) : x.toFixed(2)
+}
+
+async function main (): Promise<void> {
+  const t0 = Date.now()
+  process.on('exit', killAllSync)
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAllSync(); process.exit(130) })
+
+  if (process.env.BENCH_NO_BUILD === undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
+    log('building mport (npm run build) …')
+    try {
+      execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
+    } catch (err) {
+      log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
+      process.env.BENCH_MPORT_FROM_SOURCE = '1'
+    }
+  }
+  const sshSkip = prepareOpenSsh(log)
+  const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport]
+  const contestants = all.filter(c => ONLY === undefined || ONLY.includes(c.key))
+  for (const c of contestants) if (c.key.startsWith('ssh') && sshSkip !== undefined) c.skip = sshSkip
+  for (const c of contestants) if (c.skip !== undefined) log(`SKIPPING ${c.name}: ${c.skip}`)
+
+  const info = machine()
+  log(`machine: ${info.cpu}, ${info.cores} cores, ${info.kernel}, node ${info.node}, ${info.openssh ?? 'no openssh'}`)
+  log(`rounds ${ROUNDS}; bulk ${BULK1 / MiB} MiB (1 conn), ${BULK8 / MiB} MiB (8 conns); ${RTT} round trips; conn rate ${CONNRATE_S} s; ${IDLE} idle connections; cases ${[...CASES].join(',')}`)
+
+  const sink = await startSink()
+  const load = new LoadGen()
+  const rounds = new Map<string, RawRound[]>(contestants.map(c => [c.key, []]))
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const c of contestants) {
+        if (c.skip !== undefined) continue
+        const r0 = Date.now()
+        const r = await oneRound(c, sink.port, load)
+        rounds.get(c.key)?.push(r)
+        const f = r.figures
+        log(`round ${round}/${ROUNDS} ${c.key.padEnd(13)} bulk1 ${fmtFigure(f.bulk1MBps)} MB/s, bulk8 ${fmtFigure(f.bulk8MBps)} MB/s, p50 ${fmtFigure(f.p50us)} µs, p99 ${fmtFigure(f.p99us)} µs, ` +
+          `${fmtFigure(f.connPerSec)} conn/s (${f.connFailures ?? '–'} failed), idle ${f.idleOpen ?? '–'} open/${f.idleFailures ?? '–'} failed ${fmtFigure(f.idleRssMiB)} MiB, ` +
+          `peak ${fmtFigure(f.bulkPeakMiB)} MiB, ${fmtFigure(f.cpuSecPerGB)} CPU-s/GB  [${((Date.now() - r0) / 1000).toFixed(1)} s]`)
+      }
+    }
+  } finally {
+    await load.stop()
+    await killChild(sink.child)
+  }
+
+  const summaries: ContestantSummary[] = contestants.map(c => summarize(c.key, c.name, (rounds.get(c.key) ?? []).map(r => r.figures), c.skip))
+  const by = new Map(summaries.map(s => [s.key, s]))
+  const checks = checkTargets(by)
+  const date = new Date().toISOString().slice(0, 10)
+  const elapsed = (Date.now() - t0) / 1000
+  info.loadAverageAtEnd = os.loadavg().map(x => x.toFixed(2)).join(' ')
+  const settings = { rounds: ROUNDS, bulk1MiB: BULK1 / MiB, bulk8MiB: BULK8 / MiB, roundTrips: RTT, connRateSeconds: CONNRATE_S, connRateInFlight: 50, idleConnections: IDLE, cases: [...CASES] }
+
+  const md: string[] = [
+    `# Tunnel benchmark, ${date}`,
+    '',
+    `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}; Node ${info.node}; ${info.openssh ?? 'OpenSSH not available'}; @chainsafe/libp2p-yamux ${info.libp2pYamux}; mport ${info.mportCommit ?? '?'} (${info.mportBins}).`,
+    `Settings: ${ROUNDS} interleaved rounds; bulk ${BULK1 / MiB} MiB over 1 connection and ${BULK8 / MiB} MiB over 8; ${RTT.toLocaleString('en-US')} round trips of 64 B; connection rate for ${CONNRATE_S} s with 50 in flight; ${IDLE.toLocaleString('en-US')} idle connections. Whole run ${elapsed.toFixed(0)} s; load average (1/5/15 min) ${info.loadAverageAtStart} at the start, ${info.loadAverageAtEnd} at the end.`,
+    '',
+    'Medians over the rounds, (min–max) when they differ. MB = 10^6 bytes. RSS and CPU are of the tunnel\'s own processes (relay + client side; for ssh, sshd with its per-connection children + ssh).',
+    '',
+    mainTable(summaries),
+    '',
+    '## Ratios to direct (medians)',
+    '',
+    ...(by.get('direct') !== undefined ? [ratioTable(by.get('direct') as ContestantSummary, summaries, false)] : ['direct was not run']),
+    '',
+    '## mport ÷ each other contestant (medians)',
+    '',
+    ...(by.get('mport') !== undefined ? [ratioTable(by.get('mport') as ContestantSummary, summaries, true)] : ['mport was not run']),
+    '',
+    '## Targets of issue 4',
+    '',
+    targetTable(checks),
+    '',
+  ]
+  const failures = summaries.flatMap(s => s.rounds.flatMap((r, i) => Object.entries(r.errors).map(([k, v]) => `- ${s.key} round ${i + 1} ${k}: ${v.split('\n')[0]}`)))
+  if (failures.length > 0) md.push('## Failures', '', ...failures, '')
+  const text = md.join('\n')
+
+  const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'bench/results')
+  mkdirSync(outDir, { recursive: true })
+  const base = path.join(outDir, `tunnel-${date}`)
+  writeFileSync(`${base}.md`, text)
+  writeFileSync(`${base}.json`, JSON.stringify({
+    date: new Date().toISOString(),
+    machine: info,
+    settings,
+    elapsedSeconds: elapsed,
+    contestants: summaries.map(s => ({ ...s, raw: (rounds.get(s.key) ?? []).map(r => r.raw) })),
+    targets: checks,
+  }, null, 2) + '\n')
+  process.stdout.write(`\n${text}\nwritten to ${path.relative(ROOT, base)}.md and .json (${elapsed.toFixed(0)} s)\n`)
+}
+
+main().then(() => process.exit(0), err => {
+  log(`bench:tunnel failed: ${(err as Error).stack ?? String(err)}`)
+  killAllSync()
+  process.exit(1)
+})
