@@ -7,71 +7,132 @@ import {
   Client, KnownRelays, parseTunnelSpec, parseFingerprint, loadConfigFile, checkKnownKeys, Secret,
   createPrinter, oneLine, formatBytes, ExitCode, MportError, type TunnelSpec,
 } from '../src/index.js'
+import { formatStatus, packageVersion } from '../src/cli/output.js'
 
 const CONFIG_KEYS = ['relay', 'token', 'tunnels', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry'] as const
+/** How often the terminal status line may be printed (only when something changed). */
+const STATUS_INTERVAL_MS = 10_000
 
+const env = process.env
+
+class UsageError extends Error {}
+
+/** A bad flag or config: one line on stderr, exit 2. */
+function usageExit (msg: string): never {
+  process.stderr.write(`mport-connect: ${msg} (see mport-connect --help)\n`)
+  process.exit(ExitCode.Usage)
+}
+
+// Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
+// such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-connect')
   .usage('$0 <tunnel..> [options]\n\nExpose local TCP services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22')
-  .env('MPORT')
   .command('$0 [tunnels..]', false)
   .positional('tunnels', { type: 'string', array: true, describe: 'Local ports to expose' })
   .options({
     relay: { type: 'string', describe: 'Relay address host[:port] (env MPORT_RELAY)' },
     token: { type: 'string', describe: 'Access token printed by the relay (env MPORT_TOKEN)' },
-    fingerprint: { type: 'string', describe: 'Pin the relay certificate: sha256:<hex> as the relay prints it' },
+    fingerprint: { type: 'string', describe: 'Pin the relay certificate: sha256:<hex> as the relay prints it (env MPORT_FINGERPRINT)' },
     ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
     insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
     tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
-    config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, …' },
+    config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, fingerprint, …' },
     json: { type: 'boolean', describe: 'Print one JSON object per event' },
-    reconnect: { type: 'boolean', default: true, describe: 'Reconnect after the connection drops' },
-    retry: { type: 'boolean', default: false, describe: 'Keep retrying when the relay cannot be reached at start' },
+    reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
+    retry: { type: 'boolean', describe: 'Keep retrying when the relay cannot be reached at start' },
   })
   .strict()
-  .epilogue('Exit codes: 0 stopped by a signal, 1 runtime failure (wrong token, certificate mismatch), 2 bad flags or config, 3 relay unreachable at start.')
-  .fail((msg, err) => {
-    process.stderr.write(`mport-connect: ${msg ?? oneLine(err)}\nRun mport-connect --help for usage.\n`)
-    process.exit(ExitCode.Usage)
-  })
-  .version('0.1.0')
+  .parserConfiguration({ 'duplicate-arguments-array': false }) // a repeated flag: the last one wins
+  .epilogue([
+    'Settings come from flags, then MPORT_RELAY / MPORT_TOKEN / MPORT_FINGERPRINT, then --config.',
+    'Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure (wrong token, certificate mismatch, no tunnel opened), 2 bad flags or config, 3 relay unreachable at start.',
+  ].join('\n'))
+  .fail((msg, err) => usageExit(msg ?? oneLine(err)))
+  .version(packageVersion())
   .help()
   .parseSync()
 
-async function settings (): Promise<{ relay: string, token: Secret, tunnels: TunnelSpec[], fingerprint?: string, ca?: string, insecure: boolean, json: boolean, reconnect: boolean, retry: boolean }> {
+interface Settings {
+  relay: string
+  token: Secret
+  tunnels: TunnelSpec[]
+  fingerprint?: string
+  ca?: string
+  insecure: boolean
+  json: boolean
+  reconnect: boolean
+  retry: boolean
+}
+
+async function settings (): Promise<Settings> {
   let file: Record<string, unknown> = {}
+  const where = argv.config ?? ''
   if (argv.config !== undefined) {
     file = await loadConfigFile(argv.config)
     checkKnownKeys(file, CONFIG_KEYS, argv.config)
   }
-  const pick = <T>(flag: T | undefined, key: string): T | undefined => flag ?? (file[key] as T | undefined)
-  const relay = pick(argv.relay, 'relay')
-  const token = pick(argv.token, 'token')
-  const tunnelWords = (argv.tunnels?.length ? argv.tunnels : (file.tunnels as unknown[] | undefined)) ?? []
-  if (relay === undefined) throw usage('no relay given: use --relay host[:port] or MPORT_RELAY')
-  if (token === undefined) throw usage('no token given: use --token (printed by mport-relay) or MPORT_TOKEN')
-  if (tunnelWords.length === 0) throw usage('no tunnel given: name at least one local port, e.g. mport-connect 5555')
-  const tunnels = tunnelWords.map(w => parseTunnelSpec(String(w)))
-  const fp = pick(argv.fingerprint, 'fingerprint')
-  const ca = pick(argv.ca, 'ca')
+  const str = (flag: string | undefined, envName: string | undefined, key: string): string | undefined => {
+    if (flag !== undefined) return flag
+    if (envName !== undefined && env[envName]) return env[envName]
+    const v = file[key]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'string') throw new UsageError(`"${key}" in ${where} must be a string`)
+    return v
+  }
+  const bool = (flag: boolean | undefined, key: string): boolean | undefined => {
+    if (flag !== undefined) return flag
+    const v = file[key]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'boolean') throw new UsageError(`"${key}" in ${where} must be true or false`)
+    return v
+  }
+  const relay = str(argv.relay, 'MPORT_RELAY', 'relay')
+  const token = str(argv.token, 'MPORT_TOKEN', 'token')
+  if (relay === undefined || relay === '') throw new UsageError('no relay given: use --relay host[:port] or MPORT_RELAY')
+  if (token === undefined || token === '') throw new UsageError('no token given: use --token (printed by mport-relay) or MPORT_TOKEN')
+  let words: unknown[]
+  if (argv.tunnels !== undefined && argv.tunnels.length > 0) words = argv.tunnels
+  else if (file.tunnels === undefined || file.tunnels === null) words = []
+  else if (Array.isArray(file.tunnels)) words = file.tunnels
+  else if (typeof file.tunnels === 'string' || typeof file.tunnels === 'number') words = [file.tunnels]
+  else throw new UsageError(`"tunnels" in ${where} must be a list like [5555, "web=8080"]`)
+  if (words.length === 0) throw new UsageError('no tunnel given: name at least one local port, e.g. mport-connect 5555')
+  const tunnels = words.map(w => {
+    if (typeof w !== 'string' && typeof w !== 'number') throw new UsageError(`tunnel ${JSON.stringify(w)} in ${where} must be a port or a spec like "web=8080"`)
+    return parseTunnelSpec(String(w))
+  })
+  const fp = str(argv.fingerprint, 'MPORT_FINGERPRINT', 'fingerprint')
+  const ca = str(argv.ca, undefined, 'ca')
+  let caPem: string | undefined
+  if (ca !== undefined) {
+    try {
+      caPem = readFileSync(ca, 'utf8')
+    } catch (err) {
+      throw new UsageError(`cannot read CA file ${ca}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`)
+    }
+  }
   return {
-    relay: String(relay),
-    token: new Secret(String(token)),
+    relay,
+    token: new Secret(token),
     tunnels,
-    ...(fp !== undefined ? { fingerprint: parseFingerprint(String(fp)) } : {}),
-    ...(ca !== undefined ? { ca: readFileSync(String(ca), 'utf8') } : {}),
-    insecure: pick(argv.insecure, 'insecure') === true,
-    json: pick(argv.json, 'json') === true,
-    reconnect: pick(argv.reconnect, 'reconnect') !== false,
-    retry: pick(argv.retry, 'retry') === true,
+    ...(fp !== undefined ? { fingerprint: parseFingerprint(fp) } : {}),
+    ...(caPem !== undefined ? { ca: caPem } : {}),
+    insecure: bool(argv.insecure, 'insecure') === true,
+    json: bool(argv.json, 'json') === true,
+    reconnect: bool(argv.reconnect, 'reconnect') !== false,
+    retry: bool(argv.retry, 'retry') === true,
   }
 }
 
-class UsageError extends Error {}
-function usage (msg: string): UsageError { return new UsageError(msg) }
-
 async function main (): Promise<void> {
-  const s = await settings()
+  let s: Settings
+  try {
+    s = await settings()
+  } catch (err) {
+    if (err instanceof UsageError || (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG')) usageExit(oneLine(err))
+    throw err
+  }
   const out = createPrinter(s.json)
   if (s.insecure) out.event('warning', 'WARNING: --insecure: the relay certificate is NOT verified; anyone on the path can read and change this tunnel. Use --fingerprint instead.', { insecure: true })
   const client = new Client({
@@ -85,19 +146,33 @@ async function main (): Promise<void> {
     reconnect: s.reconnect,
     retryInitial: s.retry,
   })
+  let started = false
+  let stopping = false
   client.on('connected', i => out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}`, { relay: s.relay, ...i }))
   client.on('tunnel', t => out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { name: t.name, url: t.url, local: t.local, remotePort: t.remotePort }))
-  client.on('tunnel-error', (t, err) => out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, code: err.code, message: err.message }))
-  client.on('disconnected', err => out.event('disconnected', `disconnected: ${oneLine(err)}`, { message: err.message }))
+  client.on('tunnel-error', (t, err) => out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message }))
+  client.on('disconnected', err => {
+    if (stopping) return // our own close
+    out.event('disconnected', `disconnected: ${oneLine(err)}`, { code: err instanceof MportError ? err.code : undefined, message: err.message })
+    // Without --reconnect this was the last connection; let a fatal 'error' print first.
+    if (started && !s.reconnect) setImmediate(() => process.exit(ExitCode.Failure))
+  })
   client.on('reconnecting', r => out.event('reconnecting', `reconnecting in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt}): ${oneLine(r.error)}`, { delayMs: r.delayMs, attempt: r.attempt, message: r.error.message }))
   client.on('connection', v => out.event('connection', `${v.tunnel}: connection from ${v.remoteAddress}:${v.remotePort}`, { ...v }))
   client.on('connection-closed', (v, st) => {
     const line = `${v.tunnel}: ${v.remoteAddress}:${v.remotePort} closed (${formatBytes(st.bytesIn)} in, ${formatBytes(st.bytesOut)} out)${st.error ? `: ${oneLine(st.error)}` : ''}`
     out.event('connection-closed', line, { ...v, ...st, error: st.error?.message })
   })
-  client.on('error', () => {}) // fatal errors are reported by start()/the exit path below
+  client.on('error', err => {
+    // Before start() settles, its rejection reports the error; after, it ends the process.
+    if (!started || stopping) return
+    out.error(err, 'mport-connect')
+    process.exit(ExitCode.Failure)
+  })
 
   const stop = (signal: string): void => {
+    if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
+    stopping = true
     out.event('stopping', `${signal}: closing`, { signal })
     client.close().then(() => process.exit(ExitCode.Ok), () => process.exit(ExitCode.Failure))
   }
@@ -107,18 +182,30 @@ async function main (): Promise<void> {
   try {
     await client.start()
   } catch (err) {
+    if (stopping) return
     out.error(err, 'mport-connect')
     process.exit(err instanceof MportError && err.code === 'MPORT_ERR_RELAY_UNREACHABLE' ? ExitCode.Unreachable : ExitCode.Failure)
   }
+  started = true
   if (client.tunnels.every(t => t.error !== undefined)) {
-    out.error(new Error('no tunnel could be opened'), 'mport-connect')
+    stopping = true
+    out.error(new Error(client.tunnels.length === 1 ? 'the only tunnel was refused' : 'no tunnel could be opened'), 'mport-connect')
     await client.close()
     process.exit(ExitCode.Failure)
   }
-  client.on('close', () => process.exit(ExitCode.Failure)) // ended by a fatal error after start
+
+  // On a terminal, a summary line every STATUS_INTERVAL_MS when something changed.
+  if (process.stdout.isTTY === true && !s.json) {
+    let last = formatStatus(client.tunnels)
+    setInterval(() => {
+      const line = formatStatus(client.tunnels)
+      if (line !== last) out.event('status', line)
+      last = line
+    }, STATUS_INTERVAL_MS).unref()
+  }
 }
 
 main().catch(err => {
   process.stderr.write(`mport-connect: ${oneLine(err)}\n`)
-  process.exit(err instanceof UsageError || (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') ? ExitCode.Usage : ExitCode.Failure)
+  process.exit(ExitCode.Failure)
 })

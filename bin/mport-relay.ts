@@ -8,60 +8,82 @@ import {
   Relay, StaticTokens, prepareRelayData, defaultDataDir, parsePortRange, fingerprint as certFingerprint,
   createPrinter, oneLine, ExitCode, DEFAULT_CONTROL_PORT, formatBytes,
 } from '../src/index.js'
+import { packageVersion } from '../src/cli/output.js'
 
+const env = process.env
+
+/** A bad flag: one line on stderr, exit 2. */
+function usageExit (msg: string): never {
+  process.stderr.write(`mport-relay: ${msg} (see mport-relay --help)\n`)
+  process.exit(ExitCode.Usage)
+}
+
+// Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
+// such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-relay')
   .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.')
-  .env('MPORT')
   .options({
     host: { type: 'string', default: '0.0.0.0', describe: 'Address the control listener binds to' },
     port: { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control port clients connect to (TLS)' },
-    'public-host': { type: 'string', describe: 'Host name clients and visitors use to reach this relay (default: this machine\'s host name)' },
+    'public-host': { type: 'string', describe: 'Host name clients and visitors use to reach this relay (env MPORT_PUBLIC_HOST; default: this machine\'s host name)' },
     'bind-host': { type: 'string', default: '0.0.0.0', describe: 'Address public tunnel ports bind to' },
-    ports: { type: 'string', default: '20000-29999', describe: 'Range of public ports tunnels may use' },
-    'data-dir': { type: 'string', describe: 'Where the generated certificate and token live (default ~/.mport, or $MPORT_DATA_DIR)' },
+    ports: { type: 'string', describe: 'Range of public ports tunnels may use (env MPORT_PORTS; default 20000-29999)' },
+    'data-dir': { type: 'string', describe: 'Where the generated certificate and token live (env MPORT_DATA_DIR; default ~/.mport)' },
     cert: { type: 'string', describe: 'TLS certificate (PEM) instead of the generated self-signed one' },
     key: { type: 'string', describe: 'TLS private key (PEM) for --cert' },
-    token: { type: 'string', describe: 'Access token clients must present (default: generated and stored in the data dir)' },
+    token: { type: 'string', describe: 'Access token clients must present (env MPORT_TOKEN; default: generated and stored in the data dir)' },
     'lease-grace': { type: 'number', default: 120, describe: 'Seconds a disconnected client\'s ports are held for it' },
     'drain-timeout': { type: 'number', default: 10, describe: 'Seconds open connections may drain on SIGTERM/SIGINT' },
     json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
   })
   .strict()
+  .parserConfiguration({ 'duplicate-arguments-array': false }) // a repeated flag: the last one wins
   .check(a => {
     if ((a.cert === undefined) !== (a.key === undefined)) throw new Error('--cert and --key go together')
-    parsePortRange(a.ports)
+    parsePortRange(a.ports ?? env.MPORT_PORTS ?? '20000-29999')
     if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port ${a.port} is not a port number`)
+    for (const k of ['lease-grace', 'drain-timeout'] as const) {
+      if (!Number.isFinite(a[k]) || a[k] < 0) throw new Error(`--${k} ${a[k]} is not a number of seconds`)
+    }
+    if (a.token === '') throw new Error('--token is empty')
     return true
   })
-  .epilogue('Exit codes: 0 stopped by a signal, 1 runtime failure, 2 bad flags.')
-  .fail((msg, err, y) => {
-    process.stderr.write(`${y.help === undefined ? '' : ''}mport-relay: ${msg ?? oneLine(err)}\nRun mport-relay --help for usage.\n`)
-    process.exit(ExitCode.Usage)
-  })
-  .version('0.1.0')
+  .epilogue('Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (e.g. the port is taken), 2 bad flags.')
+  .fail((msg, err) => usageExit(msg ?? oneLine(err)))
+  .version(packageVersion())
   .help()
   .parseSync()
 
 const out = createPrinter(argv.json)
 
+/** The contents of a file named by a flag; an unreadable file is a bad flag. */
+function readFlagFile (flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    return usageExit(`cannot read --${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`)
+  }
+}
+
 async function main (): Promise<void> {
-  const publicHost = argv['public-host'] ?? os.hostname()
-  const dataDir = argv['data-dir'] ?? defaultDataDir()
-  const data = await prepareRelayData(dataDir, [publicHost])
-  const cert = argv.cert !== undefined ? readFileSync(argv.cert, 'utf8') : data.cert
-  const key = argv.key !== undefined ? readFileSync(argv.key, 'utf8') : data.key
-  const token = argv.token ?? data.token
-  const fp = certFingerprint(cert)
+  const ports = argv.ports ?? env.MPORT_PORTS ?? '20000-29999'
+  const publicHost = argv['public-host'] ?? env.MPORT_PUBLIC_HOST ?? os.hostname()
+  const cert = argv.cert !== undefined ? readFlagFile('cert', argv.cert) : undefined
+  const key = argv.key !== undefined ? readFlagFile('key', argv.key) : undefined
+  const data = await prepareRelayData(argv['data-dir'] ?? defaultDataDir(), [publicHost])
+  const givenToken = argv.token ?? (env.MPORT_TOKEN || undefined)
+  const token = givenToken ?? data.token
+  const fp = certFingerprint(cert ?? data.cert)
 
   const relay = new Relay({
     host: argv.host,
     port: argv.port,
     bindHost: argv['bind-host'],
     publicHost,
-    portRange: parsePortRange(argv.ports),
-    cert,
-    key,
+    portRange: parsePortRange(ports),
+    cert: cert ?? data.cert,
+    key: key ?? data.key,
     authenticator: new StaticTokens([{ token, principal: { id: 'owner', name: 'owner' } }]),
     leaseGrace: argv['lease-grace'] * 1000,
   })
@@ -70,29 +92,41 @@ async function main (): Promise<void> {
   relay.on('tunnel-up', t => out.event('tunnel-up', `tunnel ${t.name} up on port ${t.port}`, { ...t }))
   relay.on('tunnel-down', (t, reason) => out.event('tunnel-down', `tunnel ${t.name} on port ${t.port} down: ${reason}`, { ...t, reason }))
   relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
+  relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
   relay.on('connection-closed', (c, s) => {
-    if (s.error !== undefined) out.event('connection-error', `connection from ${c.remoteAddress} on ${c.tunnel.name} ended: ${oneLine(s.error)} (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, error: s.error.message })
+    const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
+    out.event('connection-closed', line, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort, bytesIn: s.bytesIn, bytesOut: s.bytesOut, error: s.error?.message })
   })
   relay.on('warning', err => out.error(err, 'warning'))
 
   const addr = await relay.listen()
   const controlAddr = `${publicHost}${addr.port === DEFAULT_CONTROL_PORT ? '' : `:${addr.port}`}`
-  const shownToken = data.tokenCreated || argv.token !== undefined ? token : `${token.slice(0, 6)}… (in ${data.tokenFile})`
-  const connectCmd = `npx mport-connect 5555 --relay ${controlAddr} --token ${data.tokenCreated ? token : `$(cat ${data.tokenFile})`}${argv.cert === undefined ? ` --fingerprint ${fp}` : ''}`
+  // The token is shown in full only when it was just generated (the operator has to learn it);
+  // after that it stays in its file, and a token from a flag or the environment is never echoed.
+  const showToken = data.tokenCreated && givenToken === undefined
+  const tokenLine = givenToken !== undefined ? '(given with --token or MPORT_TOKEN)' : showToken ? token : `${token.slice(0, 6)}… (in ${data.tokenFile})`
+  const tokenArg = showToken ? token : givenToken !== undefined ? '$MPORT_TOKEN' : `$(cat ${data.tokenFile})`
+  const connectCmd = `npx mport-connect 5555 --relay ${controlAddr} --token ${tokenArg}${cert === undefined ? ` --fingerprint ${fp}` : ''}`
   out.event('listening', [
-    `mport relay listening on ${addr.address}:${addr.port} (public ports ${argv.ports} on ${argv['bind-host']})`,
-    `  certificate: ${argv.cert !== undefined ? argv.cert : `self-signed${data.certCreated ? ' (new)' : ''} in ${data.dir}`}, fingerprint ${fp}`,
-    `  token:       ${shownToken}`,
+    `mport relay listening on ${addr.address}:${addr.port} (public ports ${ports} on ${argv['bind-host']})`,
+    `  certificate: ${argv.cert ?? `self-signed${data.certCreated ? ' (new)' : ''} in ${data.dir}`}, fingerprint ${fp}`,
+    `  token:       ${tokenLine}`,
     '  connect a local port with:',
     `    ${connectCmd}`,
-  ].join('\n'), { address: addr.address, port: addr.port, fingerprint: fp, dataDir: data.dir, connect: data.tokenCreated ? connectCmd : undefined })
+  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd })
 
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
     stopping = true
     out.event('stopping', `${signal}: closing, letting open connections drain for up to ${argv['drain-timeout']} s (again to force)`, { signal })
-    relay.close(argv['drain-timeout'] * 1000).then(() => process.exit(ExitCode.Ok), () => process.exit(ExitCode.Failure))
+    relay.close(argv['drain-timeout'] * 1000).then(() => {
+      out.event('stopped', 'relay stopped', {})
+      process.exit(ExitCode.Ok)
+    }, err => {
+      out.error(err, 'mport-relay')
+      process.exit(ExitCode.Failure)
+    })
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))

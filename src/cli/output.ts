@@ -2,7 +2,11 @@
  * Output for the bins: human lines on a terminal or line-per-event JSON (--json), and the
  * one-line rendering of errors (never a stack trace for an error a user can cause).
  */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { MportError } from '../errors.js'
+import type { TunnelStatus } from '../tunnel/client.js'
 
 export interface Printer {
   /** A human line, or a JSON object with `event` and the fields. */
@@ -37,6 +41,37 @@ export function formatBytes (n: number): string {
   let i = 0
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+/**
+ * The one-line status summary mport-connect prints on a terminal: per tunnel its public
+ * address (or why it is not up), open connections and the bytes of finished connections.
+ * `status: 8080 tcp://relay:30001 (2 open, 1.5 MiB in, 20.0 KiB out) | ssh offline`
+ */
+export function formatStatus (tunnels: ReadonlyArray<Pick<TunnelStatus, 'name' | 'url' | 'online' | 'connections' | 'bytesIn' | 'bytesOut' | 'error'>>): string {
+  const parts = tunnels.map(t => {
+    if (t.error !== undefined) return `${t.name} refused [${t.error.code}]`
+    if (!t.online || t.url === undefined) return `${t.name} offline`
+    return `${t.name} ${t.url} (${t.connections} open, ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out)`
+  })
+  return `status: ${parts.length === 0 ? 'no tunnels' : parts.join(' | ')}`
+}
+
+/** The version in mport's package.json, found from this file in the source tree or in dist/. */
+export function packageVersion (): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown, version?: unknown }
+      if (pkg.name === 'mport' && typeof pkg.version === 'string') return pkg.version
+    } catch {
+      // not here: look one directory up
+    }
+    const up = path.dirname(dir)
+    if (up === dir) break
+    dir = up
+  }
+  return 'unknown'
 }
 
 /** Documented exit codes of both bins. */
