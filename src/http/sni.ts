@@ -82,6 +82,12 @@ export function parseClientHello (buf: Buffer): ClientHelloResult {
   if (buf.length === 0) return { state: 'need-more' }
   if (buf[0] !== RECORD_HANDSHAKE) return { state: 'not-tls' }
   if (buf.length >= 2 && buf[1] !== 3) return { state: 'not-tls' }
+  // Reject early: the handshake header is usually in the first record's first bytes.
+  if (buf.length >= RECORD_HEADER + 4 && buf.readUInt16BE(3) >= 4) {
+    if (buf[5] !== HANDSHAKE_CLIENT_HELLO) throw new InvalidClientHelloError(`first handshake message has type ${buf[5]}, not client_hello`)
+    const announced = 4 + buf.readUIntBE(6, 3)
+    if (announced > MAX_CLIENT_HELLO_BUFFER) throw new InvalidClientHelloError(`ClientHello of ${announced} bytes exceeds ${MAX_CLIENT_HELLO_BUFFER}`)
+  }
   // Reassemble the handshake message from as many handshake records as it spans.
   const fragments: Buffer[] = []
   let have = 0
