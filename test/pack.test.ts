@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { REPO_ROOT } from './helpers/spawn.js'
 
 t.setTimeout(300_000)
@@ -51,7 +51,7 @@ function run (cmd: string, args: string[], cwd: string, timeoutMs: number): Prom
   })
 }
 
-function ok (tt: typeof t, r: Result, what: string): void {
+function ok (tt: Test, r: Result, what: string): void {
   tt.equal(r.code, 0, `${what} exits 0${r.code === 0 ? '' : `\n--- stdout ---\n${r.stdout}--- stderr ---\n${r.stderr}`}`)
 }
 
