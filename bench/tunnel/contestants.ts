@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodS
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { LineReader, ROOT, killChild, processTree, spawnLimited, spawnTs } from './procs.js'
+import { FD_LIMIT, LineReader, ROOT, killChild, processTree, spawnLimited, spawnTs } from './procs.js'
 import type { ChildProcess } from 'node:child_process'
 
 export interface Running {
@@ -25,6 +25,8 @@ export interface Contestant {
   name: string
   /** Set when the contestant cannot run on this machine (then it is skipped, with this message). */
   skip?: string
+  /** File descriptors the busiest of its processes needs to carry `n` connections at once. */
+  fdsFor: (n: number) => number
   start: (sinkPort: number) => Promise<Running>
 }
 
@@ -57,6 +59,7 @@ async function nodeChild (file: string, args: string[], label: string): Promise<
 
 export const direct: Contestant = {
   key: 'direct',
+  fdsFor: () => 0,
   name: 'direct (no tunnel)',
   async start (sinkPort) {
     return { port: sinkPort, pids: () => ({ relay: [], client: [] }), stop: async () => {} }
@@ -65,6 +68,7 @@ export const direct: Contestant = {
 
 export const tcpForwarder: Contestant = {
   key: 'node-tcp',
+  fdsFor: n => 2 * n + 64,
   name: 'Node TCP forwarder',
   async start (sinkPort) {
     const f = await nodeChild('./forwarder.ts', ['tcp', String(sinkPort)], 'tcp forwarder')
@@ -74,6 +78,7 @@ export const tcpForwarder: Contestant = {
 
 export const tlsForwarder: Contestant = {
   key: 'node-tls',
+  fdsFor: n => 2 * n + 64,
   name: 'Node TLS forwarder',
   async start (sinkPort) {
     const exit = await nodeChild('./forwarder.ts', ['tls-exit', String(sinkPort)], 'tls exit')
@@ -93,6 +98,7 @@ export const tlsForwarder: Contestant = {
 
 export const libp2pYamux: Contestant = {
   key: 'libp2p-yamux',
+  fdsFor: n => n + 64,
   name: 'libp2p-yamux tunnel (no TLS)',
   async start (sinkPort) {
     const relay = spawnTs('./yamux-tunnel.ts', ['relay'])
@@ -113,6 +119,13 @@ export const libp2pYamux: Contestant = {
   },
 }
 
+/** The fd limit children get (the wrapper's `ulimit -n` may not be allowed to raise it). */
+export function childFdLimit (): number {
+  const r = spawnSync('sh', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n $(ulimit -Hn) 2>/dev/null; ulimit -n`], { encoding: 'utf8' })
+  const n = Number(r.stdout.trim())
+  return Number.isFinite(n) ? n : 1024
+}
+
 /** Where mport's bins are run from: the build when it is there (index.ts builds first), else source through tsx. */
 export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
   const dist = path.join(ROOT, 'dist/bin')
@@ -127,6 +140,7 @@ const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').sp
 
 export const mport: Contestant = {
   key: 'mport',
+  fdsFor: n => n + 64,
   name: 'mport (relay + connect, TLS)',
   async start (sinkPort) {
     const bins = mportBins()
@@ -203,6 +217,7 @@ function openssh (key: string, name: string, tty: boolean): Contestant {
   return {
     key,
     name,
+    fdsFor: n => n + 64,
     async start (sinkPort) {
       const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-ssh-'))
       chmodSync(tmp, 0o700)

@@ -17,8 +17,13 @@ if (!['tcp', 'tls-exit', 'tls-entry'].includes(mode ?? '') || !Number.isInteger(
 }
 const fixture = (name: string): string => readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url), 'utf8')
 
+let reported = 0
 function pipeBoth (a: net.Socket, b: net.Socket): void {
-  const kill = (): void => { a.destroy(); b.destroy() }
+  const kill = (err: Error): void => {
+    if (reported++ < 5) process.stderr.write(`forwarder: ${err.message}\n`) // the first few, for the harness's failure report
+    a.destroy()
+    b.destroy()
+  }
   a.on('error', kill)
   b.on('error', kill)
   a.pipe(b)

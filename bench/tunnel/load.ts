@@ -9,7 +9,7 @@ export type LoadRequest =
   | { op: 'bulk', port: number, bytes: number, conns: number, timeoutMs: number }
   | { op: 'latency', port: number, roundTrips: number, warmup: number, size: number, timeoutMs: number }
   | { op: 'connrate', port: number, seconds: number, inFlight: number, timeoutMs: number }
-  | { op: 'idleOpen', port: number, count: number, concurrency: number, timeoutMs: number }
+  | { op: 'idleOpen', port: number, count: number, concurrency: number, timeoutMs: number, deadlineMs: number }
   | { op: 'idleClose', timeoutMs: number }
 
 export interface BulkResult { bytes: number, seconds: number, mbps: number }
@@ -183,8 +183,9 @@ async function idleOpen (r: Extract<LoadRequest, { op: 'idleOpen' }>): Promise<I
   let failures = 0
   let firstError: string | undefined
   const msg = Buffer.alloc(16, 0x64)
+  const exchanged = new Set<net.Socket>()
   const worker = async (): Promise<void> => {
-    while (next < r.count) {
+    while (next < r.count && Date.now() < start + r.deadlineMs) {
       next++
       try {
         const s = await connect(r.port, r.timeoutMs)
@@ -194,6 +195,7 @@ async function idleOpen (r: Extract<LoadRequest, { op: 'idleOpen' }>): Promise<I
         s.write('E')
         s.write(msg)
         await back
+        exchanged.add(s)
       } catch (err) {
         failures++
         firstError ??= (err as Error).message
@@ -201,7 +203,7 @@ async function idleOpen (r: Extract<LoadRequest, { op: 'idleOpen' }>): Promise<I
     }
   }
   await Promise.all(Array.from({ length: r.concurrency }, worker))
-  const open = idle.filter(s => !s.destroyed && s.readyState === 'open').length
+  const open = idle.filter(s => exchanged.has(s) && !s.destroyed && s.readyState === 'open').length
   return { open, failures, seconds: (Date.now() - start) / 1000, ...(firstError === undefined ? {} : { firstError }) }
 }
 
