@@ -18,7 +18,7 @@ function headsOf (bytes: Buffer, split: number[] = []): RequestHead[] {
   const pieces: Buffer[] = []
   let last = 0
   for (const s of [...split, bytes.length]) { pieces.push(bytes.subarray(last, s)); last = s }
-  let pending = Buffer.alloc(0)
+  let pending: Buffer = Buffer.alloc(0)
   let skip = 0
   let chunked = false
   for (const piece of pieces) {
