@@ -23,6 +23,12 @@ function usageExit (msg: string): never {
   process.exit(ExitCode.Usage)
 }
 
+/** A repeated flag: the last one wins (yargs would make an array of it). */
+function lastWins (a: Record<string, unknown>): void {
+  const lists: readonly string[] = ['tunnels', '_']
+  for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) a[k] = v[v.length - 1]
+}
+
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
@@ -43,7 +49,7 @@ const argv = yargs(hideBin(process.argv))
     retry: { type: 'boolean', describe: 'Keep retrying when the relay cannot be reached at start' },
   })
   .strict()
-  .parserConfiguration({ 'duplicate-arguments-array': false }) // a repeated flag: the last one wins
+  .middleware(lastWins, true)
   .epilogue([
     'Settings come from flags, then MPORT_RELAY / MPORT_TOKEN / MPORT_FINGERPRINT, then --config.',
     'Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure (wrong token, certificate mismatch, no tunnel opened), 2 bad flags or config, 3 relay unreachable at start.',

@@ -18,6 +18,12 @@ function usageExit (msg: string): never {
   process.exit(ExitCode.Usage)
 }
 
+/** A repeated flag: the last one wins (yargs would make an array of it). */
+function lastWins (a: Record<string, unknown>): void {
+  const lists: readonly string[] = []
+  for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) a[k] = v[v.length - 1]
+}
+
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
@@ -38,7 +44,7 @@ const argv = yargs(hideBin(process.argv))
     json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
   })
   .strict()
-  .parserConfiguration({ 'duplicate-arguments-array': false }) // a repeated flag: the last one wins
+  .middleware(lastWins, true)
   .check(a => {
     if ((a.cert === undefined) !== (a.key === undefined)) throw new Error('--cert and --key go together')
     parsePortRange(a.ports ?? env.MPORT_PORTS ?? '20000-29999')

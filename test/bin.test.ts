@@ -323,10 +323,12 @@ t.test('failures as one line with their exit codes', async t => {
   const base = ['--relay', `127.0.0.1:${relay.port}`]
   const wrongToken = 'mpt_wrong-token-not-the-relays'
   const wrongFp = `sha256:${'ab'.repeat(32)}`
+  const closed = await closedPort()
   const [auth, mismatch, unreachable, notAllowed] = await mapLimit([
     [String(echo.port), ...base, '--token', wrongToken, '--fingerprint', relay.fingerprint],
     [String(echo.port), ...base, '--token', relay.token, '--fingerprint', wrongFp],
-    [String(echo.port), '--relay', `127.0.0.1:${await closedPort()}`, '--token', relay.token],
+    // A repeated flag: the last one wins, so this is the closed port.
+    [String(echo.port), ...base, '--relay', `127.0.0.1:${closed}`, '--token', relay.token],
     [`${echo.port}:1000`, ...base, '--token', relay.token, '--fingerprint', relay.fingerprint],
   ], 2, args => runBin('mport-connect', args))
 
@@ -342,7 +344,7 @@ t.test('failures as one line with their exit codes', async t => {
   noToken(t, mismatch!.proc, relay.token)
 
   t.equal(unreachable!.code, 3, 'relay unreachable: exit 3')
-  oneStderrLine(t, unreachable!.stderr, /^mport-connect: cannot reach relay 127\.0\.0\.1:\d+: connection refused \[MPORT_ERR_RELAY_UNREACHABLE\]$/, 'unreachable')
+  oneStderrLine(t, unreachable!.stderr, new RegExp(`^mport-connect: cannot reach relay 127\\.0\\.0\\.1:${closed}: connection refused \\[MPORT_ERR_RELAY_UNREACHABLE\\]$`), 'unreachable')
   noToken(t, unreachable!.proc, relay.token)
 
   t.equal(notAllowed!.code, 1, 'the only tunnel refused: exit 1')

@@ -106,7 +106,8 @@ export class BinProcess {
   }
 
   #describe (): string {
-    return `${this.name} ${this.args.join(' ')}${this.#exit ? ` (exited ${this.#exit.code ?? this.#exit.signal})` : ''}\n--- stdout ---\n${this.#stdout}--- stderr ---\n${this.#stderr}`
+    const args = this.args.map((a, i) => this.args[i - 1] === '--token' ? '***' : a) // keep tokens out of failure reports
+    return `${this.name} ${args.join(' ')}${this.#exit ? ` (exited ${this.#exit.code ?? this.#exit.signal})` : ''}\n--- stdout ---\n${this.#stdout}--- stderr ---\n${this.#stderr}`
   }
 
   /** The first stdout line matching `re`, waiting for it (bounded); fails early if the process exits. */
