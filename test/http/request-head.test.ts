@@ -9,7 +9,7 @@ import {
   type RequestHead,
 } from '../../src/http/request-head.js'
 import { withTimeout } from '../helpers/wait.js'
-import { request, startFrontDoor, startUpstream } from './fixtures.js'
+import { request, startFrontDoor, startUpstream } from '../helpers/http-fixtures.js'
 
 /** All heads in `bytes`, skipping bodies by their framing (Content-Length or chunked, simply). */
 function headsOf (bytes: Buffer, split: number[] = []): RequestHead[] {

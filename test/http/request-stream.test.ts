@@ -14,7 +14,7 @@ import { HttpRequestStream, MAX_CHUNK_LINE } from '../../src/http/request-stream
 import { MAX_HEAD_SIZE } from '../../src/http/request-head.js'
 import { mulberry32, randInt } from '../helpers/naive-codec.js'
 import { withTimeout } from '../helpers/wait.js'
-import { request, startFrontDoor, startUpstream } from './fixtures.js'
+import { request, startFrontDoor, startUpstream } from '../helpers/http-fixtures.js'
 
 const MiB = 1024 * 1024
 
