@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import {
-  Client, KnownRelays, parseTunnelSpec, parseFingerprint, loadConfigFile, checkKnownKeys, Secret,
+  Client, KnownRelays, parseTunnelSpec, parseFingerprint, loadConfigFile, checkKnownKeys, Secret, IpFilter, parseBasicAuthValue, riskyPortHint,
   createPrinter, oneLine, formatBytes, ExitCode, MportError, type TunnelSpec,
 } from '../src/index.js'
 import { formatStatus, packageVersion } from '../src/cli/output.js'
@@ -25,7 +25,7 @@ function usageExit (msg: string): never {
 
 /** A repeated flag: the last one wins (yargs would make an array of it). */
 function lastWins (a: Record<string, unknown>): void {
-  const lists: readonly string[] = ['tunnels', '_']
+  const lists: readonly string[] = ['tunnels', '_', 'allow-ip', 'allowIp', 'deny-ip', 'denyIp']
   for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) a[k] = v[v.length - 1]
 }
 
@@ -33,7 +33,7 @@ function lastWins (a: Record<string, unknown>): void {
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-connect')
-  .usage('$0 <tunnel..> [options]\n\nExpose local TCP services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22')
+  .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.')
   .command('$0 [tunnels..]', false)
   .positional('tunnels', { type: 'string', array: true, describe: 'Local ports to expose' })
   .options({
@@ -47,6 +47,12 @@ const argv = yargs(hideBin(process.argv))
     json: { type: 'boolean', describe: 'Print one JSON object per event' },
     reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
     retry: { type: 'boolean', describe: 'Keep retrying when the relay cannot be reached at start' },
+    subdomain: { type: 'string', describe: 'http/tls: the name to ask for under the relay\'s domain (random when omitted)' },
+    hostname: { type: 'string', describe: 'http/tls: a custom host name (its DNS must point at the relay)' },
+    'basic-auth': { type: 'string', describe: 'http: user:password visitors must give (the relay keeps only a hash)' },
+    'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
+    'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
+    'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
   })
   .strict()
   .middleware(lastWins, true)
@@ -104,10 +110,29 @@ async function settings (): Promise<Settings> {
   else if (typeof file.tunnels === 'string' || typeof file.tunnels === 'number') words = [file.tunnels]
   else throw new UsageError(`"tunnels" in ${where} must be a list like [5555, "web=8080"]`)
   if (words.length === 0) throw new UsageError('no tunnel given: name at least one local port, e.g. mport-connect 5555')
+  // A leading "http", "tls" or "tcp" sets the kind of every tunnel that follows.
+  let kind: TunnelSpec['kind']
+  if (words.length > 0 && ['http', 'tls', 'tcp'].includes(String(words[0]))) kind = String(words.shift()) as TunnelSpec['kind']
+  if (words.length === 0) throw new UsageError(`no tunnel given after "${kind}": name a local port, e.g. mport-connect ${kind} 3000`)
+  const web = kind === 'http' || kind === 'tls'
+  if (!web && (argv.subdomain !== undefined || argv.hostname !== undefined)) throw new UsageError('--subdomain and --hostname need an http or tls tunnel: mport-connect http 3000 --subdomain myapp')
+  if (kind !== 'http' && argv['basic-auth'] !== undefined) throw new UsageError('--basic-auth needs an http tunnel: mport-connect http 3000 --basic-auth user:pass')
+  if (words.length > 1 && (argv.subdomain !== undefined || argv.hostname !== undefined)) throw new UsageError('--subdomain/--hostname name one tunnel: give one local port with them')
   const tunnels = words.map(w => {
     if (typeof w !== 'string' && typeof w !== 'number') throw new UsageError(`tunnel ${JSON.stringify(w)} in ${where} must be a port or a spec like "web=8080"`)
-    return parseTunnelSpec(String(w))
+    const spec: TunnelSpec = { ...parseTunnelSpec(String(w)) }
+    if (kind !== undefined) spec.kind = kind
+    if (web && spec.remotePort !== 0) throw new UsageError(`${kind} tunnels use the relay's shared ports: drop ":${spec.remotePort}" from "${w}"`)
+    if (argv.subdomain !== undefined) spec.subdomain = argv.subdomain
+    if (argv.hostname !== undefined) spec.hostname = argv.hostname
+    if (argv['basic-auth'] !== undefined) spec.basicAuth = parseBasicAuthValue(argv['basic-auth']) && argv['basic-auth']
+    if (argv['allow-ip'] !== undefined) spec.allowIp = argv['allow-ip'].map(String)
+    if (argv['deny-ip'] !== undefined) spec.denyIp = argv['deny-ip'].map(String)
+    if (argv['proxy-protocol'] !== undefined) spec.proxyProtocol = argv['proxy-protocol'] as 1 | 2
+    return spec
   })
+  // Check the filters here, so a typo is a usage error rather than a refused tunnel.
+  new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] })
   const fp = str(argv.fingerprint, 'MPORT_FINGERPRINT', 'fingerprint')
   const ca = str(argv.ca, undefined, 'ca')
   let caPem: string | undefined
@@ -155,7 +180,16 @@ async function main (): Promise<void> {
   let started = false
   let stopping = false
   client.on('connected', i => out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}`, { relay: s.relay, ...i }))
-  client.on('tunnel', t => out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { name: t.name, url: t.url, local: t.local, remotePort: t.remotePort }))
+  const warned = new Set<string>()
+  client.on('tunnel', t => {
+    out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { name: t.name, url: t.url, local: t.local, remotePort: t.remotePort })
+    const spec = s.tunnels.find(x => x.name === t.name)
+    const hint = spec !== undefined && (spec.kind ?? 'tcp') === 'tcp' && spec.allowIp === undefined ? riskyPortHint(spec.localPort) : undefined
+    if (hint !== undefined && !warned.has(t.name)) {
+      warned.add(t.name)
+      out.event('warning', `  note: ${hint}`, { name: t.name, hint })
+    }
+  })
   client.on('tunnel-error', (t, err) => out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close

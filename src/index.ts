@@ -34,3 +34,16 @@ export { Secret } from './config/secret.js'
 
 // CLI helpers (used by the bins)
 export { createPrinter, oneLine, formatBytes, ExitCode, type Printer } from './cli/output.js'
+
+// HTTP and TLS tunnels, access control
+export { IpFilter, parseCidr, parseIp, normalizeIp, riskyPortHint, type IpFilterOptions } from './access/cidr.js'
+export { BasicAuthChecker, hashPassword, verifyBasicAuth, parseBasicAuthValue } from './access/basic-auth.js'
+export { HttpError, BadRequestError, HeadersTooLargeError, InvalidClientHelloError, InvalidHostnameError, ReservedNameError } from './http/errors.js'
+export { NameTakenError } from './tunnel/routes.js'
+export { errorResponse, type ErrorStatus } from './http/pages.js'
+export { encodeProxyHeader, encodeProxyV1, encodeProxyV2, type ProxyInfo } from './http/proxy-protocol.js'
+export { randomName, validateSubdomain, validateHostname, routeHost, type Route } from './http/names.js'
+export { HttpRequestStream, type HttpRequestStreamOptions } from './http/request-stream.js'
+export { RequestHeadParser, parseRequestHead, rewriteHead, type RequestHead } from './http/request-head.js'
+export { ClientHelloParser, parseClientHello } from './http/sni.js'
+export type { TunnelKind, OpenRequest } from './tunnel/messages.js'

@@ -18,6 +18,8 @@ import { authProof, tokenId, tokenKey } from './auth.js'
 import { ControlChannel } from './control.js'
 import { CONTROL_VERSION, MAX_STREAM_HEADER, parseRelayMessage, parseStreamHeader, type LeaseTicket, type RelayMessage, type StreamHeader } from './messages.js'
 import { proxy } from './proxy.js'
+import { normalizeIp } from '../access/cidr.js'
+import { encodeProxyHeader } from '../http/proxy-protocol.js'
 import { DEFAULT_CONTROL_PORT } from './relay.js'
 import { parseHostPort, type TunnelSpec } from './spec.js'
 
@@ -225,7 +227,18 @@ export class Client extends EventEmitter<ClientEvents> {
     this.emit('connected', { resumed: welcome.resumed, ...tls, principal: welcome.principal })
     for (const t of this.#tunnels) {
       const spec = this.#specs.get(t.id)!
-      control.send({ t: 'open', id: t.id, name: spec.name, port: t.remotePort ?? spec.remotePort })
+      control.send({
+        t: 'open',
+        id: t.id,
+        name: spec.name,
+        port: spec.kind === undefined || spec.kind === 'tcp' ? t.remotePort ?? spec.remotePort : 0,
+        ...(spec.kind !== undefined ? { kind: spec.kind } : {}),
+        ...(spec.subdomain !== undefined ? { subdomain: spec.subdomain } : {}),
+        ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
+        ...(spec.basicAuth !== undefined ? { basicAuth: spec.basicAuth } : {}),
+        ...(spec.allowIp !== undefined ? { allowIp: spec.allowIp } : {}),
+        ...(spec.denyIp !== undefined ? { denyIp: spec.denyIp } : {}),
+      })
     }
     let pending = this.#tunnels.length
     while (pending > 0) {
@@ -253,7 +266,7 @@ export class Client extends EventEmitter<ClientEvents> {
         if (t === undefined) return false
         t.remoteHost = msg.host
         t.remotePort = msg.port
-        t.url = `tcp://${msg.host.includes(':') ? `[${msg.host}]` : msg.host}:${msg.port}`
+        t.url = msg.url ?? `tcp://${msg.host.includes(':') ? `[${msg.host}]` : msg.host}:${msg.port}`
         t.online = true
         delete t.error
         this.emit('tunnel', t)
@@ -282,11 +295,11 @@ export class Client extends EventEmitter<ClientEvents> {
       const status = this.#tunnels.find(t => t.id === header.id)
       if (spec === undefined || status === undefined) { stream.destroy(); return }
       const info: VisitorInfo = { tunnel: spec.name, remoteAddress: header.addr, remotePort: header.port }
-      this.#dialLocal(stream, spec, status, info)
+      this.#dialLocal(stream, spec, status, info, header)
     }, () => stream.destroy())
   }
 
-  #dialLocal (stream: MuxStream, spec: TunnelSpec, status: TunnelStatus, info: VisitorInfo): void {
+  #dialLocal (stream: MuxStream, spec: TunnelSpec, status: TunnelStatus, info: VisitorInfo, header: StreamHeader): void {
     const local = net.connect({ host: spec.localHost, port: spec.localPort, noDelay: true, allowHalfOpen: true })
     this.#local.add(local)
     const timer = setTimeout(() => local.destroy(new Error(`timed out after ${this.#opts.localConnectTimeout ?? 10_000} ms`)), this.#opts.localConnectTimeout ?? 10_000)
@@ -301,6 +314,7 @@ export class Client extends EventEmitter<ClientEvents> {
     local.once('connect', () => {
       clearTimeout(timer)
       local.off('error', onConnectError)
+      if (spec.proxyProtocol !== undefined) local.write(proxyHeader(spec.proxyProtocol, header))
       status.connections++
       status.totalConnections++
       this.emit('connection', info)
@@ -314,6 +328,14 @@ export class Client extends EventEmitter<ClientEvents> {
       })
     })
   }
+}
+
+/** The PROXY protocol header telling the local service who the visitor is. */
+function proxyHeader (version: 1 | 2, h: StreamHeader): Buffer {
+  const src = normalizeIp(h.addr)
+  const dst = h.daddr === undefined ? undefined : normalizeIp(h.daddr)
+  if (src === undefined || dst === undefined || src.includes(':') !== dst.includes(':')) return encodeProxyHeader(version, undefined)
+  return encodeProxyHeader(version, { source: { address: src, port: h.port }, destination: { address: dst, port: h.dport ?? 0 } })
 }
 
 function expect<T extends RelayMessage['t']> (msg: RelayMessage, t: T): Extract<RelayMessage, { t: T }> {

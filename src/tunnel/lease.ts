@@ -6,16 +6,26 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type net from 'node:net'
+import type { BasicAuthChecker } from '../access/basic-auth.js'
+import type { IpFilter } from '../access/cidr.js'
 import type { Principal } from './auth.js'
 import type { LeaseTicket } from './messages.js'
 
-/** One public TCP listener bound to a lease. */
+/** One tunnel bound to a lease: a public TCP listener, or a name on the shared HTTP(S) ports. */
 export interface PublicTunnel {
   /** The client's handle for the tunnel. */
   id: number
   name: string
+  kind: 'tcp' | 'http' | 'tls'
+  /** The public port (for http/tls tunnels, the shared port). */
   port: number
-  server: net.Server
+  /** tcp tunnels only. */
+  server?: net.Server
+  /** http/tls tunnels: the claimed subdomain label and/or custom hostname. */
+  subdomain?: string
+  hostname?: string
+  filter: IpFilter
+  auth: BasicAuthChecker | undefined
   /** Visitor sockets currently open. */
   connections: Set<net.Socket>
   bytesIn: number

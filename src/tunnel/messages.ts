@@ -12,14 +12,40 @@ export const MAX_STREAM_HEADER = 1024
 
 export interface LeaseTicket { id: string, secret: string }
 
+export type TunnelKind = 'tcp' | 'http' | 'tls'
+
+/** Largest allow or deny list of one tunnel. */
+export const MAX_IP_RULES = 64
+
+/**
+ * Ask for a tunnel. `tcp` gets its own public port (`port` 0 lets the relay choose). `http`
+ * is routed by Host on the relay's shared HTTP(S) ports (TLS terminated at the relay); `tls` is
+ * routed by SNI on the shared HTTPS port and passed through untouched. Both are reached by
+ * `subdomain` under the relay's domain (random when omitted) or by a custom `hostname`.
+ */
+export interface OpenRequest {
+  t: 'open'
+  id: number
+  name: string
+  port: number
+  kind?: TunnelKind
+  subdomain?: string
+  hostname?: string
+  /** `user:pass` for HTTP basic auth (http only); the relay keeps only a hash. */
+  basicAuth?: string
+  /** Visitor address filter (CIDRs), any kind. */
+  allowIp?: string[]
+  denyIp?: string[]
+}
+
 /** Client → relay. */
 export type ClientMessage =
   /** First message: protocol version, software, and a lease to reclaim after a reconnect. */
   | { t: 'hello', version: number, agent: string, lease?: LeaseTicket }
   /** Answer to the challenge: token id and HMAC proof (base64url). */
   | { t: 'auth', tokenId: string, proof: string }
-  /** Ask for a TCP tunnel; `port` 0 lets the relay choose. `id` is the client's handle for it. */
-  | { t: 'open', id: number, name: string, port: number }
+  /** Ask for a tunnel; `id` is the client's handle for it. See OpenRequest. */
+  | OpenRequest
   /** Close a tunnel this client opened. */
   | { t: 'close', id: number }
 
@@ -29,8 +55,8 @@ export type RelayMessage =
   | { t: 'challenge', version: number, nonce: string }
   /** Authenticated: the lease to present on reconnect, and whether an old one was reclaimed. */
   | { t: 'welcome', lease: LeaseTicket, resumed: boolean, principal: string, agent: string }
-  /** A tunnel is up at `host:port`. */
-  | { t: 'opened', id: number, port: number, host: string }
+  /** A tunnel is up at `host:port` (for http/tls tunnels, `url` names it). */
+  | { t: 'opened', id: number, port: number, host: string, url?: string }
   /** A tunnel was refused (reply to open) or ended by the relay. */
   | { t: 'closed', id: number, code: string, message: string }
   /** Fatal: the relay ends the connection after sending it. */
@@ -43,6 +69,9 @@ export interface StreamHeader {
   /** Visitor's address and port as the relay saw them. */
   addr: string
   port: number
+  /** The relay address and port the visitor connected to (for PROXY protocol headers). */
+  daddr?: string
+  dport?: number
 }
 
 export function encodeMessage (msg: ClientMessage | RelayMessage): Buffer {
@@ -111,7 +140,7 @@ export function parseClientMessage (body: Buffer): ClientMessage {
       return msg
     }
     case 'auth': return { t: 'auth', tokenId: str(o, 'tokenId', 128), proof: str(o, 'proof', 128) }
-    case 'open': return { t: 'open', id: int(o, 'id', 1, 0xffff_ffff), name: str(o, 'name', 64), port: int(o, 'port', 0, 65535) }
+    case 'open': return parseOpen(o)
     case 'close': return { t: 'close', id: int(o, 'id', 1, 0xffff_ffff) }
     default: throw new InvalidMessageError(`unknown client message type ${JSON.stringify(o.t)}`)
   }
@@ -125,7 +154,11 @@ export function parseRelayMessage (body: Buffer): RelayMessage {
       if (o.version !== CONTROL_VERSION) throw new VersionMismatchError(o.version, CONTROL_VERSION)
       return { t: 'challenge', version: CONTROL_VERSION, nonce: str(o, 'nonce', 128) }
     case 'welcome': return { t: 'welcome', lease: lease(o, 'lease'), resumed: bool(o, 'resumed'), principal: str(o, 'principal'), agent: str(o, 'agent') }
-    case 'opened': return { t: 'opened', id: int(o, 'id', 1, 0xffff_ffff), port: int(o, 'port', 1, 65535), host: str(o, 'host') }
+    case 'opened': {
+      const msg: RelayMessage = { t: 'opened', id: int(o, 'id', 1, 0xffff_ffff), port: int(o, 'port', 1, 65535), host: str(o, 'host') }
+      if (o.url !== undefined) msg.url = str(o, 'url', 512)
+      return msg
+    }
     case 'closed': return { t: 'closed', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024) }
     case 'error': return { t: 'error', code: str(o, 'code', 64), message: str(o, 'message', 1024) }
     default: throw new InvalidMessageError(`unknown relay message type ${JSON.stringify(o.t)}`)
@@ -134,5 +167,30 @@ export function parseRelayMessage (body: Buffer): RelayMessage {
 
 export function parseStreamHeader (body: Buffer): StreamHeader {
   const o = parseJson(body)
-  return { id: int(o, 'id', 1, 0xffff_ffff), addr: str(o, 'addr', 64), port: int(o, 'port', 0, 65535) }
+  const h: StreamHeader = { id: int(o, 'id', 1, 0xffff_ffff), addr: str(o, 'addr', 64), port: int(o, 'port', 0, 65535) }
+  if (o.daddr !== undefined) h.daddr = str(o, 'daddr', 64)
+  if (o.dport !== undefined) h.dport = int(o, 'dport', 0, 65535)
+  return h
+}
+
+function parseOpen (o: Obj): OpenRequest {
+  const msg: OpenRequest = { t: 'open', id: int(o, 'id', 1, 0xffff_ffff), name: str(o, 'name', 64), port: int(o, 'port', 0, 65535) }
+  if (o.kind !== undefined) {
+    if (o.kind !== 'tcp' && o.kind !== 'http' && o.kind !== 'tls') throw new InvalidMessageError('"open" message: "kind" must be "tcp", "http" or "tls"')
+    msg.kind = o.kind
+  }
+  if (o.subdomain !== undefined) msg.subdomain = str(o, 'subdomain', 63)
+  if (o.hostname !== undefined) msg.hostname = str(o, 'hostname', 253)
+  if (o.basicAuth !== undefined) msg.basicAuth = str(o, 'basicAuth', 512)
+  if (o.allowIp !== undefined) msg.allowIp = strList(o, 'allowIp')
+  if (o.denyIp !== undefined) msg.denyIp = strList(o, 'denyIp')
+  return msg
+}
+
+function strList (o: Obj, k: string): string[] {
+  const v = o[k]
+  if (!Array.isArray(v) || v.length > MAX_IP_RULES || v.some(x => typeof x !== 'string' || x.length > 64)) {
+    throw new InvalidMessageError(`"${String(o.t)}" message: "${k}" must be a list of at most ${MAX_IP_RULES} strings`)
+  }
+  return v as string[]
 }

@@ -6,9 +6,11 @@
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
-import type { TLSSocket } from 'node:tls'
+import tls, { type TLSSocket } from 'node:tls'
+import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
+import { IpFilter } from '../access/cidr.js'
 import {
-  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, RateLimitedError, SessionClosedError, TunnelLimitError,
+  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
 } from '../errors.js'
 import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
@@ -17,9 +19,11 @@ import { exportAuthBinding, listenTls, type TlsListener } from '../transport/tls
 import { FailureLimiter, verifyProof, type Authenticator, type Principal } from './auth.js'
 import { ControlChannel } from './control.js'
 import { Lease, type PublicTunnel } from './lease.js'
-import { CONTROL_VERSION, encodeStreamHeader, parseClientMessage, type ClientMessage } from './messages.js'
+import { HttpFront, type FrontTarget, type Visitor } from './http-front.js'
+import { CONTROL_VERSION, encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
 import { bindPublicPort, type PortRange } from './ports.js'
 import { proxy } from './proxy.js'
+import { RouteTable } from './routes.js'
 
 export const DEFAULT_CONTROL_PORT = 7835
 export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
@@ -47,6 +51,17 @@ export interface RelayOptions {
   maxTunnelsPerClient?: number
   /** Failed authentications allowed per source address per window before refusing. */
   authFailureLimit?: { max: number, windowMs: number }
+  /** Base domain for http/tls tunnels (`<name>.<domain>`, wildcard DNS pointing here). */
+  domain?: string
+  /** Shared HTTP port for http tunnels (undefined: off; 0 picks one). */
+  httpPort?: number
+  /** Shared HTTPS port: SNI routing for tls tunnels, and http tunnels when `httpsCert` is given. */
+  httpsPort?: number
+  /** PEM certificate and key (usually a wildcard for `*.<domain>`) to terminate TLS of http tunnels. */
+  httpsCert?: string | Buffer
+  httpsKey?: string | Buffer
+  /** A visitor must send its request head or ClientHello within this time (default 10 s). */
+  headersTimeout?: number // ms
   mux?: Partial<MuxConfig>
 }
 
@@ -93,7 +108,12 @@ interface ClientConn {
 }
 
 export class Relay extends EventEmitter<RelayEvents> {
-  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost'>> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey'> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #routes: RouteTable<FrontTarget>
+  #front: HttpFront | undefined
+  /** Where the shared ports actually listen (after listen()). */
+  #httpAddress: net.AddressInfo | undefined
+  #httpsAddress: net.AddressInfo | undefined
   readonly #limiter: FailureLimiter
   readonly #leases = new Map<string, Lease<ClientConn>>()
   readonly #sessions = new Set<Session>()
@@ -115,13 +135,25 @@ export class Relay extends EventEmitter<RelayEvents> {
       handshakeTimeout: options.handshakeTimeout ?? 10_000,
       maxTunnelsPerClient: options.maxTunnelsPerClient ?? 64,
       authFailureLimit: options.authFailureLimit ?? { max: 10, windowMs: 60_000 },
+      headersTimeout: options.headersTimeout ?? 10_000,
+      domain: options.domain,
+      httpPort: options.httpPort,
+      httpsPort: options.httpsPort,
+      httpsCert: options.httpsCert,
+      httpsKey: options.httpsKey,
       cert: options.cert,
       key: options.key,
       authenticator: options.authenticator,
       mux: options.mux ?? {},
     }
     this.#limiter = new FailureLimiter(this.#opts.authFailureLimit.max, this.#opts.authFailureLimit.windowMs)
+    this.#routes = new RouteTable(options.domain)
   }
+
+  /** The shared HTTP port's address, when it is on. */
+  get httpAddress (): net.AddressInfo | undefined { return this.#httpAddress }
+  /** The shared HTTPS port's address, when it is on. */
+  get httpsAddress (): net.AddressInfo | undefined { return this.#httpsAddress }
 
   /** The control listener's address (after listen()). */
   get address (): net.AddressInfo {
@@ -154,6 +186,18 @@ export class Relay extends EventEmitter<RelayEvents> {
       handshakeTimeout: this.#opts.handshakeTimeout,
       onError: err => this.emit('warning', err),
     }, socket => this.#onClient(socket))
+    if (this.#opts.httpPort !== undefined || this.#opts.httpsPort !== undefined) {
+      const o = this.#opts
+      this.#front = new HttpFront({
+        domain: o.domain,
+        lookup: route => this.#routes.lookup(route),
+        secureContext: o.httpsCert !== undefined && o.httpsKey !== undefined ? tls.createSecureContext({ cert: o.httpsCert, key: o.httpsKey }) : undefined,
+        headersTimeout: o.headersTimeout,
+        onWarning: err => this.emit('warning', err),
+      })
+      if (o.httpPort !== undefined) this.#httpAddress = await this.#front.listenHttp(o.bindHost, o.httpPort)
+      if (o.httpsPort !== undefined) this.#httpsAddress = await this.#front.listenHttps(o.bindHost, o.httpsPort)
+    }
     this.emit('listening', this.#listener.address)
     return this.#listener.address
   }
@@ -169,7 +213,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     listener?.server.close()
     for (const lease of this.#leases.values()) {
       lease.cancelExpiry()
-      for (const t of lease.tunnels.values()) t.server.close()
+      for (const t of lease.tunnels.values()) t.server?.close()
     }
     for (const conn of this.#conns) conn.control.end() // the client ends its side, then nothing holds the session
     const sessions = [...this.#sessions]
@@ -179,6 +223,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     clearTimeout(timer)
     for (const s of sessions) s.destroy()
     for (const lease of this.#leases.values()) this.#releaseLease(lease, 'relay shutting down')
+    await this.#front?.close()
     await listener?.close()
   }
 
@@ -298,41 +343,84 @@ export class Relay extends EventEmitter<RelayEvents> {
     }
   }
 
-  async #openTunnel (conn: ClientConn, msg: Extract<ClientMessage, { t: 'open' }>): Promise<void> {
+  async #openTunnel (conn: ClientConn, msg: OpenRequest): Promise<void> {
     const lease = conn.lease
+    const kind = msg.kind ?? 'tcp'
     const existing = lease.tunnels.get(msg.id)
-    if (existing !== undefined && existing.name === msg.name && (msg.port === 0 || msg.port === existing.port)) {
-      // Reclaimed after a reconnect: the same listener, the same port.
-      conn.control.send({ t: 'opened', id: msg.id, port: existing.port, host: this.#opts.publicHost })
+    if (existing !== undefined && existing.name === msg.name && existing.kind === kind &&
+      (msg.port === 0 || msg.port === existing.port) && (msg.subdomain === undefined || msg.subdomain.toLowerCase() === existing.subdomain)) {
+      // Reclaimed after a reconnect: the same listener or name, the same port.
+      conn.control.send(this.#openedMessage(existing))
       this.emit('tunnel-up', this.#tunnelInfo(lease, existing))
       return
     }
     if (existing !== undefined) this.#closeTunnel(lease, msg.id, 'replaced')
+    let tunnel: PublicTunnel | undefined
     try {
       for (const t of lease.tunnels.values()) if (t.name === msg.name) throw new DuplicateTunnelError(msg.name)
       if (lease.tunnels.size >= this.#opts.maxTunnelsPerClient) throw new TunnelLimitError(this.#opts.maxTunnelsPerClient)
-      const tunnel: PublicTunnel = { id: msg.id, name: msg.name, port: 0, server: undefined as unknown as net.Server, connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
-      tunnel.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, tunnel, socket))
-      tunnel.port = (tunnel.server.address() as net.AddressInfo).port
+      const filter = new IpFilter({ allow: msg.allowIp ?? [], deny: msg.denyIp ?? [] })
+      if (msg.basicAuth !== undefined && kind !== 'http') throw new InvalidMessageError('basic auth needs an http tunnel')
+      const auth = msg.basicAuth === undefined ? undefined : new BasicAuthChecker(hashPassword(...userPass(msg.basicAuth)))
+      tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
+      const t = tunnel
+      if (kind === 'tcp') {
+        t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket))
+        t.port = (t.server.address() as net.AddressInfo).port
+      } else {
+        this.#claimNames(lease, t, msg)
+      }
       if (this.#closing || lease.holder !== conn) {
-        tunnel.server.close()
+        this.#releaseTunnel(lease, t)
         return
       }
-      lease.tunnels.set(msg.id, tunnel)
-      conn.control.send({ t: 'opened', id: msg.id, port: tunnel.port, host: this.#opts.publicHost })
-      this.emit('tunnel-up', this.#tunnelInfo(lease, tunnel))
+      lease.tunnels.set(msg.id, t)
+      conn.control.send(this.#openedMessage(t))
+      this.emit('tunnel-up', this.#tunnelInfo(lease, t))
     } catch (err) {
+      if (tunnel !== undefined) this.#releaseTunnel(lease, tunnel)
       if (!(err instanceof MportError)) this.emit('warning', err as Error)
       const e = err instanceof MportError ? err : new InvalidMessageError(`cannot open tunnel: ${(err as Error).message}`)
       conn.control.send({ t: 'closed', id: msg.id, code: e.code, message: e.message })
     }
   }
 
+  /** Claims the subdomain and/or hostname of an http or tls tunnel on the shared ports. */
+  #claimNames (lease: Lease<ClientConn>, t: PublicTunnel, msg: OpenRequest): void {
+    const port = t.kind === 'tls' || this.#opts.httpPort === undefined ? this.#httpsAddress?.port : this.#httpAddress?.port
+    if (port === undefined) throw new PortNotAllowedError(0, `no shared ${t.kind === 'tls' ? 'HTTPS' : 'HTTP'} port on this relay`)
+    t.port = port
+    const target: FrontTarget = {
+      kind: t.kind === 'tls' ? 'tls' : 'http',
+      filter: t.filter,
+      auth: t.auth,
+      connect: (visitor, socket) => this.#openVisitorStream(lease, t, socket, visitor),
+      finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
+    }
+    if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
+    if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
+  }
+
+  #openedMessage (t: PublicTunnel): Extract<import('./messages.js').RelayMessage, { t: 'opened' }> {
+    const host = t.subdomain !== undefined ? this.#routes.fqdn(t.subdomain) : t.hostname ?? this.#opts.publicHost
+    if (t.kind === 'tcp') return { t: 'opened', id: t.id, port: t.port, host }
+    const https = t.kind === 'tls' || (this.#httpsAddress !== undefined && this.#opts.httpsCert !== undefined)
+    const scheme = t.kind === 'tls' ? 'tls' : https ? 'https' : 'http'
+    const port = https ? this.#httpsAddress?.port : this.#httpAddress?.port
+    const defaultPort = scheme === 'http' ? 80 : 443
+    return { t: 'opened', id: t.id, port: port ?? t.port, host, url: `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}` }
+  }
+
+  #releaseTunnel (lease: Lease<ClientConn>, t: PublicTunnel): void {
+    t.server?.close()
+    this.#routes.release(lease, t.subdomain, t.hostname)
+  }
+
   #closeTunnel (lease: Lease<ClientConn>, id: number, reason: string): void {
     const t = lease.tunnels.get(id)
     if (t === undefined) return
     lease.tunnels.delete(id)
-    t.server.close()
+    this.#releaseTunnel(lease, t)
     for (const s of t.connections) s.destroy()
     this.emit('tunnel-down', this.#tunnelInfo(lease, t), reason)
   }
@@ -355,41 +443,57 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   #onVisitor (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket): void {
     socket.on('error', () => {}) // reported through proxy(); a reset visitor must not crash the relay
-    const conn = lease.holder
-    if (conn === undefined || this.#closing) {
-      socket.destroy() // tunnel offline: the client is reconnecting
+    const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
+    const stream = tunnel.filter.allows(visitor.addr) ? this.#openVisitorStream(lease, tunnel, socket, visitor) : undefined
+    if (stream === undefined) {
+      socket.resetAndDestroy() // filtered, or the client is reconnecting: refuse like a closed port
       return
     }
+    const counters = { aToB: 0, bToA: 0 }
+    void proxy(socket, stream, counters).then(result => {
+      this.#visitorFinished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
+    })
+  }
+
+  /** Opens the mux stream for one visitor, its header riding with the SYN; undefined while the client is away. */
+  #openVisitorStream (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor): MuxStream | undefined {
+    const conn = lease.holder
+    if (conn === undefined || this.#closing) return undefined
     let stream: MuxStream
     try {
       stream = conn.session.open()
     } catch (err) {
       this.emit('warning', err as Error)
-      socket.destroy()
-      return
-    }
-    const info: ConnectionInfo = {
-      tunnel: this.#tunnelInfo(lease, tunnel),
-      remoteAddress: socket.remoteAddress ?? 'unknown',
-      remotePort: socket.remotePort ?? 0,
+      return undefined
     }
     // Written in the same tick as open(): the header rides with the SYN, no extra round trip.
-    stream.write(encodeStreamHeader({ id: tunnel.id, addr: info.remoteAddress, port: info.remotePort }))
+    stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
     tunnel.connections.add(socket)
     tunnel.totalConnections++
-    this.emit('connection', info)
-    const counters = { aToB: 0, bToA: 0 }
-    void proxy(socket, stream, counters).then(result => {
-      tunnel.connections.delete(socket)
-      tunnel.bytesIn += result.aToB
-      tunnel.bytesOut += result.bToA
-      this.emit('connection-closed', info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
-    })
+    this.emit('connection', this.#connectionInfo(lease, tunnel, visitor))
+    return stream
+  }
+
+  #visitorFinished (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void {
+    tunnel.connections.delete(socket)
+    tunnel.bytesIn += stats.bytesIn
+    tunnel.bytesOut += stats.bytesOut
+    const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
+    this.emit('connection-closed', this.#connectionInfo(lease, tunnel, visitor), stats)
+  }
+
+  #connectionInfo (lease: Lease<ClientConn>, tunnel: PublicTunnel, visitor: Visitor): ConnectionInfo {
+    return { tunnel: this.#tunnelInfo(lease, tunnel), remoteAddress: visitor.addr || 'unknown', remotePort: visitor.port }
   }
 
   #tunnelInfo (lease: Lease<ClientConn>, t: PublicTunnel): TunnelInfo {
     return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }
   }
+}
+
+function userPass (value: string): [string, string] {
+  const c = parseBasicAuthValue(value)
+  return [c.user, c.pass]
 }
 
 function assertNever (x: never): never {

@@ -13,6 +13,19 @@ export interface TunnelSpec {
   localPort: number
   /** Public port to ask for; 0 lets the relay choose. */
   remotePort: number
+  /** `tcp` (default): a public port. `http`: routed by Host on the relay's shared ports. `tls`: routed by SNI, passed through. */
+  kind?: 'tcp' | 'http' | 'tls'
+  /** http/tls: the name under the relay's domain (random when omitted). */
+  subdomain?: string
+  /** http/tls: a custom host name pointing at the relay. */
+  hostname?: string
+  /** http: `user:pass` the relay asks visitors for (it keeps only a hash). */
+  basicAuth?: string
+  /** Visitor addresses (CIDRs) allowed, or denied; any kind. */
+  allowIp?: string[]
+  denyIp?: string[]
+  /** Send a PROXY protocol header (v1 text or v2 binary) to the local service first. */
+  proxyProtocol?: 1 | 2
 }
 
 export interface HostPort { host: string, port: number }

@@ -1,0 +1,282 @@
+/**
+ * The relay's shared HTTP and HTTPS ports: many tunnels behind two ports, routed by name.
+ *
+ * HTTP: the first request head picks the tunnel by its Host; every request head on the
+ * connection is then rewritten (X-Forwarded-*) while bodies stream through with backpressure.
+ * HTTPS: the ClientHello's SNI picks the tunnel; `tls` tunnels get the encrypted bytes untouched
+ * (the relay never sees plaintext), `http` tunnels are terminated here with the relay's
+ * certificate and then served like HTTP. Visitors get a small page for every refusal.
+ */
+import net from 'node:net'
+import tls from 'node:tls'
+import { Duplex, pipeline } from 'node:stream'
+import type { IpFilter } from '../access/cidr.js'
+import type { BasicAuthChecker } from '../access/basic-auth.js'
+import { HttpError } from '../http/errors.js'
+import { routeHost, type Route } from '../http/names.js'
+import { errorResponse, type ErrorStatus } from '../http/pages.js'
+import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
+import { HttpRequestStream } from '../http/request-stream.js'
+import { ClientHelloParser } from '../http/sni.js'
+import { MportError } from '../errors.js'
+
+export interface Visitor {
+  addr: string
+  port: number
+  /** The relay address and port the visitor reached. */
+  daddr: string
+  dport: number
+}
+
+export interface FrontTarget {
+  readonly kind: 'http' | 'tls'
+  readonly filter: IpFilter
+  readonly auth: BasicAuthChecker | undefined
+  /** Opens a visitor stream towards the client (header sent); undefined while the tunnel is offline. */
+  connect (visitor: Visitor, socket: net.Socket): Duplex | undefined
+  /** The visitor connection ended; bytes are visitor → service and back. */
+  finished (socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void
+}
+
+export interface HttpFrontOptions {
+  /** Base domain for subdomain routing (`<name>.<domain>`). */
+  domain: string | undefined
+  /** Finds the tunnel for a host name. */
+  lookup (route: Route): FrontTarget | undefined
+  /** Certificate for terminating TLS of http tunnels; without it the HTTPS port only passes `tls` tunnels through. */
+  secureContext: tls.SecureContext | undefined
+  /** A visitor must send its first request head (or ClientHello) within this time. */
+  headersTimeout: number // ms
+  onWarning (err: Error): void
+}
+
+export class HttpFront {
+  readonly #opts: HttpFrontOptions
+  readonly #servers: net.Server[] = []
+  readonly #sockets = new Set<net.Socket>()
+
+  constructor (opts: HttpFrontOptions) {
+    this.#opts = opts
+  }
+
+  async listenHttp (host: string, port: number): Promise<net.AddressInfo> {
+    return await this.#listen(host, port, socket => this.#serveHttp(socket, socket, 'http'))
+  }
+
+  async listenHttps (host: string, port: number): Promise<net.AddressInfo> {
+    return await this.#listen(host, port, socket => this.#serveTls(socket))
+  }
+
+  /** Stops accepting and closes every visitor connection. */
+  async close (): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    await Promise.all(this.#servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
+  }
+
+  #listen (host: string, port: number, onSocket: (s: net.Socket) => void): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, socket => {
+        this.#sockets.add(socket)
+        socket.on('close', () => this.#sockets.delete(socket))
+        socket.on('error', () => {}) // reported through the pipelines
+        onSocket(socket)
+      })
+      server.once('error', reject)
+      server.listen({ host, port }, () => {
+        server.off('error', reject)
+        server.on('error', err => this.#opts.onWarning(err))
+        this.#servers.push(server)
+        resolve(server.address() as net.AddressInfo)
+      })
+    })
+  }
+
+  // ---- HTTP ----
+
+  /** Reads the first request head, routes and checks it, then pipes the connection through. */
+  #serveHttp (visitorIo: Duplex, socket: net.Socket, proto: 'http' | 'https'): void {
+    const visitor = visitorOf(socket)
+    const parser = new RequestHeadParser()
+    const received: Buffer[] = []
+    const timer = setTimeout(() => refuse(408), this.#opts.headersTimeout)
+    const refuse = (status: ErrorStatus, head?: RequestHead, detail?: string): void => {
+      cleanup()
+      visitorIo.end(errorResponse(status, { ...(head?.headers !== undefined ? { accept: header(head, 'accept'), method: head.method } : {}), ...(detail !== undefined ? { detail } : {}) }))
+      setTimeout(() => socket.destroy(), 2000).unref() // a visitor that never reads the page
+    }
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      visitorIo.off('data', onData)
+      visitorIo.off('end', onEnd)
+    }
+    const onEnd = (): void => { cleanup(); socket.destroy() }
+    const onData = (chunk: Buffer): void => {
+      received.push(chunk)
+      let parsed
+      try {
+        parsed = parser.push(chunk)
+      } catch (err) {
+        return refuse(err instanceof HttpError ? err.status as ErrorStatus : 400, undefined, (err as Error).message)
+      }
+      if (parsed === undefined) return
+      cleanup()
+      visitorIo.pause()
+      this.#route(parsed.head, visitor, proto).then(decision => {
+        if ('status' in decision) return refuse(decision.status, parsed.head, decision.detail)
+        this.#forwardHttp(visitorIo, socket, Buffer.concat(received), decision.target, visitor, proto, parsed.head)
+      }, err => refuse(502, parsed.head, (err as Error).message))
+    }
+    visitorIo.on('data', onData)
+    visitorIo.on('end', onEnd)
+  }
+
+  async #route (head: RequestHead, visitor: Visitor, _proto: string): Promise<{ target: FrontTarget } | { status: ErrorStatus, detail?: string }> {
+    if (head.host === undefined) return { status: 400, detail: 'the request has no Host header' }
+    const target = this.#opts.lookup(routeHost(head.host, this.#opts.domain))
+    if (target === undefined || target.kind !== 'http') return { status: 404, detail: `no tunnel is named ${head.host}` }
+    if (!target.filter.allows(visitor.addr)) return { status: 403, detail: 'your address may not use this tunnel' }
+    if (target.auth !== undefined && !await target.auth.check(header(head, 'authorization'))) return { status: 401 }
+    return { target }
+  }
+
+  #forwardHttp (visitorIo: Duplex, socket: net.Socket, initial: Buffer, target: FrontTarget, visitor: Visitor, proto: 'http' | 'https', first: RequestHead): void {
+    const stream = target.connect(visitor, socket)
+    if (stream === undefined) {
+      visitorIo.end(errorResponse(503, { accept: header(first, 'accept'), method: first.method, detail: 'the tunnel client is reconnecting' }))
+      return
+    }
+    const firstAuth = header(first, 'authorization')
+    const rewriter = new HttpRequestStream({
+      forwardedFor: visitor.addr,
+      proto,
+      // Later requests on this keep-alive connection must stay on this tunnel and keep the
+      // credentials that were checked; anything else closes the connection.
+      onRequest: head => {
+        if (head.host === undefined || this.#opts.lookup(routeHost(head.host, this.#opts.domain)) !== target) {
+          throw new HttpError('MPORT_ERR_BAD_REQUEST', 'a keep-alive connection cannot switch tunnels')
+        }
+        if (target.auth !== undefined && header(head, 'authorization') !== firstAuth) {
+          throw new HttpError('MPORT_ERR_BAD_REQUEST', 'credentials changed on a keep-alive connection')
+        }
+      },
+    })
+    let bytesIn = initial.length
+    let bytesOut = 0
+    let failed: Error | undefined
+    // Plain pipes, not pipeline(): on a failure the visitor may still get a page.
+    const fail = (err: Error): void => {
+      if (failed !== undefined) return
+      failed = err
+      stream.destroy()
+      rewriter.destroy()
+      if (bytesOut === 0 && !visitorIo.writableEnded && !visitorIo.destroyed) {
+        // Nothing came back yet (the local service refused): a page, not a reset.
+        visitorIo.unpipe(rewriter)
+        const status = err instanceof HttpError ? err.status as ErrorStatus : 502
+        visitorIo.end(errorResponse(status, { accept: header(first, 'accept'), method: first.method, detail: status === 502 ? 'the tunnel client could not reach its local service' : err.message }))
+        setTimeout(() => socket.destroy(), 2000).unref()
+      } else {
+        abort(socket)
+      }
+    }
+    socket.once('close', () => target.finished(socket, { bytesIn, bytesOut, ...(failed !== undefined ? { error: failed } : {}) }))
+    visitorIo.on('data', (c: Buffer) => { bytesIn += c.length })
+    stream.on('data', (c: Buffer) => { bytesOut += c.length })
+    visitorIo.on('error', fail)
+    rewriter.on('error', fail)
+    stream.on('error', fail)
+    rewriter.write(initial)
+    visitorIo.pipe(rewriter).pipe(stream)
+    stream.pipe(visitorIo)
+    visitorIo.resume()
+  }
+
+  // ---- HTTPS ----
+
+  #serveTls (socket: net.Socket): void {
+    const visitor = visitorOf(socket)
+    const hello = new ClientHelloParser()
+    const timer = setTimeout(() => socket.destroy(), this.#opts.headersTimeout)
+    const onData = (chunk: Buffer): void => {
+      let result
+      try {
+        result = hello.push(chunk)
+      } catch (err) {
+        return fail(err as Error)
+      }
+      if (result.state === 'need-more') return
+      clearTimeout(timer)
+      socket.off('data', onData)
+      socket.pause()
+      if (result.state === 'not-tls') return fail(new HttpError('MPORT_ERR_BAD_REQUEST', 'not a TLS connection on the HTTPS port'))
+      const name = result.serverName
+      const target = name === undefined ? undefined : this.#opts.lookup(routeHost(name, this.#opts.domain))
+      if (target?.kind === 'tls') return this.#passThrough(socket, hello.buffered, target, visitor)
+      // http tunnels, and pages for unknown names, need our certificate.
+      if (this.#opts.secureContext === undefined) return fail(new HttpError('MPORT_ERR_BAD_REQUEST', `no tls tunnel named ${name ?? '(no SNI)'}`))
+      const plain = new tls.TLSSocket(new Replay(socket, hello.buffered), { isServer: true, secureContext: this.#opts.secureContext, ALPNProtocols: ['http/1.1'] })
+      plain.on('error', () => socket.destroy())
+      this.#serveHttp(plain, socket, 'https')
+    }
+    const fail = (err: Error): void => {
+      clearTimeout(timer)
+      if (!(err instanceof MportError)) this.#opts.onWarning(err)
+      abort(socket)
+    }
+    socket.on('data', onData)
+  }
+
+  #passThrough (socket: net.Socket, hello: Buffer, target: FrontTarget, visitor: Visitor): void {
+    if (!target.filter.allows(visitor.addr)) return abort(socket)
+    const stream = target.connect(visitor, socket)
+    if (stream === undefined) return abort(socket)
+    stream.write(hello)
+    let bytesOut = 0
+    let bytesIn = hello.length
+    let failed: Error | undefined
+    let open = 2
+    const done = (err: Error | null | undefined): void => {
+      if (err && !failed) { failed = err; abort(socket); stream.destroy() }
+      if (--open === 0) target.finished(socket, { bytesIn, bytesOut, ...(failed !== undefined ? { error: failed } : {}) })
+    }
+    socket.on('data', (c: Buffer) => { bytesIn += c.length })
+    stream.on('data', (c: Buffer) => { bytesOut += c.length })
+    pipeline(socket, stream, done)
+    pipeline(stream, socket, done)
+    socket.resume()
+  }
+}
+
+/**
+ * The visitor socket with the bytes already read (the ClientHello) put back in front, as a
+ * plain Duplex: node:tls reads a net.Socket's handle directly and would miss them.
+ */
+class Replay extends Duplex {
+  readonly #socket: net.Socket
+  constructor (socket: net.Socket, head: Buffer) {
+    super()
+    this.#socket = socket
+    this.push(head)
+    socket.on('data', (c: Buffer) => { if (!this.push(c)) socket.pause() })
+    socket.on('end', () => this.push(null))
+    socket.on('close', () => this.destroy())
+  }
+
+  override _read (): void { this.#socket.resume() }
+  override _write (chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void { this.#socket.write(chunk, cb) }
+  override _final (cb: (err?: Error | null) => void): void { this.#socket.end(cb) }
+  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void { this.#socket.destroy(); cb(err) }
+}
+
+function visitorOf (socket: net.Socket): Visitor {
+  return { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
+}
+
+function header (head: RequestHead, name: string): string | undefined {
+  for (const [k, v] of head.headers) if (k.toLowerCase() === name) return v
+  return undefined
+}
+
+function abort (socket: net.Socket): void {
+  if (!socket.destroyed) socket.resetAndDestroy()
+}
