@@ -25,8 +25,7 @@ export interface PostgresServer {
 }
 
 /** The bin directory holding initdb and pg_ctl, or the reason there is none. */
-export function findPostgres (): { bin: string } | { missing: string } {
-  const root = '/usr/lib/postgresql'
+export function findPostgres (root = '/usr/lib/postgresql'): { bin: string } | { missing: string } {
   const versions = existsSync(root) ? readdirSync(root).filter(v => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
   for (const v of versions) {
     const bin = path.join(root, v, 'bin')
@@ -39,9 +38,9 @@ export function findPostgres (): { bin: string } | { missing: string } {
  * Options for tap's t.test(): a skip reason when PostgreSQL is missing locally. Under CI it
  * never skips: the test runs and fails in startPostgres() with the same reason.
  */
-export function postgresTestOptions (): { skip?: string } {
-  const found = findPostgres()
-  if ('bin' in found || process.env.CI) return {}
+export function postgresTestOptions (env: NodeJS.ProcessEnv = process.env, root?: string): { skip?: string } {
+  const found = findPostgres(root)
+  if ('bin' in found || env.CI) return {}
   return { skip: found.missing }
 }
 

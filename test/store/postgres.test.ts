@@ -4,8 +4,14 @@
  */
 import t from 'tap'
 import { openStore } from '../../src/store/index.js'
-import { postgresTestOptions, startPostgres } from '../helpers/postgres.js'
+import { findPostgres, postgresTestOptions, startPostgres } from '../helpers/postgres.js'
 import { storeSuite, TEST_SCRYPT } from './fixtures/suite.js'
+
+t.test('without PostgreSQL: skip with the reason locally, never under CI', async t => {
+  t.match(findPostgres('/nonexistent'), { missing: /PostgreSQL is not installed .*apt-get install -y postgresql/ })
+  t.match(postgresTestOptions({}, '/nonexistent'), { skip: /PostgreSQL is not installed/ })
+  t.same(postgresTestOptions({ CI: 'true' }, '/nonexistent'), {}, 'under CI the test runs, and fails in startPostgres()')
+})
 
 t.test('store suite (PostgreSQL)', postgresTestOptions(), async t => {
   const server = await startPostgres()
