@@ -10,6 +10,12 @@ import {
 } from '../src/index.js'
 import { packageVersion } from '../src/cli/output.js'
 
+// `mport-relay users …` (account tasks on the store) has its own parser in src/cli/relay-users.ts.
+if (process.argv[2] === 'users') {
+  const { relayUsers } = await import('../src/cli/relay-users.js')
+  process.exit(await relayUsers(process.argv.slice(2)))
+}
+
 const env = process.env
 
 /** A bad flag: one line on stderr, exit 2. */
