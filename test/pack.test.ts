@@ -87,7 +87,7 @@ t.test('npm pack, install the tarball into a fresh project, run both bins', asyn
   t.match(relayHelp.stdout, /mport-relay \[options\]/, 'relay usage text')
   t.match(relayHelp.stdout, /--ports/)
   ok(t, connectHelp, 'npx mport-connect --help')
-  t.match(connectHelp.stdout, /mport-connect <tunnel\.\.> \[options\]/, 'connect usage text')
+  t.match(connectHelp.stdout, /mport-connect \[http\|tls\] <tunnel\.\.> \[options\]/, 'connect usage text')
   t.match(connectHelp.stdout, /--relay/)
   ok(t, relayVersion, 'npx mport-relay --version')
   t.equal(relayVersion.stdout.trim(), VERSION, 'the built bin finds the package version')

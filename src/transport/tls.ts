@@ -22,6 +22,11 @@ export const AUTH_BINDING_LABEL = 'EXPORTER-mport-auth'
 export const AUTH_BINDING_LENGTH = 32
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000 // ms
 const MIN_VERSION = 'TLSv1.3'
+/**
+ * TLS 1.3 suites, AES-128-GCM first: as strong as this link needs (what OpenSSH's
+ * aes128-gcm gives) and cheaper per byte than Node's default AES-256-GCM.
+ */
+export const CIPHER_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
 
 const ignore = (): void => {}
 const EMPTY = Buffer.alloc(0)
@@ -66,6 +71,7 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
     cert: opts.cert,
     key: opts.key,
     minVersion: MIN_VERSION,
+    ciphers: CIPHER_SUITES,
     ALPNProtocols: [ALPN_PROTOCOL],
     // Enforced by Node per socket from accept to the end of the handshake (not an idle timer).
     handshakeTimeout,
@@ -228,6 +234,7 @@ function handshake (opts: ConnectTlsOptions, address: string, timeout: number): 
       rejectUnauthorized: false,
       ALPNProtocols: [ALPN_PROTOCOL],
       minVersion: MIN_VERSION,
+      ciphers: CIPHER_SUITES,
     })
     const timer = setTimeout(() => fail(undefined, timeoutReason(timeout)), timeout)
     const cleanup = (): void => {
