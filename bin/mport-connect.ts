@@ -9,6 +9,12 @@ import {
 } from '../src/index.js'
 import { formatStatus, packageVersion } from '../src/cli/output.js'
 
+// Account commands (login, logout, tokens) go to the REST API: src/cli/connect-account.ts.
+if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
+  const { connectAccount } = await import('../src/cli/connect-account.js')
+  process.exit(await connectAccount(process.argv.slice(2)))
+}
+
 const CONFIG_KEYS = ['relay', 'token', 'tunnels', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry'] as const
 /** How often the terminal status line may be printed (only when something changed). */
 const STATUS_INTERVAL_MS = 10_000
