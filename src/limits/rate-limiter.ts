@@ -50,7 +50,8 @@ export class ConnectionRateLimiter {
   readonly #clock: () => number
   /** The time of the current allow() call; the buckets read it as their clock. */
   #at = 0
-  readonly #all: TokenBucket | undefined
+  /** The overall bucket, made at the first check so that it starts on the callers' clock. */
+  #all: TokenBucket | undefined
   /** Address key → bucket, least recently seen first (Map insertion order). */
   readonly #ips = new Map<string, TokenBucket>()
 
@@ -62,8 +63,6 @@ export class ConnectionRateLimiter {
     this.#v6Prefix = opts.ipv6PrefixLength ?? 64
     if (!Number.isInteger(this.#v6Prefix) || this.#v6Prefix < 1 || this.#v6Prefix > 128) throw new InvalidConfigError('ipv6PrefixLength', `must be an integer from 1 to 128, got ${opts.ipv6PrefixLength}`)
     this.#clock = opts.now ?? (() => performance.now())
-    this.#at = this.#clock()
-    if (this.perMinute !== null && this.perMinute > 0) this.#all = this.#bucket(this.perMinute)
   }
 
   /**
@@ -77,6 +76,7 @@ export class ConnectionRateLimiter {
   /** Like allow(), with the reason and the retry delay when refused. */
   check (ip: string | undefined, now?: number): RateVerdict {
     this.#at = now ?? this.#clock()
+    if (this.#all === undefined && this.perMinute !== null && this.perMinute > 0) this.#all = this.#bucket(this.perMinute)
     const key = ip === undefined ? undefined : this.key(ip)
     if (key !== undefined && this.perIpPerMinute === 0) return this.#refuse('ip', 0, undefined, key)
     if (this.perMinute === 0) return this.#refuse('all', 0, undefined, key)
