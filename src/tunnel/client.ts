@@ -86,6 +86,9 @@ export interface ClientEvents {
   close: []
 }
 
+/** The shortest wait before a reconnect, so a relay that drops clients at once is not hammered. */
+const MIN_BACKOFF = 50 // ms
+
 /** Errors after which retrying cannot help. */
 const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPORT_ERR_CERT_UNTRUSTED', 'MPORT_ERR_VERSION_MISMATCH', 'MPORT_ERR_INVALID_CONFIG'])
 
@@ -174,12 +177,13 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Exponential backoff with full jitter, between initial and max. */
+  /** Exponential backoff with full jitter: uniform in [0, min(max, initial × 2^(attempt−1))]. */
   #backoff (attempt: number): number {
     const initial = this.#opts.backoff?.initial ?? 500
     const max = this.#opts.backoff?.max ?? 30_000
-    const ceiling = Math.min(max, initial * 2 ** Math.min(attempt - 1, 20))
-    return Math.round(initial / 2 + Math.random() * (ceiling - initial / 2))
+    const ceiling = Math.min(max, initial * 2 ** Math.min(Math.max(attempt - 1, 0), 20))
+    // Full jitter: clients of a restarted relay spread out instead of reconnecting at once.
+    return Math.max(MIN_BACKOFF, Math.round(Math.random() * ceiling))
   }
 
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */

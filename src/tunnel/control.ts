@@ -61,6 +61,18 @@ export class ControlChannel<In> {
     }
   }
 
+  /** Sends a last message, half-closes, and resolves once it has been handed to the session (at most `boundMs`). */
+  endFlushed (msg: ClientMessage | RelayMessage, boundMs = 1000): Promise<void> {
+    return new Promise(resolve => {
+      const timer = setTimeout(resolve, boundMs)
+      const done = (): void => { clearTimeout(timer); resolve() }
+      if (this.#stream.writableFinished || this.#stream.destroyed) return done()
+      this.#stream.once('finish', done)
+      this.#stream.once('close', done)
+      this.end(msg)
+    })
+  }
+
   /** Sends a last message (if any) and half-closes. */
   end (msg?: ClientMessage | RelayMessage): void {
     if (msg !== undefined) this.send(msg)

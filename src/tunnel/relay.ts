@@ -10,7 +10,7 @@ import tls, { type TLSSocket } from 'node:tls'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
 import {
-  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
+  AuthFailedError, DuplicateTunnelError, HandshakeTimeoutError, InvalidMessageError, MportError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
 } from '../errors.js'
 import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
@@ -235,48 +235,56 @@ export class Relay extends EventEmitter<RelayEvents> {
     const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#opts.mux })
     this.#sessions.add(session)
     session.on('close', () => this.#sessions.delete(session))
-    this.#handshake(session, socket, remoteAddress).catch((err: Error) => {
+    // The first stream the client opens is the control stream; any other is refused at once,
+    // before it can hold a byte of an unauthenticated client's data.
+    const control = new Promise<MuxStream>(resolve => {
+      session.on('stream', s => {
+        if (!controlTaken) { controlTaken = true; resolve(s) } else s.destroy()
+      })
+    })
+    let controlTaken = false
+    this.#handshake(session, socket, remoteAddress, control).catch((err: Error) => {
       if (!(err instanceof MportError)) {
         this.emit('warning', err)
         session.destroy(err)
         return
       }
-      // Let the typed error reach the client, then hang up even if it lingers.
-      void session.close()
+      // Let the typed error reach the client before the GoAway, then hang up even if it lingers.
       setTimeout(() => session.destroy(), 1000).unref()
     })
   }
 
-  async #handshake (session: Session, socket: TLSSocket, remoteAddress: string): Promise<void> {
+  async #handshake (session: Session, socket: TLSSocket, remoteAddress: string, controlStream: Promise<MuxStream>): Promise<void> {
     // The whole handshake is bounded; other clients are accepted meanwhile.
-    const deadline = setTimeout(() => session.destroy(), this.#opts.handshakeTimeout)
+    const deadline = setTimeout(() => {
+      if (control === undefined) session.destroy()
+      else this.#refuse(session, control, new HandshakeTimeoutError(this.#opts.handshakeTimeout, 'hello and authentication'))
+    }, this.#opts.handshakeTimeout)
     deadline.unref()
-    let control: ControlChannel<ClientMessage>
+    let control: ControlChannel<ClientMessage> | undefined
     let principal: Principal
     let hello: Extract<ClientMessage, { t: 'hello' }>
     try {
-      const stream = await session.accept()
-      // The control stream is the only one a client may open.
-      session.on('stream', s => s.destroy())
+      const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
       control = new ControlChannel(stream, parseClientMessage)
-      const first = await control.recv().catch((err: Error) => { this.#refuse(control, err); throw err })
-      if (first.t !== 'hello') throw this.#refuse(control, new InvalidMessageError(`expected "hello", got "${first.t}"`))
+      const first = await control.recv().catch((err: Error) => { this.#refuse(session, control!, err); throw err })
+      if (first.t !== 'hello') throw this.#refuse(session, control, new InvalidMessageError(`expected "hello", got "${first.t}"`))
       hello = first
       const retryAfter = this.#limiter.retryAfter(remoteAddress)
       if (retryAfter > 0) {
-        throw this.#refuse(control, new RateLimitedError(`too many failed logins from ${remoteAddress}; retry in ${Math.ceil(retryAfter / 1000)} s`, retryAfter))
+        throw this.#refuse(session, control, new RateLimitedError(`too many failed logins from ${remoteAddress}; retry in ${Math.ceil(retryAfter / 1000)} s`, retryAfter))
       }
       const nonce = randomBytes(32)
       control.send({ t: 'challenge', version: CONTROL_VERSION, nonce: nonce.toString('base64url') })
-      const auth = await control.recv().catch((err: Error) => { this.#refuse(control, err); throw err })
-      if (auth.t !== 'auth') throw this.#refuse(control, new InvalidMessageError(`expected "auth", got "${auth.t}"`))
+      const auth = await control.recv().catch((err: Error) => { this.#refuse(session, control!, err); throw err })
+      if (auth.t !== 'auth') throw this.#refuse(session, control, new InvalidMessageError(`expected "auth", got "${auth.t}"`))
       const cred = await this.#opts.authenticator.resolve(auth.tokenId)
       const ok = cred !== undefined && verifyProof(cred.key, nonce, exportAuthBinding(socket), Buffer.from(auth.proof, 'base64url'))
       if (!ok) {
         this.#limiter.fail(remoteAddress)
         const err = new AuthFailedError()
         this.emit('auth-failed', remoteAddress, err)
-        throw this.#refuse(control, err)
+        throw this.#refuse(session, control, err)
       }
       this.#limiter.succeed(remoteAddress)
       principal = cred.principal
@@ -312,9 +320,13 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   /** Sends a typed error as the last control message; returns it for throwing. */
-  #refuse (control: ControlChannel<ClientMessage>, err: Error): Error {
+  /**
+   * Sends a typed error as the last control message, then GoAway once it is on the wire (a
+   * GoAway queued earlier would overtake it). Returns the error for throwing.
+   */
+  #refuse (session: Session, control: ControlChannel<ClientMessage>, err: Error): Error {
     const code = err instanceof MportError ? err.code : 'MPORT_ERR_INVALID_MESSAGE'
-    control.end({ t: 'error', code, message: err.message })
+    void control.endFlushed({ t: 'error', code, message: err.message }).then(() => session.close())
     return err
   }
 
@@ -325,9 +337,8 @@ export class Relay extends EventEmitter<RelayEvents> {
         msg = await conn.control.recv()
       } catch (err) {
         // Bad or oversized messages end this client with a typed error; a closed stream ends it quietly.
-        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') this.#refuse(conn.control, err)
-        else conn.control.end()
-        void conn.session.close() // open visitor connections may finish
+        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') this.#refuse(conn.session, conn.control, err)
+        else { conn.control.end(); void conn.session.close() } // open visitor connections may finish
         return
       }
       switch (msg.t) {
@@ -335,8 +346,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         case 'close': this.#closeTunnel(conn.lease, msg.id, 'closed by client'); break
         case 'hello':
         case 'auth':
-          this.#refuse(conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
-          void conn.session.close()
+          this.#refuse(conn.session, conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
           return
         default: assertNever(msg)
       }

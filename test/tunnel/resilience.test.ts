@@ -107,6 +107,17 @@ t.test('malformed and oversized control messages end that client with a typed er
   t.equal(back.toString(), 'fine', 'the good client kept working')
 })
 
+t.test('streams beyond the control stream are reset before authentication, holding nothing', async t => {
+  const relay = await startRelay()
+  t.teardown(() => relay.close(100))
+  const raw = await rawControl(relay)
+  const extra = raw.session.open()
+  extra.write(Buffer.alloc(200 * 1024)) // rides with the SYN: must not be buffered by the relay
+  const err = await withTimeout(new Promise<Error & { code?: string }>(resolve => extra.on('error', resolve)), { what: 'the extra stream to be reset' })
+  t.equal(err.code, 'MPORT_ERR_STREAM_RESET')
+  raw.session.destroy()
+})
+
 t.test('a client that connects and says nothing is dropped; others connect meanwhile', async t => {
   const echo = await startEcho()
   const relay = await startRelay({ handshakeTimeout: 300 })
