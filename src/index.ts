@@ -18,7 +18,7 @@ export { FrameDecoder, type FrameSink } from './mux/decoder.js'
 // Tunnels
 export { Relay, DEFAULT_CONTROL_PORT, DEFAULT_PORT_RANGE, type RelayOptions, type RelayEvents, type ClientInfo, type TunnelInfo, type ConnectionInfo } from './tunnel/relay.js'
 export { Client, type ClientOptions, type ClientEvents, type TunnelStatus, type VisitorInfo } from './tunnel/client.js'
-export { StaticTokens, FailureLimiter, generateToken, tokenId, tokenKey, authProof, verifyProof, type Authenticator, type Principal, type Credential } from './tunnel/auth.js'
+export { StaticTokens, AnyAuthenticator, FailureLimiter, generateToken, tokenId, tokenKey, authProof, verifyProof, type Authenticator, type Principal, type Credential } from './tunnel/auth.js'
 export { parseTunnelSpec, parseHostPort, type TunnelSpec, type HostPort } from './tunnel/spec.js'
 export { parsePortRange, formatRange, type PortRange } from './tunnel/ports.js'
 export { prepareRelayData, defaultDataDir, type RelayData } from './tunnel/data-dir.js'
@@ -47,3 +47,6 @@ export { HttpRequestStream, type HttpRequestStreamOptions } from './http/request
 export { RequestHeadParser, parseRequestHead, rewriteHead, type RequestHead } from './http/request-head.js'
 export { ClientHelloParser, parseClientHello } from './http/sni.js'
 export type { TunnelKind, OpenRequest } from './tunnel/messages.js'
+
+// Accounts: plans, usage and limits on the relay
+export { Account, UNLIMITED, type PlanLimits, type RelayPolicy, type UsageCounts } from './tunnel/accounts.js'

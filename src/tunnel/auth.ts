@@ -12,6 +12,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 export interface Principal {
   id: string
   name: string
+  /** A relay-level token (from --token or the data dir), not a user account: no plan limits apply. */
+  builtin?: boolean
 }
 
 export interface Credential {
@@ -61,12 +63,28 @@ export class StaticTokens implements Authenticator {
     let n = 0
     for (const { token, principal } of tokens) {
       n++
-      this.#byId.set(tokenId(token), { key: tokenKey(token), principal: principal ?? { id: `token-${n}`, name: `token ${n}` } })
+      this.#byId.set(tokenId(token), { key: tokenKey(token), principal: { ...(principal ?? { id: `token-${n}`, name: `token ${n}` }), builtin: true } })
     }
   }
 
   resolve (id: string): Credential | undefined {
     return this.#byId.get(id)
+  }
+}
+
+/** Tries each Authenticator in turn: the relay's own tokens first, then user accounts. */
+export class AnyAuthenticator implements Authenticator {
+  readonly #list: Authenticator[]
+  constructor (...list: Authenticator[]) {
+    this.#list = list
+  }
+
+  async resolve (id: string): Promise<Credential | undefined> {
+    for (const a of this.#list) {
+      const c = await a.resolve(id)
+      if (c !== undefined) return c
+    }
+    return undefined
   }
 }
 

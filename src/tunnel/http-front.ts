@@ -32,8 +32,12 @@ export interface FrontTarget {
   readonly kind: 'http' | 'tls'
   readonly filter: IpFilter
   readonly auth: BasicAuthChecker | undefined
-  /** Opens a visitor stream towards the client (header sent); undefined while the tunnel is offline. */
-  connect (visitor: Visitor, socket: net.Socket): Duplex | undefined
+  /**
+   * Opens a visitor stream towards the client (header sent); undefined while the tunnel is
+   * offline or the visitor is refused. `counters` is kept up to date as bytes flow (usage and
+   * quotas read it while the connection lasts).
+   */
+  connect (visitor: Visitor, socket: net.Socket, counters: { aToB: number, bToA: number }): Duplex | undefined
   /** The visitor connection ended; bytes are visitor → service and back. */
   finished (socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void
 }
@@ -140,7 +144,8 @@ export class HttpFront {
   }
 
   #forwardHttp (visitorIo: Duplex, socket: net.Socket, initial: Buffer, target: FrontTarget, visitor: Visitor, proto: 'http' | 'https', first: RequestHead): void {
-    const stream = target.connect(visitor, socket)
+    const counters = { aToB: initial.length, bToA: 0 }
+    const stream = target.connect(visitor, socket, counters)
     if (stream === undefined) {
       visitorIo.end(errorResponse(503, { accept: header(first, 'accept'), method: first.method, detail: 'the tunnel client is reconnecting' }))
       return
@@ -160,8 +165,6 @@ export class HttpFront {
         }
       },
     })
-    let bytesIn = initial.length
-    let bytesOut = 0
     let failed: Error | undefined
     // Plain pipes, not pipeline(): on a failure the visitor may still get a page.
     const fail = (err: Error): void => {
@@ -169,7 +172,7 @@ export class HttpFront {
       failed = err
       stream.destroy()
       rewriter.destroy()
-      if (bytesOut === 0 && !visitorIo.writableEnded && !visitorIo.destroyed) {
+      if (counters.bToA === 0 && !visitorIo.writableEnded && !visitorIo.destroyed) {
         // Nothing came back yet (the local service refused): a page, not a reset.
         visitorIo.unpipe(rewriter)
         const status = err instanceof HttpError ? err.status as ErrorStatus : 502
@@ -179,9 +182,9 @@ export class HttpFront {
         abort(socket)
       }
     }
-    socket.once('close', () => target.finished(socket, { bytesIn, bytesOut, ...(failed !== undefined ? { error: failed } : {}) }))
-    visitorIo.on('data', (c: Buffer) => { bytesIn += c.length })
-    stream.on('data', (c: Buffer) => { bytesOut += c.length })
+    socket.once('close', () => target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) }))
+    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length })
+    stream.on('data', (c: Buffer) => { counters.bToA += c.length })
     visitorIo.on('error', fail)
     rewriter.on('error', fail)
     stream.on('error', fail)
@@ -228,19 +231,18 @@ export class HttpFront {
 
   #passThrough (socket: net.Socket, hello: Buffer, target: FrontTarget, visitor: Visitor): void {
     if (!target.filter.allows(visitor.addr)) return abort(socket)
-    const stream = target.connect(visitor, socket)
+    const counters = { aToB: hello.length, bToA: 0 }
+    const stream = target.connect(visitor, socket, counters)
     if (stream === undefined) return abort(socket)
     stream.write(hello)
-    let bytesOut = 0
-    let bytesIn = hello.length
     let failed: Error | undefined
     let open = 2
     const done = (err: Error | null | undefined): void => {
       if (err && !failed) { failed = err; abort(socket); stream.destroy() }
-      if (--open === 0) target.finished(socket, { bytesIn, bytesOut, ...(failed !== undefined ? { error: failed } : {}) })
+      if (--open === 0) target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) })
     }
-    socket.on('data', (c: Buffer) => { bytesIn += c.length })
-    stream.on('data', (c: Buffer) => { bytesOut += c.length })
+    socket.on('data', (c: Buffer) => { counters.aToB += c.length })
+    stream.on('data', (c: Buffer) => { counters.bToA += c.length })
     pipeline(socket, stream, done)
     pipeline(stream, socket, done)
     socket.resume()

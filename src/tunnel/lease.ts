@@ -8,6 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type net from 'node:net'
 import type { BasicAuthChecker } from '../access/basic-auth.js'
 import type { IpFilter } from '../access/cidr.js'
+import type { ConnectionRateLimiter } from '../limits/rate-limiter.js'
 import type { Principal } from './auth.js'
 import type { LeaseTicket } from './messages.js'
 
@@ -26,6 +27,8 @@ export interface PublicTunnel {
   hostname?: string
   filter: IpFilter
   auth: BasicAuthChecker | undefined
+  /** New-connection rate per the plan and per visitor address; undefined when unlimited. */
+  rate: ConnectionRateLimiter | undefined
   /** Visitor sockets currently open. */
   connections: Set<net.Socket>
   bytesIn: number

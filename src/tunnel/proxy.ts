@@ -3,7 +3,7 @@
  * failing tears both down; each direction ends on its own (a FIN crosses as a FIN).
  */
 import net from 'node:net'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Transform } from 'node:stream'
 
 export interface ProxyResult {
   /** Bytes from `a` to `b`. */
@@ -15,6 +15,9 @@ export interface ProxyResult {
 
 export interface ProxyCounters { aToB: number, bToA: number }
 
+/** Optional transforms in each direction (bandwidth shaping). */
+export interface ProxyShaping { aToB?: Transform, bToA?: Transform }
+
 /** An aborted connection must not look like a clean EOF: TCP sockets get an RST. */
 function abort (s: Duplex): void {
   if (s instanceof net.Socket && !s.destroyed && !s.connecting) s.resetAndDestroy()
@@ -22,7 +25,7 @@ function abort (s: Duplex): void {
 }
 
 /** Resolves when both directions have finished or either side failed. Never rejects. */
-export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }): Promise<ProxyResult> {
+export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping: ProxyShaping = {}): Promise<ProxyResult> {
   return new Promise(resolve => {
     let done = false
     let open = 2
@@ -38,6 +41,8 @@ export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0
       error ??= err
       abort(a)
       abort(b)
+      shaping.aToB?.destroy()
+      shaping.bToA?.destroy()
       finish()
     }
     const countA = (chunk: Buffer): void => { counters.aToB += chunk.length }
@@ -54,7 +59,11 @@ export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0
     b.on('close', () => { if (!done && !b.readableEnded) fail(new Error('connection closed before it ended')) })
     a.on('end', directionDone)
     b.on('end', directionDone)
-    a.pipe(b)
-    b.pipe(a)
+    shaping.aToB?.on('error', fail)
+    shaping.bToA?.on('error', fail)
+    if (shaping.aToB !== undefined) a.pipe(shaping.aToB).pipe(b)
+    else a.pipe(b)
+    if (shaping.bToA !== undefined) b.pipe(shaping.bToA).pipe(a)
+    else b.pipe(a)
   })
 }

@@ -22,7 +22,9 @@ import { Lease, type PublicTunnel } from './lease.js'
 import { HttpFront, type FrontTarget, type Visitor } from './http-front.js'
 import { CONTROL_VERSION, encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
 import { bindPublicPort, type PortRange } from './ports.js'
-import { proxy } from './proxy.js'
+import { proxy, type ProxyShaping } from './proxy.js'
+import { Account, type LiveCounters, type RelayPolicy } from './accounts.js'
+import { Throttle } from '../limits/throttle.js'
 import { RouteTable } from './routes.js'
 
 export const DEFAULT_CONTROL_PORT = 7835
@@ -62,6 +64,12 @@ export interface RelayOptions {
   httpsKey?: string | Buffer
   /** A visitor must send its request head or ClientHello within this time (default 10 s). */
   headersTimeout?: number // ms
+  /** Per-user limits and usage accounting (the store's, in production); none: unlimited. */
+  policy?: RelayPolicy
+  /** New connections per minute from one visitor address, per tunnel (default: unlimited). */
+  connectionsPerIpPerMinute?: number
+  /** How often usage is sampled, quotas enforced and tokens re-checked (default 2 s). */
+  accountingInterval?: number // ms
   mux?: Partial<MuxConfig>
 }
 
@@ -95,6 +103,8 @@ export interface RelayEvents {
   connection: [info: ConnectionInfo]
   'connection-closed': [info: ConnectionInfo, stats: { bytesIn: number, bytesOut: number, error?: Error }]
   'auth-failed': [remoteAddress: string, err: MportError]
+  /** A visitor was refused by a rate limit or the user's plan. */
+  'visitor-refused': [info: ConnectionInfo, err: MportError]
   /** Something went wrong with one client or visitor; the relay goes on serving the rest. */
   warning: [err: Error]
 }
@@ -105,10 +115,17 @@ interface ClientConn {
   session: Session
   control: ControlChannel<ClientMessage>
   lease: Lease<ClientConn>
+  account: Account
+  tokenId: string
 }
 
 export class Relay extends EventEmitter<RelayEvents> {
-  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey'> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #accounts = new Map<string, Account>()
+  #accountingTimer: NodeJS.Timeout | undefined
+  #accountingTicks = 0
+  /** Ends the usage tracking of a visitor connection. */
+  readonly #untrack = new WeakMap<net.Socket, () => void>()
   readonly #routes: RouteTable<FrontTarget>
   #front: HttpFront | undefined
   /** Where the shared ports actually listen (after listen()). */
@@ -136,6 +153,9 @@ export class Relay extends EventEmitter<RelayEvents> {
       maxTunnelsPerClient: options.maxTunnelsPerClient ?? 64,
       authFailureLimit: options.authFailureLimit ?? { max: 10, windowMs: 60_000 },
       headersTimeout: options.headersTimeout ?? 10_000,
+      accountingInterval: options.accountingInterval ?? 2_000,
+      policy: options.policy,
+      connectionsPerIpPerMinute: options.connectionsPerIpPerMinute,
       domain: options.domain,
       httpPort: options.httpPort,
       httpsPort: options.httpsPort,
@@ -161,15 +181,56 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.#listener.address
   }
 
-  /** Live tunnels, with their counters. */
-  get tunnels (): Array<TunnelInfo & { connections: number, bytesIn: number, bytesOut: number, online: boolean }> {
+  /** Live tunnels, with their owner and counters; `key` (`<lease>:<id>`) names one for closeTunnel(). */
+  get tunnels (): Array<TunnelInfo & { key: string, principalId: string, url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean }> {
     const out = []
     for (const lease of this.#leases.values()) {
       for (const t of lease.tunnels.values()) {
-        out.push({ ...this.#tunnelInfo(lease, t), connections: t.connections.size, bytesIn: t.bytesIn, bytesOut: t.bytesOut, online: lease.holder !== undefined })
+        out.push({
+          ...this.#tunnelInfo(lease, t),
+          key: `${lease.id}:${t.id}`,
+          principalId: lease.principal.id,
+          url: this.#openedMessage(t).url,
+          connections: t.connections.size,
+          bytesIn: t.bytesIn,
+          bytesOut: t.bytesOut,
+          online: lease.holder !== undefined,
+        })
       }
     }
     return out
+  }
+
+  /** Closes one tunnel (named by the `key` of `tunnels`) and tells its client. */
+  closeTunnel (key: string, reason = 'closed by the relay operator'): boolean {
+    const [leaseId, id] = key.split(':')
+    const lease = this.#leases.get(leaseId ?? '')
+    const tid = Number(id)
+    if (lease === undefined || !lease.tunnels.has(tid)) return false
+    lease.holder?.control.send({ t: 'closed', id: tid, code: 'MPORT_ERR_SESSION_CLOSED', message: reason })
+    this.#closeTunnel(lease, tid, reason)
+    return true
+  }
+
+  /** Checks the user's live sessions against the policy now (after a token was revoked). */
+  async revalidate (principalId: string): Promise<void> {
+    const policy = this.#opts.policy
+    if (policy === undefined) return
+    for (const conn of [...this.#conns]) {
+      if (conn.lease.principal.id === principalId && !await policy.stillValid(conn.tokenId)) this.disconnect(principalId, conn.tokenId)
+    }
+  }
+
+  /** Ends the live sessions of a user (all, or those authenticated with `tokenId`): revocation. */
+  disconnect (principalId: string, tokenId?: string): number {
+    let n = 0
+    for (const conn of [...this.#conns]) {
+      if (conn.lease.principal.id !== principalId || (tokenId !== undefined && conn.tokenId !== tokenId)) continue
+      n++
+      this.#refuse(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
+      setTimeout(() => conn.session.destroy(), 1000).unref()
+    }
+    return n
   }
 
   /** Number of connected clients. */
@@ -198,6 +259,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       if (o.httpPort !== undefined) this.#httpAddress = await this.#front.listenHttp(o.bindHost, o.httpPort)
       if (o.httpsPort !== undefined) this.#httpsAddress = await this.#front.listenHttps(o.bindHost, o.httpsPort)
     }
+    this.#accountingTimer = setInterval(() => { void this.#account() }, this.#opts.accountingInterval)
+    this.#accountingTimer.unref()
     this.emit('listening', this.#listener.address)
     return this.#listener.address
   }
@@ -209,6 +272,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   async close (graceMs = 10_000): Promise<void> {
     if (this.#closing) return
     this.#closing = true
+    clearInterval(this.#accountingTimer)
     const listener = this.#listener
     listener?.server.close()
     for (const lease of this.#leases.values()) {
@@ -225,6 +289,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     for (const lease of this.#leases.values()) this.#releaseLease(lease, 'relay shutting down')
     await this.#front?.close()
     await listener?.close()
+    for (const a of this.#accounts.values()) a.sample(this.#opts.policy) // the last counts
   }
 
   // ---- Client connections ----
@@ -263,6 +328,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     deadline.unref()
     let control: ControlChannel<ClientMessage> | undefined
     let principal: Principal
+    let tokenId = ''
     let hello: Extract<ClientMessage, { t: 'hello' }>
     try {
       const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
@@ -288,9 +354,11 @@ export class Relay extends EventEmitter<RelayEvents> {
       }
       this.#limiter.succeed(remoteAddress)
       principal = cred.principal
+      tokenId = auth.tokenId
     } finally {
       clearTimeout(deadline)
     }
+    const account = await this.#accountFor(principal)
     if (session.closed) throw new SessionClosedError('client left during the handshake')
 
     // Reclaim the lease if the ticket proves it, replacing a stale connection still holding it.
@@ -309,6 +377,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       session,
       control,
       lease: lease!,
+      account,
+      tokenId,
     }
     lease!.attach(conn)
     if (stale !== undefined) stale.session.destroy()
@@ -369,10 +439,11 @@ export class Relay extends EventEmitter<RelayEvents> {
     try {
       for (const t of lease.tunnels.values()) if (t.name === msg.name) throw new DuplicateTunnelError(msg.name)
       if (lease.tunnels.size >= this.#opts.maxTunnelsPerClient) throw new TunnelLimitError(this.#opts.maxTunnelsPerClient)
+      conn.account.checkTunnel()
       const filter = new IpFilter({ allow: msg.allowIp ?? [], deny: msg.denyIp ?? [] })
       if (msg.basicAuth !== undefined && kind !== 'http') throw new InvalidMessageError('basic auth needs an http tunnel')
       const auth = msg.basicAuth === undefined ? undefined : new BasicAuthChecker(hashPassword(...userPass(msg.basicAuth)))
-      tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
+      tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, rate: conn.account.rateLimiter(), connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
       const t = tunnel
       if (kind === 'tcp') {
         t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket))
@@ -385,6 +456,8 @@ export class Relay extends EventEmitter<RelayEvents> {
         return
       }
       lease.tunnels.set(msg.id, t)
+      conn.account.tunnels++
+      this.#opts.policy?.tunnelUp(lease.principal, t.name)
       conn.control.send(this.#openedMessage(t))
       this.emit('tunnel-up', this.#tunnelInfo(lease, t))
     } catch (err) {
@@ -404,7 +477,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       kind: t.kind === 'tls' ? 'tls' : 'http',
       filter: t.filter,
       auth: t.auth,
-      connect: (visitor, socket) => this.#openVisitorStream(lease, t, socket, visitor),
+      connect: (visitor, socket, counters) => this.#openVisitorStream(lease, t, socket, visitor, counters),
       finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
     }
     if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
@@ -432,6 +505,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     lease.tunnels.delete(id)
     this.#releaseTunnel(lease, t)
     for (const s of t.connections) s.destroy()
+    const account = this.#accounts.get(lease.principal.id)
+    if (account !== undefined) account.tunnels--
+    this.#opts.policy?.tunnelDown(lease.principal, t.name)
     this.emit('tunnel-down', this.#tunnelInfo(lease, t), reason)
   }
 
@@ -454,21 +530,35 @@ export class Relay extends EventEmitter<RelayEvents> {
   #onVisitor (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket): void {
     socket.on('error', () => {}) // reported through proxy(); a reset visitor must not crash the relay
     const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
-    const stream = tunnel.filter.allows(visitor.addr) ? this.#openVisitorStream(lease, tunnel, socket, visitor) : undefined
+    const counters = { aToB: 0, bToA: 0 }
+    const stream = tunnel.filter.allows(visitor.addr) ? this.#openVisitorStream(lease, tunnel, socket, visitor, counters) : undefined
     if (stream === undefined) {
-      socket.resetAndDestroy() // filtered, or the client is reconnecting: refuse like a closed port
+      socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
       return
     }
-    const counters = { aToB: 0, bToA: 0 }
-    void proxy(socket, stream, counters).then(result => {
+    // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
+    const bucket = lease.holder?.account.bucket
+    const shaping: ProxyShaping = bucket === undefined ? {} : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
+    void proxy(socket, stream, counters, shaping).then(result => {
       this.#visitorFinished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
     })
   }
 
-  /** Opens the mux stream for one visitor, its header riding with the SYN; undefined while the client is away. */
-  #openVisitorStream (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor): MuxStream | undefined {
+  /**
+   * Opens the mux stream for one visitor, its header riding with the SYN. Undefined while the
+   * client is away, or when the visitor is over the tunnel's connection rate or the user's plan.
+   */
+  #openVisitorStream (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): MuxStream | undefined {
     const conn = lease.holder
     if (conn === undefined || this.#closing) return undefined
+    try {
+      const verdict = tunnel.rate?.check(visitor.addr)
+      if (verdict !== undefined && !verdict.ok) throw new RateLimitedError(verdict.message, verdict.retryAfterMs)
+      conn.account.checkConnection()
+    } catch (err) {
+      this.emit('visitor-refused', this.#connectionInfo(lease, tunnel, visitor), err as MportError)
+      return undefined
+    }
     let stream: MuxStream
     try {
       stream = conn.session.open()
@@ -480,6 +570,10 @@ export class Relay extends EventEmitter<RelayEvents> {
     stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
     tunnel.connections.add(socket)
     tunnel.totalConnections++
+    this.#untrack.set(socket, conn.account.track(tunnel.name, counters, () => {
+      if (!socket.destroyed) socket.resetAndDestroy()
+      stream.destroy()
+    }, this.#opts.policy))
     this.emit('connection', this.#connectionInfo(lease, tunnel, visitor))
     return stream
   }
@@ -488,8 +582,64 @@ export class Relay extends EventEmitter<RelayEvents> {
     tunnel.connections.delete(socket)
     tunnel.bytesIn += stats.bytesIn
     tunnel.bytesOut += stats.bytesOut
+    this.#untrack.get(socket)?.()
+    this.#untrack.delete(socket)
     const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
     this.emit('connection-closed', this.#connectionInfo(lease, tunnel, visitor), stats)
+  }
+
+  // ---- Accounts: limits, usage, revocation ----
+
+  /** The live account of a principal, with fresh limits from the policy. */
+  async #accountFor (principal: Principal): Promise<Account> {
+    let account = this.#accounts.get(principal.id)
+    if (account === undefined) {
+      account = new Account(principal, this.#opts.connectionsPerIpPerMinute ?? null)
+      this.#accounts.set(principal.id, account)
+    }
+    const policy = this.#opts.policy
+    if (policy !== undefined) account.update(await policy.limits(principal), await policy.monthBytes(principal))
+    return account
+  }
+
+  /** Every accounting interval: usage counted, quotas enforced; every 5th: revoked tokens cut, limits refreshed. */
+  async #account (): Promise<void> {
+    const policy = this.#opts.policy
+    this.#accountingTicks++
+    for (const account of this.#accounts.values()) {
+      const over = account.sample(policy)
+      if (over !== undefined) this.#closeTunnelsOf(account.principal, over)
+    }
+    if (policy === undefined || this.#accountingTicks % 5 !== 0) return
+    for (const conn of [...this.#conns]) {
+      try {
+        if (!await policy.stillValid(conn.tokenId)) {
+          this.#refuse(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
+          setTimeout(() => conn.session.destroy(), 1000).unref()
+        }
+      } catch (err) {
+        this.emit('warning', err as Error)
+      }
+    }
+    for (const account of this.#accounts.values()) {
+      try {
+        const flowed = account.monthBytes
+        account.update(await policy.limits(account.principal), Math.max(flowed, await policy.monthBytes(account.principal)))
+      } catch (err) {
+        this.emit('warning', err as Error)
+      }
+    }
+  }
+
+  /** The user's quota is used up: every tunnel of theirs closes, and their clients are told why. */
+  #closeTunnelsOf (principal: Principal, err: MportError): void {
+    for (const lease of this.#leases.values()) {
+      if (lease.principal.id !== principal.id) continue
+      for (const [id] of [...lease.tunnels]) {
+        lease.holder?.control.send({ t: 'closed', id, code: err.code, message: err.message })
+        this.#closeTunnel(lease, id, err.message)
+      }
+    }
   }
 
   #connectionInfo (lease: Lease<ClientConn>, tunnel: PublicTunnel, visitor: Visitor): ConnectionInfo {

@@ -28,7 +28,7 @@ t.test('the token id reveals nothing usable and is stable', async t => {
 t.test('StaticTokens resolves ids to principals', async t => {
   const a = generateToken()
   const auth = new StaticTokens([{ token: a, principal: { id: 'u1', name: 'alice' } }, { token: generateToken() }])
-  t.same(auth.resolve(tokenId(a))?.principal, { id: 'u1', name: 'alice' })
+  t.same(auth.resolve(tokenId(a))?.principal, { id: 'u1', name: 'alice', builtin: true }, 'relay tokens are marked built-in (no plan limits)')
   t.ok(auth.resolve(tokenId(a))?.key.equals(tokenKey(a)))
   t.equal(auth.resolve('nope'), undefined)
 })

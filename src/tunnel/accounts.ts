@@ -1,0 +1,150 @@
+/**
+ * Per-user limits on the relay: the plan's tunnel and connection counts, a monthly transfer
+ * quota, a bandwidth shared by all of a user's connections (shaped by backpressure), and a
+ * new-connection rate per tunnel and per visitor address. Usage is counted as data flows, not
+ * only when a connection ends, so a quota can stop a transfer midway.
+ *
+ * The relay asks a RelayPolicy (backed by the store in production) for limits and hands it the
+ * counts; without a policy nothing is limited.
+ */
+import { ConnectionRateLimiter } from '../limits/rate-limiter.js'
+import { TokenBucket } from '../limits/token-bucket.js'
+import { QuotaExceededError } from '../store/errors.js'
+import type { Principal } from './auth.js'
+
+/** A user's plan; null means unlimited. */
+export interface PlanLimits {
+  maxTunnels: number | null
+  maxConnections: number | null
+  monthlyBytes: number | null
+  bandwidthBytesPerSecond: number | null
+  connectionsPerMinute: number | null
+}
+
+export interface UsageCounts { bytesIn?: number, bytesOut?: number, connections?: number }
+
+export interface RelayPolicy {
+  limits (principal: Principal): Promise<PlanLimits>
+  /** Bytes (in + out) the user moved this calendar month, as recorded so far. */
+  monthBytes (principal: Principal): Promise<number>
+  /** False once the token is revoked or the user disabled: live sessions are then cut. */
+  stillValid (tokenId: string): Promise<boolean>
+  tunnelUp (principal: Principal, tunnel: string): void
+  tunnelDown (principal: Principal, tunnel: string): void
+  record (principal: Principal, tunnel: string, counts: UsageCounts): void
+}
+
+/** Live byte counters of one visitor connection (updated by the proxy as data flows). */
+export interface LiveCounters { aToB: number, bToA: number }
+
+interface LiveConnection {
+  tunnel: string
+  counters: LiveCounters
+  reportedIn: number
+  reportedOut: number
+  abort (err: Error): void
+}
+
+export const UNLIMITED: PlanLimits = { maxTunnels: null, maxConnections: null, monthlyBytes: null, bandwidthBytesPerSecond: null, connectionsPerMinute: null }
+
+/** One user's live state on this relay. */
+export class Account {
+  readonly principal: Principal
+  limits: PlanLimits = UNLIMITED
+  /** Shared by every connection of the user; undefined when bandwidth is unlimited. */
+  bucket: TokenBucket | undefined
+  tunnels = 0
+  readonly #live = new Set<LiveConnection>()
+  #monthBase = 0
+  #monthLive = 0
+  readonly #perIp: number | null
+
+  constructor (principal: Principal, perIpPerMinute: number | null) {
+    this.principal = principal
+    this.#perIp = perIpPerMinute
+  }
+
+  get connections (): number { return this.#live.size }
+  /** Bytes this month: recorded before, plus what flowed since. */
+  get monthBytes (): number { return this.#monthBase + this.#monthLive }
+
+  /** New limits and month total from the policy; bandwidth changes apply to live connections at once. */
+  update (limits: PlanLimits, monthBytes: number): void {
+    this.limits = limits
+    this.#monthBase = monthBytes
+    this.#monthLive = 0
+    const rate = limits.bandwidthBytesPerSecond
+    if (rate === null || rate <= 0) {
+      this.bucket?.setRate(Infinity)
+    } else if (this.bucket === undefined) {
+      // A quarter second of burst: smooth enough, and small enough to shape within 10%.
+      this.bucket = new TokenBucket({ ratePerSecond: rate, burst: Math.max(16 * 1024, Math.round(rate / 4)) })
+    } else {
+      this.bucket.setRate(rate)
+    }
+  }
+
+  /** A limiter for one tunnel's new connections, per the plan (undefined when unlimited). */
+  rateLimiter (): ConnectionRateLimiter | undefined {
+    const perMinute = this.limits.connectionsPerMinute
+    if ((perMinute === null || perMinute <= 0) && this.#perIp === null) return undefined
+    return new ConnectionRateLimiter({ perMinute: perMinute !== null && perMinute > 0 ? perMinute : null, perIpPerMinute: this.#perIp })
+  }
+
+  checkTunnel (): void {
+    const max = this.limits.maxTunnels
+    if (max !== null && this.tunnels >= max) throw new QuotaExceededError('maxTunnels', max, `your plan allows ${max} tunnel${max === 1 ? '' : 's'}`)
+  }
+
+  /** Throws QuotaExceededError when a new visitor connection would break the plan. */
+  checkConnection (): void {
+    const max = this.limits.maxConnections
+    if (max !== null && this.#live.size >= max) throw new QuotaExceededError('maxConnections', max, `your plan allows ${max} concurrent connections`)
+    this.checkMonth()
+  }
+
+  checkMonth (): void {
+    const quota = this.limits.monthlyBytes
+    if (quota !== null && this.monthBytes >= quota) throw new QuotaExceededError('monthlyBytes', quota, `monthly transfer quota of ${formatGiB(quota)} reached`)
+  }
+
+  /** Tracks a visitor connection; returns the function to call when it ends. */
+  track (tunnel: string, counters: LiveCounters, abort: (err: Error) => void, policy: RelayPolicy | undefined): () => void {
+    const c: LiveConnection = { tunnel, counters, reportedIn: 0, reportedOut: 0, abort }
+    this.#live.add(c)
+    policy?.record(this.principal, tunnel, { connections: 1 })
+    return () => {
+      this.#report(c, policy)
+      this.#live.delete(c)
+    }
+  }
+
+  /**
+   * Reports what flowed since the last sample; when the monthly quota is reached, aborts every
+   * live connection and returns the error (the relay then closes the user's tunnels).
+   */
+  sample (policy: RelayPolicy | undefined): QuotaExceededError | undefined {
+    for (const c of this.#live) this.#report(c, policy)
+    try {
+      this.checkMonth()
+      return undefined
+    } catch (err) {
+      for (const c of [...this.#live]) c.abort(err as Error)
+      return err as QuotaExceededError
+    }
+  }
+
+  #report (c: LiveConnection, policy: RelayPolicy | undefined): void {
+    const dIn = c.counters.aToB - c.reportedIn
+    const dOut = c.counters.bToA - c.reportedOut
+    if (dIn === 0 && dOut === 0) return
+    c.reportedIn = c.counters.aToB
+    c.reportedOut = c.counters.bToA
+    this.#monthLive += dIn + dOut
+    policy?.record(this.principal, c.tunnel, { bytesIn: dIn, bytesOut: dOut })
+  }
+}
+
+function formatGiB (n: number): string {
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`
+}
