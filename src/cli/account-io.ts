@@ -149,7 +149,8 @@ export async function runAccountCommand (
     return ExitCode.Ok
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`${prefix}: ${err.message} (see ${helpCmd} --help)\n`)
+      // yargs spreads some messages over lines ("Invalid values:\n  Argument: …"): keep one.
+      io.stderr.write(`${prefix}: ${err.message.trim().replace(/\s*\n\s*/g, ' ')} (see ${helpCmd} --help)\n`)
       return ExitCode.Usage
     }
     const { line, code, status } = describeFailure(err)
