@@ -5,7 +5,7 @@ import os from 'node:os'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import {
-  Relay, StaticTokens, prepareRelayData, defaultDataDir, parsePortRange, fingerprint as certFingerprint,
+  startRelayService, defaultDataDir, parsePortRange,
   createPrinter, oneLine, ExitCode, DEFAULT_CONTROL_PORT, formatBytes,
 } from '../src/index.js'
 import { packageVersion } from '../src/cli/output.js'
@@ -48,11 +48,27 @@ const argv = yargs(hideBin(process.argv))
     'lease-grace': { type: 'number', default: 120, describe: 'Seconds a disconnected client\'s ports are held for it' },
     'drain-timeout': { type: 'number', default: 10, describe: 'Seconds open connections may drain on SIGTERM/SIGINT' },
     json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
+    verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (costs CPU under heavy load)' },
+    domain: { type: 'string', describe: 'Base domain for http/tls tunnels (<name>.<domain>; wildcard DNS pointing here)' },
+    'http-port': { type: 'number', describe: 'Shared HTTP port for http tunnels (e.g. 80)' },
+    'https-port': { type: 'number', describe: 'Shared HTTPS port: SNI routing for tls tunnels, TLS termination for http tunnels (e.g. 443)' },
+    'https-cert': { type: 'string', describe: 'Certificate (PEM, usually *.<domain>) for http tunnels on the HTTPS port (default: self-signed, in the data dir)' },
+    'https-key': { type: 'string', describe: 'Private key (PEM) for --https-cert' },
+    database: { type: 'string', describe: 'postgres://… or a SQLite file for users, tokens and usage (env MPORT_DATABASE; default mport.db in the data dir)' },
+    'api-port': { type: 'number', describe: 'Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on this port' },
+    'api-host': { type: 'string', default: '127.0.0.1', describe: 'Address the REST API binds to' },
+    'open-signup': { type: 'boolean', default: false, describe: 'Let anyone create an account through the API' },
   })
   .strict()
   .middleware(lastWins, true)
   .check(a => {
     if ((a.cert === undefined) !== (a.key === undefined)) throw new Error('--cert and --key go together')
+    if ((a['https-cert'] === undefined) !== (a['https-key'] === undefined)) throw new Error('--https-cert and --https-key go together')
+    if ((a['http-port'] !== undefined || a['https-port'] !== undefined) && a.domain === undefined) throw new Error('--http-port and --https-port need --domain')
+    for (const k of ['http-port', 'https-port', 'api-port'] as const) {
+      const v = a[k]
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`--${k} ${v} is not a port number`)
+    }
     parsePortRange(a.ports ?? env.MPORT_PORTS ?? '20000-29999')
     if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port ${a.port} is not a port number`)
     for (const k of ['lease-grace', 'drain-timeout'] as const) {
@@ -83,29 +99,37 @@ async function main (): Promise<void> {
   const publicHost = argv['public-host'] ?? env.MPORT_PUBLIC_HOST ?? os.hostname()
   const cert = argv.cert !== undefined ? readFlagFile('cert', argv.cert) : undefined
   const key = argv.key !== undefined ? readFlagFile('key', argv.key) : undefined
-  const data = await prepareRelayData(argv['data-dir'] ?? defaultDataDir(), [publicHost])
   const givenToken = argv.token ?? (env.MPORT_TOKEN || undefined)
-  const token = givenToken ?? data.token
-  const fp = certFingerprint(cert ?? data.cert)
-
-  const relay = new Relay({
+  const database = argv.database ?? (env.MPORT_DATABASE || undefined)
+  const service = await startRelayService({
+    dataDir: argv['data-dir'] ?? defaultDataDir(),
     host: argv.host,
     port: argv.port,
     bindHost: argv['bind-host'],
     publicHost,
     portRange: parsePortRange(ports),
-    cert: cert ?? data.cert,
-    key: key ?? data.key,
-    authenticator: new StaticTokens([{ token, principal: { id: 'owner', name: 'owner' } }]),
+    ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
+    ...(givenToken !== undefined ? { token: givenToken } : {}),
+    ...(database !== undefined ? { database } : {}),
     leaseGrace: argv['lease-grace'] * 1000,
+    ...(argv.domain !== undefined ? { domain: argv.domain } : {}),
+    ...(argv['http-port'] !== undefined ? { httpPort: argv['http-port'] } : {}),
+    ...(argv['https-port'] !== undefined ? { httpsPort: argv['https-port'] } : {}),
+    ...(argv['https-cert'] !== undefined && argv['https-key'] !== undefined ? { httpsCert: readFlagFile('https-cert', argv['https-cert']), httpsKey: readFlagFile('https-key', argv['https-key']) } : {}),
+    ...(argv['api-port'] !== undefined ? { api: { host: argv['api-host'], port: argv['api-port'], openSignup: argv['open-signup'] } } : {}),
+    version: packageVersion(),
   })
+  const { relay, data, token } = service
+  const fp = service.fingerprint
   relay.on('client', c => out.event('client', `client ${c.id} connected from ${c.remoteAddress}${c.resumed ? ' (resumed its lease)' : ''}`, { ...c, principal: c.principal.name }))
   relay.on('client-closed', (c, err) => out.event('client-closed', `client ${c.id} disconnected${err ? `: ${oneLine(err)}` : ''}`, { id: c.id, error: err?.message }))
   relay.on('tunnel-up', t => out.event('tunnel-up', `tunnel ${t.name} up on port ${t.port}`, { ...t }))
   relay.on('tunnel-down', (t, reason) => out.event('tunnel-down', `tunnel ${t.name} on port ${t.port} down: ${reason}`, { ...t, reason }))
   relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
-  relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
+  if (argv.verbose) relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
+  relay.on('visitor-refused', (c, err) => out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code }))
   relay.on('connection-closed', (c, s) => {
+    if (!argv.verbose && s.error === undefined) return
     const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
     out.event('connection-closed', line, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort, bytesIn: s.bytesIn, bytesOut: s.bytesOut, error: s.error?.message })
   })
@@ -123,6 +147,8 @@ async function main (): Promise<void> {
     `mport relay listening on ${addr.address}:${addr.port} (public ports ${ports} on ${argv['bind-host']})`,
     `  certificate: ${argv.cert ?? `self-signed${data.certCreated ? ' (new)' : ''} in ${data.dir}`}, fingerprint ${fp}`,
     `  token:       ${tokenLine}`,
+    ...(relay.httpAddress !== undefined || relay.httpsAddress !== undefined ? [`  web:         ${argv.domain} on ${[relay.httpAddress !== undefined ? `HTTP ${relay.httpAddress.port}` : '', relay.httpsAddress !== undefined ? `HTTPS ${relay.httpsAddress.port}` : ''].filter(Boolean).join(', ')}`] : []),
+    ...(service.apiAddress !== undefined ? [`  api:         http://${service.apiAddress.address}:${service.apiAddress.port}/docs`] : []),
     '  connect a local port with:',
     `    ${connectCmd}`,
   ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd })
@@ -132,7 +158,7 @@ async function main (): Promise<void> {
     if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
     stopping = true
     out.event('stopping', `${signal}: closing, letting open connections drain for up to ${argv['drain-timeout']} s (again to force)`, { signal })
-    relay.close(argv['drain-timeout'] * 1000).then(() => {
+    service.close(argv['drain-timeout'] * 1000).then(() => {
       out.event('stopped', 'relay stopped', {})
       process.exit(ExitCode.Ok)
     }, err => {

@@ -50,3 +50,4 @@ export type { TunnelKind, OpenRequest } from './tunnel/messages.js'
 
 // Accounts: plans, usage and limits on the relay
 export { Account, UNLIMITED, type PlanLimits, type RelayPolicy, type UsageCounts } from './tunnel/accounts.js'
+export { startRelayService, type RelayService, type RelayServiceOptions } from './service/relay-service.js'
