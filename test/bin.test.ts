@@ -62,7 +62,7 @@ interface RelayProc { proc: BinProcess, port: number, fingerprint: string, token
 /** A relay in --json mode on a fresh data dir; its token comes from the data dir. */
 async function startJsonRelay (extra: string[] = []): Promise<RelayProc> {
   const dataDir = path.join(tmpDir(), 'data')
-  const proc = spawnBin('mport-relay', relayArgs(dataDir, ['--json', ...extra]))
+  const proc = spawnBin('mport-relay', relayArgs(dataDir, ['--json', '--verbose', ...extra]))
   const ev = await proc.waitEvent('listening')
   const token = readFileSync(path.join(dataDir, 'token'), 'utf8').trim()
   return { proc, port: ev.port as number, fingerprint: ev.fingerprint as string, token, dataDir }
@@ -133,7 +133,7 @@ t.test('relay first start: smoke tunnel through the printed connect command', as
   const dataDir = path.join(tmpDir(), 'data')
   const echo = await startEcho()
   t.teardown(() => echo.close())
-  const relay = spawnBin('mport-relay', relayArgs(dataDir))
+  const relay = spawnBin('mport-relay', relayArgs(dataDir, ['--verbose']))
   const cmdLine = await relay.waitLine(/^\s+npx mport-connect /, 'the connect command')
   const head = relay.lines()
   const listening = head.find(l => l.startsWith('mport relay listening on '))
