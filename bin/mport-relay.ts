@@ -151,7 +151,7 @@ async function main (): Promise<void> {
     ...(service.apiAddress !== undefined ? [`  api:         http://${service.apiAddress.address}:${service.apiAddress.port}/docs`] : []),
     '  connect a local port with:',
     `    ${connectCmd}`,
-  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd })
+  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd, ...(relay.httpAddress !== undefined ? { httpPort: relay.httpAddress.port } : {}), ...(relay.httpsAddress !== undefined ? { httpsPort: relay.httpsAddress.port } : {}) })
 
   let stopping = false
   const stop = (signal: string): void => {
