@@ -39,7 +39,7 @@ function lastWins (a: Record<string, unknown>): void {
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-connect')
-  .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.')
+  .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.\n\nAccounts: mport-connect login | logout | tokens … --api <relay API URL>')
   .command('$0 [tunnels..]', false)
   .positional('tunnels', { type: 'string', array: true, describe: 'Local ports to expose' })
   .options({

@@ -34,7 +34,7 @@ function lastWins (a: Record<string, unknown>): void {
 // such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-relay')
-  .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.')
+  .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.\n\nAccounts: mport-relay users add|list|disable|enable|token … (see mport-relay users --help)')
   .options({
     host: { type: 'string', default: '0.0.0.0', describe: 'Address the control listener binds to' },
     port: { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control port clients connect to (TLS)' },
@@ -58,6 +58,12 @@ const argv = yargs(hideBin(process.argv))
     'api-port': { type: 'number', describe: 'Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on this port' },
     'api-host': { type: 'string', default: '127.0.0.1', describe: 'Address the REST API binds to' },
     'open-signup': { type: 'boolean', default: false, describe: 'Let anyone create an account through the API' },
+    'plan-tunnels': { type: 'number', describe: 'Default plan: tunnels per user (user accounts only; unset: unlimited)' },
+    'plan-connections': { type: 'number', describe: 'Default plan: concurrent visitor connections per user' },
+    'plan-monthly-gb': { type: 'number', describe: 'Default plan: GB (10^9 bytes) per user per month' },
+    'plan-bandwidth-mbps': { type: 'number', describe: 'Default plan: megabits per second per user, shaped' },
+    'plan-connections-per-minute': { type: 'number', describe: 'Default plan: new connections per minute per tunnel' },
+    'connections-per-ip-per-minute': { type: 'number', describe: 'New connections per minute from one visitor address, per tunnel' },
   })
   .strict()
   .middleware(lastWins, true)
@@ -65,6 +71,10 @@ const argv = yargs(hideBin(process.argv))
     if ((a.cert === undefined) !== (a.key === undefined)) throw new Error('--cert and --key go together')
     if ((a['https-cert'] === undefined) !== (a['https-key'] === undefined)) throw new Error('--https-cert and --https-key go together')
     if ((a['http-port'] !== undefined || a['https-port'] !== undefined) && a.domain === undefined) throw new Error('--http-port and --https-port need --domain')
+    for (const k of ['plan-tunnels', 'plan-connections', 'plan-monthly-gb', 'plan-bandwidth-mbps', 'plan-connections-per-minute', 'connections-per-ip-per-minute'] as const) {
+      const v = a[k]
+      if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new Error(`--${k} ${v} must be a non-negative number`)
+    }
     for (const k of ['http-port', 'https-port', 'api-port'] as const) {
       const v = a[k]
       if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`--${k} ${v} is not a port number`)
@@ -118,6 +128,14 @@ async function main (): Promise<void> {
     ...(argv['https-cert'] !== undefined && argv['https-key'] !== undefined ? { httpsCert: readFlagFile('https-cert', argv['https-cert']), httpsKey: readFlagFile('https-key', argv['https-key']) } : {}),
     ...(argv['api-port'] !== undefined ? { api: { host: argv['api-host'], port: argv['api-port'], openSignup: argv['open-signup'] } } : {}),
     version: packageVersion(),
+    planDefaults: {
+      ...(argv['plan-tunnels'] !== undefined ? { maxTunnels: argv['plan-tunnels'] } : {}),
+      ...(argv['plan-connections'] !== undefined ? { maxConnections: argv['plan-connections'] } : {}),
+      ...(argv['plan-monthly-gb'] !== undefined ? { monthlyBytes: Math.round(argv['plan-monthly-gb'] * 1e9) } : {}),
+      ...(argv['plan-bandwidth-mbps'] !== undefined ? { bandwidthBytesPerSecond: Math.round(argv['plan-bandwidth-mbps'] * 1e6 / 8) } : {}),
+      ...(argv['plan-connections-per-minute'] !== undefined ? { connectionsPerMinute: argv['plan-connections-per-minute'] } : {}),
+    },
+    ...(argv['connections-per-ip-per-minute'] !== undefined ? { connectionsPerIpPerMinute: argv['connections-per-ip-per-minute'] } : {}),
   })
   const { relay, data, token } = service
   const fp = service.fingerprint

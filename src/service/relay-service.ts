@@ -11,6 +11,7 @@ import { generateSelfSigned, fingerprint } from '../transport/certs.js'
 import { AnyAuthenticator, StaticTokens, tokenId } from '../tunnel/auth.js'
 import { prepareRelayData, type RelayData } from '../tunnel/data-dir.js'
 import { Relay, type RelayOptions } from '../tunnel/relay.js'
+import type { PlanLimits } from '../tunnel/accounts.js'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -25,6 +26,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   database?: string
   /** The REST API's listener; none: no API. */
   api?: { host: string, port: number, openSignup?: boolean }
+  /** Plan defaults for user accounts (unset: unlimited); per-user overrides live in the store. */
+  planDefaults?: Partial<PlanLimits>
   /** How often usage counters are written (default 10 s). */
   usageFlushInterval?: number // ms
   version?: string
@@ -44,10 +47,10 @@ export interface RelayService {
 }
 
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, usageFlushInterval, version, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
-  const store = await openStore(database !== undefined ? { url: database } : { dataDir })
+  const store = await openStore({ ...(database !== undefined ? { url: database } : { dataDir }), ...(planDefaults !== undefined ? { defaults: planDefaults } : {}) })
   const usage = new UsageRecorder(store, { flushIntervalMs: usageFlushInterval ?? 10_000 })
   const storeAuth = new StoreAuthenticator(store)
   let https = {}

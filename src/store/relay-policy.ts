@@ -46,4 +46,8 @@ export class StoreRelayPolicy implements RelayPolicy {
   record (p: Principal, tunnel: string, counts: UsageCounts): void {
     if (p.builtin !== true) this.#usage.add(p.id, tunnel, counts)
   }
+
+  async reservations (): Promise<Array<{ kind: 'subdomain' | 'port', value: string, userId: string }>> {
+    return (await this.#store.listReservations()).map(r => ({ kind: r.kind, value: r.value, userId: r.userId }))
+  }
 }

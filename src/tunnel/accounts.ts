@@ -32,6 +32,8 @@ export interface RelayPolicy {
   tunnelUp (principal: Principal, tunnel: string): void
   tunnelDown (principal: Principal, tunnel: string): void
   record (principal: Principal, tunnel: string, counts: UsageCounts): void
+  /** Subdomains and ports reserved by users: theirs across days, nobody else's. */
+  reservations (): Promise<Array<{ kind: 'subdomain' | 'port', value: string, userId: string }>>
 }
 
 /** Live byte counters of one visitor connection (updated by the proxy as data flows). */

@@ -24,10 +24,11 @@ export function parsePortRange (s: string): PortRange {
 const RANDOM_PROBES = 16
 
 /**
- * Binds a listener for `port` (0 = any port in range). Throws PortNotAllowedError outside the
- * range and PortInUseError when the port, or every port in the range, is taken.
+ * Binds a listener for `port` (0 = any port in range, except those `skip` says are reserved).
+ * Throws PortNotAllowedError outside the range and PortInUseError when the port, or every
+ * port in the range, is taken.
  */
-export async function bindPublicPort (host: string, port: number, range: PortRange, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
+export async function bindPublicPort (host: string, port: number, range: PortRange, onConnection: (socket: net.Socket) => void, skip: (port: number) => boolean = () => false): Promise<net.Server> {
   if (port !== 0) {
     if (port < range.min || port > range.max) throw new PortNotAllowedError(port, formatRange(range))
     const server = await tryListen(host, port, onConnection)
@@ -36,12 +37,14 @@ export async function bindPublicPort (host: string, port: number, range: PortRan
   }
   const size = range.max - range.min + 1
   for (let i = 0; i < Math.min(RANDOM_PROBES, size); i++) {
-    const server = await tryListen(host, range.min + randomInt(size), onConnection)
+    const p = range.min + randomInt(size)
+    const server = skip(p) ? undefined : await tryListen(host, p, onConnection)
     if (server !== undefined) return server
   }
   const start = randomInt(size)
   for (let i = 0; i < size; i++) {
-    const server = await tryListen(host, range.min + ((start + i) % size), onConnection)
+    const p = range.min + ((start + i) % size)
+    const server = skip(p) ? undefined : await tryListen(host, p, onConnection)
     if (server !== undefined) return server
   }
   throw new PortInUseError(undefined, `no free port left in ${formatRange(range)}`)

@@ -10,7 +10,7 @@ import tls, { type TLSSocket } from 'node:tls'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
 import {
-  AuthFailedError, DuplicateTunnelError, HandshakeTimeoutError, InvalidMessageError, MportError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
+  AuthFailedError, DuplicateTunnelError, HandshakeTimeoutError, InvalidMessageError, MportError, PortInUseError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
 } from '../errors.js'
 import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
@@ -25,7 +25,7 @@ import { bindPublicPort, type PortRange } from './ports.js'
 import { proxy, type ProxyShaping } from './proxy.js'
 import { Account, type LiveCounters, type RelayPolicy } from './accounts.js'
 import { Throttle } from '../limits/throttle.js'
-import { RouteTable } from './routes.js'
+import { NameTakenError, RouteTable } from './routes.js'
 
 export const DEFAULT_CONTROL_PORT = 7835
 export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
@@ -122,6 +122,8 @@ interface ClientConn {
 export class Relay extends EventEmitter<RelayEvents> {
   readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> & { mux: Partial<MuxConfig>, publicHost: string }
   readonly #accounts = new Map<string, Account>()
+  /** Reserved subdomains and ports → the user who holds them (refreshed with the plans). */
+  #reserved = new Map<string, string>()
   #accountingTimer: NodeJS.Timeout | undefined
   #accountingTicks = 0
   /** Ends the usage tracking of a visitor connection. */
@@ -259,6 +261,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       if (o.httpPort !== undefined) this.#httpAddress = await this.#front.listenHttp(o.bindHost, o.httpPort)
       if (o.httpsPort !== undefined) this.#httpsAddress = await this.#front.listenHttps(o.bindHost, o.httpsPort)
     }
+    await this.#refreshReservations()
     this.#accountingTimer = setInterval(() => { void this.#account() }, this.#opts.accountingInterval)
     this.#accountingTimer.unref()
     this.emit('listening', this.#listener.address)
@@ -446,7 +449,10 @@ export class Relay extends EventEmitter<RelayEvents> {
       tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, rate: conn.account.rateLimiter(), connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
       const t = tunnel
       if (kind === 'tcp') {
-        t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket))
+        const owner = lease.principal.id
+        const reservedByOther = (port: number): boolean => { const u = this.#reserved.get(`port:${port}`); return u !== undefined && u !== owner }
+        if (msg.port !== 0 && reservedByOther(msg.port)) throw new PortInUseError(msg.port, `port ${msg.port} is reserved by another user`)
+        t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket), reservedByOther)
         t.port = (t.server.address() as net.AddressInfo).port
       } else {
         this.#claimNames(lease, t, msg)
@@ -480,6 +486,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       connect: (visitor, socket, counters) => this.#openVisitorStream(lease, t, socket, visitor, counters),
       finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
     }
+    const holder = msg.subdomain === undefined ? undefined : this.#reserved.get(`subdomain:${msg.subdomain.toLowerCase()}`)
+    if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
     if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
     if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
   }
@@ -611,6 +619,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       if (over !== undefined) this.#closeTunnelsOf(account.principal, over)
     }
     if (policy === undefined || this.#accountingTicks % 5 !== 0) return
+    await this.#refreshReservations()
     for (const conn of [...this.#conns]) {
       try {
         if (!await policy.stillValid(conn.tokenId)) {
@@ -628,6 +637,16 @@ export class Relay extends EventEmitter<RelayEvents> {
       } catch (err) {
         this.emit('warning', err as Error)
       }
+    }
+  }
+
+  async #refreshReservations (): Promise<void> {
+    const policy = this.#opts.policy
+    if (policy === undefined) return
+    try {
+      this.#reserved = new Map((await policy.reservations()).map(r => [`${r.kind}:${r.value.toLowerCase()}`, r.userId]))
+    } catch (err) {
+      this.emit('warning', err as Error)
     }
   }
 

@@ -260,3 +260,52 @@ t.test('names: taken by another client, invalid, reserved; held across reconnect
   t.equal(again?.error?.code, 'MPORT_ERR_NAME_TAKEN', 'still held for the client that left')
   await third.close()
 })
+
+t.test('a real WebSocket client and server through an http tunnel', async t => {
+  const { WebSocketServer, WebSocket } = await import('ws')
+  const relay = await startWebRelay()
+  const app = await startApp('ws-real')
+  const wss = new WebSocketServer({ server: app.server })
+  wss.on('connection', ws => ws.on('message', (m, binary) => ws.send(m, { binary })))
+  const client = makeClient(relay, [httpSpec(app.port, { subdomain: 'chat' })])
+  t.teardown(async () => { await client.close(); await relay.close(100); wss.close(); app.server.close() })
+  await client.start()
+  const ws = new WebSocket(`ws://127.0.0.1:${relay.httpAddress!.port}/`, { headers: { host: `chat.${DOMAIN}` } })
+  const payload = randomBytes(200_000)
+  const echoed = await withTimeout(new Promise<Buffer>((resolve, reject) => {
+    ws.on('open', () => ws.send(payload))
+    ws.on('message', data => resolve(data as Buffer))
+    ws.on('error', reject)
+  }), { what: 'WebSocket echo' })
+  t.ok(echoed.equals(payload), '200 kB binary message echoed intact')
+  ws.close()
+})
+
+t.test('PROXY protocol v1 and v2 tell the local service who the visitor is', async t => {
+  const relay = await startRelay()
+  const heads: Buffer[] = []
+  const local = net.createServer(s => { s.once('data', (c: Buffer) => { heads.push(c); s.end() }) })
+  await new Promise<void>(resolve => local.listen(0, '127.0.0.1', resolve))
+  const lport = (local.address() as net.AddressInfo).port
+  const client = makeClient(relay, [tcpSpec(lport, { name: 'v1', proxyProtocol: 1 }), tcpSpec(lport, { name: 'v2', proxyProtocol: 2 })])
+  t.teardown(async () => { await client.close(); await relay.close(100); local.close() })
+  const [v1, v2] = await client.start()
+  const visit = async (port: number): Promise<number> => {
+    const s = await connectTo(port)
+    const mine = s.localPort!
+    s.write('hello')
+    await withTimeout(new Promise(resolve => { s.on('end', resolve); s.on('close', resolve); s.on('error', resolve); s.resume() }), { what: 'local service to answer' })
+    s.destroy()
+    return mine
+  }
+  const p1 = await visit(v1!.remotePort!)
+  await waitFor(() => heads.length === 1, { what: 'the v1 header' })
+  t.match(heads[0]!.toString('latin1'), new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 ${p1} ${v1!.remotePort}\\r\\n`))
+  const p2 = await visit(v2!.remotePort!)
+  await waitFor(() => heads.length === 2, { what: 'the v2 header' })
+  const h2 = heads[1]!
+  t.equal(h2.subarray(0, 12).toString('hex'), '0d0a0d0a000d0a515549540a', 'v2 signature')
+  t.equal(h2[13], 0x11, 'TCP over IPv4')
+  t.equal(h2.readUInt16BE(24), p2, 'source port is the visitor\'s')
+  t.equal(h2.readUInt16BE(26), v2!.remotePort, 'destination port is the public port')
+})

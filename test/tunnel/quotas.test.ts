@@ -141,3 +141,33 @@ t.test('a revoked token cuts its live session within seconds', async t => {
   const [err] = await gone
   t.equal(err.code, 'MPORT_ERR_AUTH_FAILED')
 })
+
+t.test('reservations: a reserved subdomain and port are their owner\'s only', async t => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-reserve-'))
+  const store = await openStore({ dataDir: dir })
+  const alice = await store.createUser({ name: 'alice', password: 'correct horse battery' })
+  const bob = await store.createUser({ name: 'bob', password: 'another long password' })
+  const port = 30000 + Math.floor(Math.random() * 30000)
+  await store.reserve(alice.id, 'subdomain', 'shop')
+  await store.reserve(alice.id, 'port', String(port))
+  const usage = new UsageRecorder(store, { flushIntervalMs: 200 })
+  const storeAuth = new StoreAuthenticator(store)
+  const relay = await startRelay({
+    authenticator: storeAuth,
+    policy: new StoreRelayPolicy(store, usage, storeAuth),
+    domain: 'tunnels.test',
+    httpPort: 0,
+  })
+  const echo = await startEcho()
+  t.teardown(async () => { await relay.close(100); await usage.close(); await store.close(); await echo.close(); rmSync(dir, { recursive: true, force: true }) })
+  const bobClient = makeClient(relay, [{ ...tcpSpec(echo.port, { name: 'web' }), kind: 'http', subdomain: 'shop' }, tcpSpec(echo.port, { name: 'p', remotePort: port })], { token: (await store.createToken(bob.id, 't')).raw })
+  const [bobWeb, bobPort] = await bobClient.start()
+  t.equal(bobWeb?.error?.code, 'MPORT_ERR_NAME_TAKEN', 'bob cannot take alice\'s subdomain')
+  t.equal(bobPort?.error?.code, 'MPORT_ERR_PORT_IN_USE', 'bob cannot take alice\'s port')
+  await bobClient.close()
+  const aliceClient = makeClient(relay, [{ ...tcpSpec(echo.port, { name: 'web' }), kind: 'http', subdomain: 'shop' }, tcpSpec(echo.port, { name: 'p', remotePort: port })], { token: (await store.createToken(alice.id, 't')).raw })
+  t.teardown(() => aliceClient.close())
+  const [aliceWeb, alicePort] = await aliceClient.start()
+  t.match(aliceWeb?.url, /^http:\/\/shop\.tunnels\.test:\d+$/)
+  t.equal(alicePort?.remotePort, port)
+})
