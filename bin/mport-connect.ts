@@ -3,10 +3,17 @@
 import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import {
-  Client, KnownRelays, parseTunnelSpec, parseFingerprint, loadConfigFile, checkKnownKeys, Secret, IpFilter, parseBasicAuthValue, riskyPortHint,
-  createPrinter, oneLine, formatBytes, ExitCode, MportError, type TunnelSpec,
-} from '../src/index.js'
+// The client's own modules, not the package index: a client never loads the store or the API.
+import { Client } from '../src/tunnel/client.js'
+import { parseTunnelSpec, type TunnelSpec } from '../src/tunnel/spec.js'
+import { KnownRelays } from '../src/transport/known-relays.js'
+import { parseFingerprint } from '../src/transport/certs.js'
+import { loadConfigFile, checkKnownKeys } from '../src/config/file.js'
+import { Secret } from '../src/config/secret.js'
+import { IpFilter, riskyPortHint } from '../src/access/cidr.js'
+import { parseBasicAuthValue } from '../src/access/basic-auth.js'
+import { createPrinter, oneLine, formatBytes, ExitCode } from '../src/cli/output.js'
+import { MportError } from '../src/errors.js'
 import { formatStatus, packageVersion } from '../src/cli/output.js'
 
 // Account commands (login, logout, tokens) go to the REST API: src/cli/connect-account.ts.

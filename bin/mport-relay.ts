@@ -4,10 +4,12 @@ import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import {
-  startRelayService, defaultDataDir, parsePortRange,
-  createPrinter, oneLine, ExitCode, DEFAULT_CONTROL_PORT, formatBytes,
-} from '../src/index.js'
+// The relay's own modules, not the package index (which would also load the client side).
+import { startRelayService } from '../src/service/relay-service.js'
+import { defaultDataDir } from '../src/tunnel/data-dir.js'
+import { parsePortRange } from '../src/tunnel/ports.js'
+import { DEFAULT_CONTROL_PORT } from '../src/tunnel/relay.js'
+import { createPrinter, oneLine, ExitCode, formatBytes } from '../src/cli/output.js'
 import { packageVersion } from '../src/cli/output.js'
 
 // `mport-relay users …` (account tasks on the store) has its own parser in src/cli/relay-users.ts.

@@ -5,7 +5,7 @@
  * its own listener. Closing it drains the relay, then flushes usage and closes the store.
  */
 import type { AddressInfo } from 'node:net'
-import { createApi } from '../api/index.js'
+import type { createApi } from '../api/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { generateSelfSigned, fingerprint } from '../transport/certs.js'
 import { AnyAuthenticator, StaticTokens, tokenId } from '../tunnel/auth.js'
@@ -70,6 +70,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   try {
     await relay.listen()
     if (api !== undefined) {
+      const { createApi } = await import('../api/index.js') // fastify only when the API is on
       app = await createApi({
         store,
         openSignup: api.openSignup ?? false,

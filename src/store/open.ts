@@ -9,8 +9,7 @@
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
-import Libsql from 'libsql'
-import pg from 'pg'
+import type Libsql from 'libsql'
 import { DatabaseError } from './errors.js'
 import { migrate } from './migrations.js'
 import type { Database } from './schema.js'
@@ -49,7 +48,7 @@ export async function openStore (options: OpenStoreOptions): Promise<SqlStore> {
     let sqlite: Libsql.Database
     try {
       mkdirSync(path.dirname(path.resolve(target.file)), { recursive: true, mode: 0o700 })
-      sqlite = new Libsql(target.file)
+      sqlite = new (await import('libsql')).default(target.file)
       sqlite.pragma('journal_mode = WAL')
       sqlite.pragma('synchronous = NORMAL')
       sqlite.pragma('foreign_keys = ON')
@@ -59,6 +58,8 @@ export async function openStore (options: OpenStoreOptions): Promise<SqlStore> {
     }
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
   } else {
+    // Each driver is loaded only when its backend is used.
+    const pg = (await import('pg')).default
     const pool = new pg.Pool({
       connectionString: target.url,
       max: options.poolSize ?? 10,

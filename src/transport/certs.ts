@@ -6,7 +6,6 @@ import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
-import { generate } from 'selfsigned'
 import { InvalidConfigError } from '../errors.js'
 
 /** Names every generated certificate covers, so loopback tests and local relays verify. */
@@ -46,6 +45,9 @@ export async function generateSelfSigned (hostnames: string[]): Promise<Certific
   const notBeforeDate = new Date(Date.now() - CLOCK_SKEW)
   const notAfterDate = new Date(notBeforeDate)
   notAfterDate.setUTCFullYear(notAfterDate.getUTCFullYear() + VALIDITY_YEARS)
+  // Loaded on first use: certificate generation pulls in a large X.509 library that a client
+  // (and a relay with its certificate already on disk) never needs.
+  const { generate } = await import('selfsigned')
   const pems = await generate([{ name: 'commonName', value: names[0] ?? 'localhost' }, { name: 'organizationName', value: 'mport relay' }], {
     keyType: 'ec',
     curve: 'P-256',
