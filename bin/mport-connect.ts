@@ -60,6 +60,7 @@ const argv = yargs(hideBin(process.argv))
     json: { type: 'boolean', describe: 'Print one JSON object per event' },
     reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
     retry: { type: 'boolean', describe: 'Keep retrying when the relay cannot be reached at start' },
+    verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (failed ones are always printed)' },
     subdomain: { type: 'string', describe: 'http/tls: the name to ask for under the relay\'s domain (random when omitted)' },
     hostname: { type: 'string', describe: 'http/tls: a custom host name (its DNS must point at the relay)' },
     'basic-auth': { type: 'string', describe: 'http: user:password visitors must give (the relay keeps only a hash)' },
@@ -211,8 +212,9 @@ async function main (): Promise<void> {
     if (started && !s.reconnect) setImmediate(() => process.exit(ExitCode.Failure))
   })
   client.on('reconnecting', r => out.event('reconnecting', `reconnecting in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt}): ${oneLine(r.error)}`, { delayMs: r.delayMs, attempt: r.attempt, message: r.error.message }))
-  client.on('connection', v => out.event('connection', `${v.tunnel}: connection from ${v.remoteAddress}:${v.remotePort}`, { ...v }))
+  if (argv.verbose) client.on('connection', v => out.event('connection', `${v.tunnel}: connection from ${v.remoteAddress}:${v.remotePort}`, { ...v }))
   client.on('connection-closed', (v, st) => {
+    if (!argv.verbose && st.error === undefined) return
     const line = `${v.tunnel}: ${v.remoteAddress}:${v.remotePort} closed (${formatBytes(st.bytesIn)} in, ${formatBytes(st.bytesOut)} out)${st.error ? `: ${oneLine(st.error)}` : ''}`
     out.event('connection-closed', line, { ...v, ...st, error: st.error?.message })
   })

@@ -150,6 +150,7 @@ t.test('relay first start: smoke tunnel through the printed connect command', as
   t.same(words, ['npx', 'mport-connect', '5555', '--relay', `127.0.0.1:${controlPort}`, '--token', token, '--fingerprint', fingerprint], 'the exact connect command')
   const args = words.slice(2)
   args[0] = String(echo.port)
+  args.push('--verbose') // per-connection lines are opt-in
   const client = spawnBin('mport-connect', args)
   t.teardown(() => client.kill())
   const tunnelLine = await client.waitLine(/^tcp:\/\//, 'the tunnel line')
@@ -209,7 +210,7 @@ t.test('--json: one JSON object per line with event fields', async t => {
   const words = (listening.connect as string).split(/\s+/)
   t.same(words.slice(0, 3), ['npx', 'mport-connect', '5555'])
   t.ok(words.includes(relay.token), 'the first start puts the new token into the connect command')
-  const args = [String(echo.port), ...words.slice(3), '--json']
+  const args = [String(echo.port), ...words.slice(3), '--json', '--verbose']
 
   const client = spawnBin('mport-connect', args)
   t.teardown(() => client.kill())
