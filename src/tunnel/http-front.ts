@@ -9,7 +9,7 @@
  */
 import net from 'node:net'
 import tls from 'node:tls'
-import { Duplex, pipeline } from 'node:stream'
+import { Duplex, pipeline, type Transform } from 'node:stream'
 import type { IpFilter } from '../access/cidr.js'
 import type { BasicAuthChecker } from '../access/basic-auth.js'
 import { HttpError } from '../http/errors.js'
@@ -38,6 +38,8 @@ export interface FrontTarget {
    * quotas read it while the connection lasts).
    */
   connect (visitor: Visitor, socket: net.Socket, counters: { aToB: number, bToA: number }): Duplex | undefined
+  /** Bandwidth shaping for one connection (visitor → service, service → visitor), if the plan limits it. */
+  shaping (): { up?: Transform, down?: Transform }
   /** The visitor connection ended; bytes are visitor → service and back. */
   finished (socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void
 }
@@ -188,9 +190,13 @@ export class HttpFront {
     visitorIo.on('error', fail)
     rewriter.on('error', fail)
     stream.on('error', fail)
+    const { up, down } = target.shaping()
+    up?.on('error', fail)
+    down?.on('error', fail)
     rewriter.write(initial)
-    visitorIo.pipe(rewriter).pipe(stream)
-    stream.pipe(visitorIo)
+    visitorIo.pipe(rewriter)
+    ;(up !== undefined ? rewriter.pipe(up) : rewriter).pipe(stream)
+    ;(down !== undefined ? stream.pipe(down) : stream).pipe(visitorIo)
     visitorIo.resume()
   }
 
@@ -243,8 +249,11 @@ export class HttpFront {
     }
     socket.on('data', (c: Buffer) => { counters.aToB += c.length })
     stream.on('data', (c: Buffer) => { counters.bToA += c.length })
-    pipeline(socket, stream, done)
-    pipeline(stream, socket, done)
+    const { up, down } = target.shaping()
+    if (up !== undefined) pipeline(socket, up, stream, done)
+    else pipeline(socket, stream, done)
+    if (down !== undefined) pipeline(stream, down, socket, done)
+    else pipeline(stream, socket, done)
     socket.resume()
   }
 }

@@ -126,6 +126,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   #reserved = new Map<string, string>()
   #accountingTimer: NodeJS.Timeout | undefined
   #accountingTicks = 0
+  #accounting = false
   /** Ends the usage tracking of a visitor connection. */
   readonly #untrack = new WeakMap<net.Socket, () => void>()
   readonly #routes: RouteTable<FrontTarget>
@@ -484,6 +485,10 @@ export class Relay extends EventEmitter<RelayEvents> {
       filter: t.filter,
       auth: t.auth,
       connect: (visitor, socket, counters) => this.#openVisitorStream(lease, t, socket, visitor, counters),
+      shaping: () => {
+        const bucket = lease.holder?.account.bucket
+        return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
+      },
       finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
     }
     const holder = msg.subdomain === undefined ? undefined : this.#reserved.get(`subdomain:${msg.subdomain.toLowerCase()}`)
@@ -612,6 +617,16 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   /** Every accounting interval: usage counted, quotas enforced; every 5th: revoked tokens cut, limits refreshed. */
   async #account (): Promise<void> {
+    if (this.#accounting) return // a slow store must not stack up rounds
+    this.#accounting = true
+    try {
+      await this.#accountRound()
+    } finally {
+      this.#accounting = false
+    }
+  }
+
+  async #accountRound (): Promise<void> {
     const policy = this.#opts.policy
     this.#accountingTicks++
     for (const account of this.#accounts.values()) {

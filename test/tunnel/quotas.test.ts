@@ -4,6 +4,7 @@
  * mid-transfer, and a revoked token cutting its live session.
  */
 import t from 'tap'
+import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -170,4 +171,34 @@ t.test('reservations: a reserved subdomain and port are their owner\'s only', as
   const [aliceWeb, alicePort] = await aliceClient.start()
   t.match(aliceWeb?.url, /^http:\/\/shop\.tunnels\.test:\d+$/)
   t.equal(alicePort?.remotePort, port)
+})
+
+t.test('http tunnels are shaped too: a download never beats the plan\'s bandwidth', async t => {
+  const RATE = 2 * 1024 * 1024
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-http-shape-'))
+  const store = await openStore({ dataDir: dir })
+  const user = await store.createUser({ name: 'carol', password: 'correct horse battery' })
+  await store.setLimitOverrides(user.id, { bandwidthBytesPerSecond: RATE })
+  const usage = new UsageRecorder(store, { flushIntervalMs: 200 })
+  const storeAuth = new StoreAuthenticator(store)
+  const relay = await startRelay({ authenticator: storeAuth, policy: new StoreRelayPolicy(store, usage, storeAuth), domain: 'tunnels.test', httpPort: 0 })
+  const SIZE = 6 * 1024 * 1024
+  const origin = http.createServer((_req, res) => { res.setHeader('content-length', SIZE); res.end(Buffer.alloc(SIZE, 1)) })
+  await new Promise<void>(resolve => origin.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await relay.close(100); await usage.close(); await store.close(); origin.close(); rmSync(dir, { recursive: true, force: true }) })
+  const client = makeClient(relay, [{ ...tcpSpec((origin.address() as net.AddressInfo).port), kind: 'http', subdomain: 'dl' }], { token: (await store.createToken(user.id, 't')).raw })
+  t.teardown(() => client.close())
+  await client.start()
+  const t0 = performance.now()
+  const got = await withTimeout(new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: relay.httpAddress!.port, headers: { host: 'dl.tunnels.test' }, agent: false }, res => {
+      let n = 0
+      res.on('data', (c: Buffer) => { n += c.length })
+      res.on('end', () => resolve(n))
+    }).on('error', reject)
+  }), { what: 'the shaped download', timeoutMs: 60_000 })
+  const rate = got / ((performance.now() - t0) / 1000)
+  t.equal(got, SIZE)
+  // A lower bound on time is robust on a slow machine: shaping can only make it slower.
+  t.ok(rate <= RATE * 1.1, `downloaded at ${(rate / 1048576).toFixed(2)} MiB/s with a 2 MiB/s plan`)
 })
