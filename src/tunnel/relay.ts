@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
-import { randomBytes } from 'node:crypto'
 import tls, { type TLSSocket } from 'node:tls'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
@@ -15,12 +14,13 @@ import {
 import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
-import { exportAuthBinding, listenTls, type TlsListener } from '../transport/tls.js'
-import { FailureLimiter, verifyProof, type Authenticator, type Principal } from './auth.js'
+import { listenTls, type TlsListener } from '../transport/tls.js'
+import { FailureLimiter, type Authenticator, type Principal } from './auth.js'
 import { ControlChannel } from './control.js'
+import { acceptLogin, type Login } from './login.js'
 import { Lease, type PublicTunnel } from './lease.js'
 import { HttpFront, type FrontTarget, type Visitor } from './http-front.js'
-import { CONTROL_VERSION, encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
+import { encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
 import { bindPublicPort, type PortRange } from './ports.js'
 import { proxy, type ProxyShaping } from './proxy.js'
 import { Account, type LiveCounters, type RelayPolicy } from './accounts.js'
@@ -331,37 +331,19 @@ export class Relay extends EventEmitter<RelayEvents> {
     }, this.#opts.handshakeTimeout)
     deadline.unref()
     let control: ControlChannel<ClientMessage> | undefined
-    let principal: Principal
-    let tokenId = ''
-    let hello: Extract<ClientMessage, { t: 'hello' }>
+    let login: Login
     try {
       const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
       control = new ControlChannel(stream, parseClientMessage)
-      const first = await control.recv().catch((err: Error) => { this.#refuse(session, control!, err); throw err })
-      if (first.t !== 'hello') throw this.#refuse(session, control, new InvalidMessageError(`expected "hello", got "${first.t}"`))
-      hello = first
-      const retryAfter = this.#limiter.retryAfter(remoteAddress)
-      if (retryAfter > 0) {
-        throw this.#refuse(session, control, new RateLimitedError(`too many failed logins from ${remoteAddress}; retry in ${Math.ceil(retryAfter / 1000)} s`, retryAfter))
-      }
-      const nonce = randomBytes(32)
-      control.send({ t: 'challenge', version: CONTROL_VERSION, nonce: nonce.toString('base64url') })
-      const auth = await control.recv().catch((err: Error) => { this.#refuse(session, control!, err); throw err })
-      if (auth.t !== 'auth') throw this.#refuse(session, control, new InvalidMessageError(`expected "auth", got "${auth.t}"`))
-      const cred = await this.#opts.authenticator.resolve(auth.tokenId)
-      const ok = cred !== undefined && verifyProof(cred.key, nonce, exportAuthBinding(socket), Buffer.from(auth.proof, 'base64url'))
-      if (!ok) {
-        this.#limiter.fail(remoteAddress)
-        const err = new AuthFailedError()
-        this.emit('auth-failed', remoteAddress, err)
-        throw this.#refuse(session, control, err)
-      }
-      this.#limiter.succeed(remoteAddress)
-      principal = cred.principal
-      tokenId = auth.tokenId
+      login = await acceptLogin(control, socket, remoteAddress, this.#opts.authenticator, this.#limiter)
+    } catch (err) {
+      if (err instanceof AuthFailedError) this.emit('auth-failed', remoteAddress, err)
+      if (control !== undefined) this.#refuse(session, control, err as Error)
+      throw err
     } finally {
       clearTimeout(deadline)
     }
+    const { hello, principal, tokenId } = login
     const account = await this.#accountFor(principal)
     if (session.closed) throw new SessionClosedError('client left during the handshake')
 
