@@ -150,3 +150,107 @@ export class Account {
 function formatGiB (n: number): string {
   return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`
 }
+
+/** A live client session, as the accounting round sees it. */
+export interface LiveSession {
+  tokenId: string
+  /** Ends the session because its token no longer resolves. */
+  revoke (): void
+}
+
+export interface AccountingHooks {
+  sessions (): Iterable<LiveSession>
+  /** The user's monthly quota ran out: close their tunnels and tell their clients. */
+  quotaExceeded (principal: Principal, err: QuotaExceededError): void
+  warn (err: Error): void
+}
+
+/**
+ * The relay's accounts: one Account per principal, the reservation table, and the periodic
+ * round that samples usage, enforces quotas and (every 5th round) re-checks tokens and
+ * refreshes plans and reservations. Rounds never overlap, however slow the store.
+ */
+export class Accounts {
+  readonly #policy: RelayPolicy | undefined
+  readonly #perIp: number | null
+  readonly #byPrincipal = new Map<string, Account>()
+  /** `kind:value` → user id. */
+  #reserved = new Map<string, string>()
+  #ticks = 0
+  #running = false
+
+  constructor (policy: RelayPolicy | undefined, perIpPerMinute: number | null) {
+    this.#policy = policy
+    this.#perIp = perIpPerMinute
+  }
+
+  get (principalId: string): Account | undefined {
+    return this.#byPrincipal.get(principalId)
+  }
+
+  /** The live account of a principal, with fresh limits from the policy. */
+  async for (principal: Principal): Promise<Account> {
+    let account = this.#byPrincipal.get(principal.id)
+    if (account === undefined) {
+      account = new Account(principal, this.#perIp)
+      this.#byPrincipal.set(principal.id, account)
+    }
+    if (this.#policy !== undefined) account.update(await this.#policy.limits(principal), await this.#policy.monthBytes(principal))
+    return account
+  }
+
+  /** Who reserved a subdomain or port, if anyone. */
+  reservedBy (kind: 'subdomain' | 'port', value: string | number): string | undefined {
+    return this.#reserved.get(`${kind}:${String(value).toLowerCase()}`)
+  }
+
+  async refreshReservations (warn: (err: Error) => void): Promise<void> {
+    if (this.#policy === undefined) return
+    try {
+      this.#reserved = new Map((await this.#policy.reservations()).map(r => [`${r.kind}:${r.value.toLowerCase()}`, r.userId]))
+    } catch (err) {
+      warn(err as Error)
+    }
+  }
+
+  /** Reports what flowed since the last sample (and at shutdown, the last counts). */
+  sampleAll (): void {
+    for (const a of this.#byPrincipal.values()) a.sample(this.#policy)
+  }
+
+  async round (hooks: AccountingHooks): Promise<void> {
+    if (this.#running) return
+    this.#running = true
+    try {
+      await this.#round(hooks)
+    } finally {
+      this.#running = false
+    }
+  }
+
+  async #round (hooks: AccountingHooks): Promise<void> {
+    const policy = this.#policy
+    this.#ticks++
+    for (const account of this.#byPrincipal.values()) {
+      const over = account.sample(policy)
+      if (over !== undefined) hooks.quotaExceeded(account.principal, over)
+    }
+    if (policy === undefined || this.#ticks % 5 !== 0) return
+    await this.refreshReservations(hooks.warn)
+    for (const s of [...hooks.sessions()]) {
+      try {
+        if (!await policy.stillValid(s.tokenId)) s.revoke()
+      } catch (err) {
+        hooks.warn(err as Error)
+      }
+    }
+    for (const account of this.#byPrincipal.values()) {
+      try {
+        const flowed = account.monthBytes
+        account.update(await policy.limits(account.principal), Math.max(flowed, await policy.monthBytes(account.principal)))
+      } catch (err) {
+        hooks.warn(err as Error)
+      }
+    }
+  }
+}

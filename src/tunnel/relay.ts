@@ -23,7 +23,7 @@ import { HttpFront, type FrontTarget, type Visitor } from './http-front.js'
 import { encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
 import { bindPublicPort, type PortRange } from './ports.js'
 import { proxy, type ProxyShaping } from './proxy.js'
-import { Account, type LiveCounters, type RelayPolicy } from './accounts.js'
+import { Accounts, type Account, type LiveCounters, type RelayPolicy } from './accounts.js'
 import { Throttle } from '../limits/throttle.js'
 import { NameTakenError, RouteTable } from './routes.js'
 
@@ -121,12 +121,8 @@ interface ClientConn {
 
 export class Relay extends EventEmitter<RelayEvents> {
   readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> & { mux: Partial<MuxConfig>, publicHost: string }
-  readonly #accounts = new Map<string, Account>()
-  /** Reserved subdomains and ports → the user who holds them (refreshed with the plans). */
-  #reserved = new Map<string, string>()
+  readonly #accounts: Accounts
   #accountingTimer: NodeJS.Timeout | undefined
-  #accountingTicks = 0
-  #accounting = false
   /** Ends the usage tracking of a visitor connection. */
   readonly #untrack = new WeakMap<net.Socket, () => void>()
   readonly #routes: RouteTable<FrontTarget>
@@ -171,6 +167,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     }
     this.#limiter = new FailureLimiter(this.#opts.authFailureLimit.max, this.#opts.authFailureLimit.windowMs)
     this.#routes = new RouteTable(options.domain)
+    this.#accounts = new Accounts(options.policy, options.connectionsPerIpPerMinute ?? null)
   }
 
   /** The shared HTTP port's address, when it is on. */
@@ -262,8 +259,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       if (o.httpPort !== undefined) this.#httpAddress = await this.#front.listenHttp(o.bindHost, o.httpPort)
       if (o.httpsPort !== undefined) this.#httpsAddress = await this.#front.listenHttps(o.bindHost, o.httpsPort)
     }
-    await this.#refreshReservations()
-    this.#accountingTimer = setInterval(() => { void this.#account() }, this.#opts.accountingInterval)
+    await this.#accounts.refreshReservations(err => this.emit('warning', err))
+    this.#accountingTimer = setInterval(() => { void this.#accountingRound() }, this.#opts.accountingInterval)
     this.#accountingTimer.unref()
     this.emit('listening', this.#listener.address)
     return this.#listener.address
@@ -293,7 +290,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     for (const lease of this.#leases.values()) this.#releaseLease(lease, 'relay shutting down')
     await this.#front?.close()
     await listener?.close()
-    for (const a of this.#accounts.values()) a.sample(this.#opts.policy) // the last counts
+    this.#accounts.sampleAll() // the last counts
   }
 
   // ---- Client connections ----
@@ -344,7 +341,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       clearTimeout(deadline)
     }
     const { hello, principal, tokenId } = login
-    const account = await this.#accountFor(principal)
+    const account = await this.#accounts.for(principal)
     if (session.closed) throw new SessionClosedError('client left during the handshake')
 
     // Reclaim the lease if the ticket proves it, replacing a stale connection still holding it.
@@ -433,7 +430,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       const t = tunnel
       if (kind === 'tcp') {
         const owner = lease.principal.id
-        const reservedByOther = (port: number): boolean => { const u = this.#reserved.get(`port:${port}`); return u !== undefined && u !== owner }
+        const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
         if (msg.port !== 0 && reservedByOther(msg.port)) throw new PortInUseError(msg.port, `port ${msg.port} is reserved by another user`)
         t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket), reservedByOther)
         t.port = (t.server.address() as net.AddressInfo).port
@@ -473,7 +470,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       },
       finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
     }
-    const holder = msg.subdomain === undefined ? undefined : this.#reserved.get(`subdomain:${msg.subdomain.toLowerCase()}`)
+    const holder = msg.subdomain === undefined ? undefined : this.#accounts.reservedBy('subdomain', msg.subdomain)
     if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
     if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
     if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
@@ -585,66 +582,19 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   // ---- Accounts: limits, usage, revocation ----
 
-  /** The live account of a principal, with fresh limits from the policy. */
-  async #accountFor (principal: Principal): Promise<Account> {
-    let account = this.#accounts.get(principal.id)
-    if (account === undefined) {
-      account = new Account(principal, this.#opts.connectionsPerIpPerMinute ?? null)
-      this.#accounts.set(principal.id, account)
-    }
-    const policy = this.#opts.policy
-    if (policy !== undefined) account.update(await policy.limits(principal), await policy.monthBytes(principal))
-    return account
-  }
-
-  /** Every accounting interval: usage counted, quotas enforced; every 5th: revoked tokens cut, limits refreshed. */
-  async #account (): Promise<void> {
-    if (this.#accounting) return // a slow store must not stack up rounds
-    this.#accounting = true
-    try {
-      await this.#accountRound()
-    } finally {
-      this.#accounting = false
-    }
-  }
-
-  async #accountRound (): Promise<void> {
-    const policy = this.#opts.policy
-    this.#accountingTicks++
-    for (const account of this.#accounts.values()) {
-      const over = account.sample(policy)
-      if (over !== undefined) this.#closeTunnelsOf(account.principal, over)
-    }
-    if (policy === undefined || this.#accountingTicks % 5 !== 0) return
-    await this.#refreshReservations()
-    for (const conn of [...this.#conns]) {
-      try {
-        if (!await policy.stillValid(conn.tokenId)) {
+  /** Every accounting interval: usage counted, quotas enforced; every 5th: revoked tokens cut, plans refreshed. */
+  async #accountingRound (): Promise<void> {
+    await this.#accounts.round({
+      sessions: () => [...this.#conns].map(conn => ({
+        tokenId: conn.tokenId,
+        revoke: () => {
           this.#refuse(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
           setTimeout(() => conn.session.destroy(), 1000).unref()
-        }
-      } catch (err) {
-        this.emit('warning', err as Error)
-      }
-    }
-    for (const account of this.#accounts.values()) {
-      try {
-        const flowed = account.monthBytes
-        account.update(await policy.limits(account.principal), Math.max(flowed, await policy.monthBytes(account.principal)))
-      } catch (err) {
-        this.emit('warning', err as Error)
-      }
-    }
-  }
-
-  async #refreshReservations (): Promise<void> {
-    const policy = this.#opts.policy
-    if (policy === undefined) return
-    try {
-      this.#reserved = new Map((await policy.reservations()).map(r => [`${r.kind}:${r.value.toLowerCase()}`, r.userId]))
-    } catch (err) {
-      this.emit('warning', err as Error)
-    }
+        },
+      })),
+      quotaExceeded: (principal, err) => this.#closeTunnelsOf(principal, err),
+      warn: err => this.emit('warning', err),
+    })
   }
 
   /** The user's quota is used up: every tunnel of theirs closes, and their clients are told why. */
