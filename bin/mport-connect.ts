@@ -12,7 +12,7 @@ import { loadConfigFile, checkKnownKeys } from '../src/config/file.js'
 import { Secret } from '../src/config/secret.js'
 import { IpFilter, riskyPortHint } from '../src/access/cidr.js'
 import { parseBasicAuthValue } from '../src/access/basic-auth.js'
-import { createPrinter, oneLine, formatBytes, ExitCode } from '../src/cli/output.js'
+import { createPrinter, oneLine, formatBytes, ExitCode, lastValueWins } from '../src/cli/output.js'
 import { MportError } from '../src/errors.js'
 import { formatStatus, packageVersion } from '../src/cli/output.js'
 
@@ -36,11 +36,8 @@ function usageExit (msg: string): never {
   process.exit(ExitCode.Usage)
 }
 
-/** A repeated flag: the last one wins (yargs would make an array of it). */
-function lastWins (a: Record<string, unknown>): void {
-  const lists: readonly string[] = ['tunnels', '_', 'allow-ip', 'allowIp', 'deny-ip', 'denyIp']
-  for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) a[k] = v[v.length - 1]
-}
+/** A repeated flag: the last one wins, except for the lists. */
+const lastWins = lastValueWins('tunnels', 'allow-ip', 'allowIp', 'deny-ip', 'denyIp')
 
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.

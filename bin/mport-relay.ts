@@ -9,7 +9,7 @@ import { startRelayService } from '../src/service/relay-service.js'
 import { defaultDataDir } from '../src/tunnel/data-dir.js'
 import { parsePortRange } from '../src/tunnel/ports.js'
 import { DEFAULT_CONTROL_PORT } from '../src/tunnel/relay.js'
-import { createPrinter, oneLine, ExitCode, formatBytes } from '../src/cli/output.js'
+import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins } from '../src/cli/output.js'
 import { packageVersion } from '../src/cli/output.js'
 
 // `mport-relay users …` (account tasks on the store) has its own parser in src/cli/relay-users.ts.
@@ -26,11 +26,8 @@ function usageExit (msg: string): never {
   process.exit(ExitCode.Usage)
 }
 
-/** A repeated flag: the last one wins (yargs would make an array of it). */
-function lastWins (a: Record<string, unknown>): void {
-  const lists: readonly string[] = []
-  for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) a[k] = v[v.length - 1]
-}
+/** A repeated flag: the last one wins. */
+const lastWins = lastValueWins()
 
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.

@@ -6,7 +6,7 @@
  */
 import type { Readable, Writable } from 'node:stream'
 import { MportError } from '../errors.js'
-import { ExitCode } from './output.js'
+import { ExitCode, lastValueWins } from './output.js'
 
 export interface CliIo {
   stdin: Readable & { isTTY?: boolean, setRawMode?: (mode: boolean) => unknown }
@@ -113,10 +113,8 @@ export function formatTime (ms: number | null | undefined): string {
   return new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + 'Z'
 }
 
-/** yargs middleware: a repeated flag's last value wins (yargs would make an array of it). */
-export function lastWins (a: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(a)) if (Array.isArray(v) && k !== '_') a[k] = v[v.length - 1]
-}
+/** yargs middleware: a repeated flag's last value wins. */
+export const lastWins = lastValueWins()
 
 /** The one-line form of a failure, `message [CODE]` (plus the HTTP status for API errors). */
 export function describeFailure (err: unknown): { line: string, code?: string, status?: number } {

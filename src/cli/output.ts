@@ -85,3 +85,13 @@ export const ExitCode = {
   /** The relay could not be reached at start. */
   Unreachable: 3,
 } as const
+
+/**
+ * yargs middleware: a repeated flag's last value wins (yargs would make an array of it),
+ * except for the options in `lists`, which are meant to repeat.
+ */
+export function lastValueWins (...lists: string[]): (argv: Record<string, unknown>) => void {
+  return argv => {
+    for (const [k, v] of Object.entries(argv)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) argv[k] = v[v.length - 1]
+  }
+}
