@@ -41,13 +41,17 @@ export interface Libp2pOverSocket {
   done: Promise<void>
 }
 
-/** Runs a libp2p yamux muxer over `socket`; `onStream` receives streams opened by the peer. */
-export function libp2pYamuxOverSocket (socket: Socket, client: boolean, onStream?: (s: Libp2pStream) => void): Libp2pOverSocket {
-  const muxer = yamux({ ...libp2pBenchConfig })(components).createStreamMuxer({
+/**
+ * Runs a libp2p yamux muxer over `socket`; `onStream` receives streams opened by the peer.
+ * `config` overrides libp2pBenchConfig. A failure in either direction destroys the socket, so a
+ * broken run ends instead of hanging.
+ */
+export function libp2pYamuxOverSocket (socket: Socket, client: boolean, onStream?: (s: Libp2pStream) => void, config: Partial<MuxerInit> = {}): Libp2pOverSocket {
+  const muxer = yamux({ ...libp2pBenchConfig, ...config })(components).createStreamMuxer({
     direction: client ? 'outbound' : 'inbound',
     ...(onStream === undefined ? {} : { onIncomingStream: onStream }),
   })
-  const inbound = Promise.resolve(muxer.sink((async function * () { yield * socket as AsyncIterable<Buffer> })())).catch(() => {})
+  const inbound = Promise.resolve(muxer.sink((async function * () { yield * socket as AsyncIterable<Buffer> })())).catch(() => { socket.destroy() })
   const outbound = (async () => {
     for await (const item of muxer.source) {
       let ok = true
@@ -61,6 +65,6 @@ export function libp2pYamuxOverSocket (socket: Socket, client: boolean, onStream
       if (!ok && !socket.destroyed) await once(socket, 'drain')
     }
     if (!socket.destroyed) socket.end()
-  })().catch(() => {})
+  })().catch(() => { socket.destroy() })
   return { muxer, done: Promise.all([inbound, outbound]).then(() => {}) }
 }

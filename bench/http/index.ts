@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { ROOT, cpuSeconds, killAllSync, killChild, sum, withTimeout } from '../tunnel/procs.js'
-import { mportBins } from '../tunnel/contestants.js'
+import { buildMport, mportBins } from '../tunnel/contestants.js'
 import { stat, type Stat } from '../tunnel/report.js'
 import { direct, proxy, mport, portChild, spawnHere, HOST, type Contestant, type Running } from './contestants.js'
 import type { HttpLoadRequest, HttpLoadResult } from './load.js'
@@ -215,15 +215,7 @@ async function main (): Promise<void> {
   process.on('exit', killAllSync)
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAllSync(); process.exit(130) })
 
-  if (process.env.BENCH_NO_BUILD === undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
-    log('building mport (npm run build) …')
-    try {
-      execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
-    } catch (err) {
-      log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
-      process.env.BENCH_MPORT_FROM_SOURCE = '1'
-    }
-  }
+  buildMport(log)
   const contestants = [direct, proxy, mport].filter(c => ONLY === undefined || ONLY.includes(c.key))
   const info = machine()
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.kernel}, node ${info.node}; load average ${info.loadAverageAtStart}`)

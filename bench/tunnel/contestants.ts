@@ -127,6 +127,21 @@ export function childFdLimit (): number {
 }
 
 /** Where mport's bins are run from: the build when it is there (index.ts builds first), else source through tsx. */
+/**
+ * Builds mport so the contestant runs the real dist bins; falls back to the source bins (through
+ * tsx) when the build fails. BENCH_NO_BUILD=1 skips it, BENCH_MPORT_FROM_SOURCE=1 always uses source.
+ */
+export function buildMport (log: (line: string) => void): void {
+  if (process.env.BENCH_NO_BUILD !== undefined || process.env.BENCH_MPORT_FROM_SOURCE !== undefined) return
+  log('building mport (npm run build) …')
+  try {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
+  } catch (err) {
+    log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
+    process.env.BENCH_MPORT_FROM_SOURCE = '1'
+  }
+}
+
 export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
   const dist = path.join(ROOT, 'dist/bin')
   if (existsSync(path.join(dist, 'mport-relay.js')) && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {

@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {
-  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, mportBins, childFdLimit,
+  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, mportBins, buildMport, childFdLimit,
   type Contestant, type Running,
 } from './contestants.js'
 import { LineReader, ROOT, cpuSeconds, killAllSync, killChild, peakRssBytes, resetPeakRss, rssBytes, spawnTs, sum, withTimeout, sleep } from './procs.js'
@@ -251,15 +251,7 @@ async function main (): Promise<void> {
   process.on('exit', killAllSync)
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAllSync(); process.exit(130) })
 
-  if (process.env.BENCH_NO_BUILD === undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
-    log('building mport (npm run build) …')
-    try {
-      execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
-    } catch (err) {
-      log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
-      process.env.BENCH_MPORT_FROM_SOURCE = '1'
-    }
-  }
+  buildMport(log)
   const sshSkip = prepareOpenSsh(log)
   const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport]
   const contestants = all.filter(c => ONLY === undefined || ONLY.includes(c.key))

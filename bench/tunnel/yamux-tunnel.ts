@@ -10,44 +10,16 @@
  */
 import net from 'node:net'
 import { once } from 'node:events'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import type { ComponentLogger, Logger, Stream, StreamMuxer } from '@libp2p/interface'
+import type { Stream, StreamMuxer } from '@libp2p/interface'
+import { libp2pYamuxOverSocket } from '../helpers/libp2p-yamux.js'
 
 const QUEUE_HIGH = 1024 * 1024
-const noop = (): void => {}
-const silentLog: Logger = Object.assign(noop, { error: noop, trace: noop, enabled: false, newScope: (): Logger => silentLog })
-const components: { logger: ComponentLogger } = { logger: { forComponent: () => silentLog } }
 
 interface Queue { readableLength: number, onEmpty: () => Promise<void> }
 
-/** Runs a muxer over the tunnel socket; returns it and its outbound queue. */
+/** Runs a muxer over the tunnel socket (the bench's shared bridge); returns it and its outbound queue. */
 function overSocket (socket: net.Socket, client: boolean, onStream?: (s: Stream) => void): { muxer: StreamMuxer, queue: Queue } {
-  const muxer = yamux({
-    maxMessageSize: 64 * 1024 + 12, // 64 KiB payloads like mport
-    initialStreamWindowSize: 256 * 1024,
-    maxStreamWindowSize: 16 * 1024 * 1024,
-    enableKeepAlive: false,
-    maxInboundStreams: 1_000_000,
-    maxOutboundStreams: 1_000_000,
-  })(components).createStreamMuxer({
-    direction: client ? 'outbound' : 'inbound',
-    ...(onStream === undefined ? {} : { onIncomingStream: onStream }),
-  })
-  void Promise.resolve(muxer.sink((async function * () { yield * socket as AsyncIterable<Buffer> })())).catch(() => socket.destroy())
-  void (async () => {
-    for await (const item of muxer.source) {
-      let ok = true
-      if (item instanceof Uint8Array) {
-        ok = socket.write(item)
-      } else {
-        socket.cork()
-        for (const piece of item) ok = socket.write(piece)
-        socket.uncork()
-      }
-      if (!ok && !socket.destroyed) await once(socket, 'drain')
-    }
-    if (!socket.destroyed) socket.end()
-  })().catch(() => socket.destroy())
+  const { muxer } = libp2pYamuxOverSocket(socket, client, onStream, { maxInboundStreams: 1_000_000, maxOutboundStreams: 1_000_000 })
   return { muxer, queue: muxer.source as unknown as Queue }
 }
 
