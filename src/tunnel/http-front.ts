@@ -9,7 +9,7 @@
  */
 import net from 'node:net'
 import tls from 'node:tls'
-import { Duplex, pipeline, type Transform } from 'node:stream'
+import { Duplex, type Transform } from 'node:stream'
 import type { IpFilter } from '../access/cidr.js'
 import type { BasicAuthChecker } from '../access/basic-auth.js'
 import { HttpError } from '../http/errors.js'
@@ -19,6 +19,7 @@ import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
 import { HttpRequestStream } from '../http/request-stream.js'
 import { ClientHelloParser } from '../http/sni.js'
 import { MportError } from '../errors.js'
+import { proxy } from './proxy.js'
 
 export interface Visitor {
   addr: string
@@ -241,21 +242,12 @@ export class HttpFront {
     const stream = target.connect(visitor, socket, counters)
     if (stream === undefined) return abort(socket)
     stream.write(hello)
-    let failed: Error | undefined
-    let open = 2
-    const done = (err: Error | null | undefined): void => {
-      if (err && !failed) { failed = err; abort(socket); stream.destroy() }
-      if (--open === 0) target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) })
-    }
-    socket.on('data', (c: Buffer) => { counters.aToB += c.length })
-    stream.on('data', (c: Buffer) => { counters.bToA += c.length })
     const { up, down } = target.shaping()
-    if (up !== undefined) pipeline(socket, up, stream, done)
-    else pipeline(socket, stream, done)
-    if (down !== undefined) pipeline(stream, down, socket, done)
-    else pipeline(stream, socket, done)
-    socket.resume()
+    void proxy(socket, stream, counters, { ...(up !== undefined ? { aToB: up } : {}), ...(down !== undefined ? { bToA: down } : {}) }).then(result => {
+      target.finished(socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error !== undefined ? { error: result.error } : {}) })
+    })
   }
+
 }
 
 /**
