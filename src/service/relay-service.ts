@@ -7,12 +7,11 @@
 import type { AddressInfo } from 'node:net'
 import type { createApi } from '../api/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
-import { generateSelfSigned, fingerprint } from '../transport/certs.js'
+import { fingerprint, loadOrCreateCertificate } from '../transport/certs.js'
 import { AnyAuthenticator, StaticTokens, tokenId } from '../tunnel/auth.js'
 import { prepareRelayData, type RelayData } from '../tunnel/data-dir.js'
 import { Relay, type RelayOptions } from '../tunnel/relay.js'
 import type { PlanLimits } from '../tunnel/accounts.js'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 
 export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy'> {
@@ -111,17 +110,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   }
 }
 
-/** A self-signed wildcard certificate for `*.<domain>` in the data dir, created once. */
+/** A self-signed wildcard certificate for `*.<domain>`, kept in the data dir like the control one. */
 async function wildcardCertificate (dataDir: string, domain: string): Promise<{ httpsCert: string, httpsKey: string }> {
-  const certFile = path.join(dataDir, `https-${domain}.pem`)
-  const keyFile = path.join(dataDir, `https-${domain}.key`)
-  try {
-    return { httpsCert: await readFile(certFile, 'utf8'), httpsKey: await readFile(keyFile, 'utf8') }
-  } catch {
-    const pair = await generateSelfSigned([`*.${domain}`, domain])
-    await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    await writeFile(keyFile, pair.key, { mode: 0o600 })
-    await writeFile(certFile, pair.cert)
-    return { httpsCert: pair.cert, httpsKey: pair.key }
-  }
+  const { cert, key } = await loadOrCreateCertificate(path.join(dataDir, 'https', domain), [`*.${domain}`, domain])
+  return { httpsCert: cert, httpsKey: key }
 }
