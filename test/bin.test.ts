@@ -421,3 +421,14 @@ t.test('status line (the TTY display) formatting', async t => {
   t.equal(formatStatus([{ ...base, name: 'x', url: 'tcp://r:1', online: false }]), 'status: x offline', 'offline while reconnecting even with a remembered url')
   t.notMatch(formatStatus([{ ...base, name: 'x', online: false, error: new InvalidConfigError('k', 'm') }]), /\n/, 'one line')
 })
+
+t.test('a reader that goes away (mport-relay | head) does not crash the relay', async t => {
+  const relay = spawnBin('mport-relay', relayArgs(path.join(tmpDir(), 'data')))
+  t.teardown(() => relay.kill())
+  await relay.waitLine(/^mport relay listening/, 'the listening line')
+  relay.child.stdout!.destroy() // the pipe's reader is gone: the next write gets EPIPE
+  relay.signal('SIGTERM') // stopping prints a line into the closed pipe
+  const exit = await relay.waitExit(30_000)
+  t.equal(exit.code, 0, 'graceful exit')
+  t.notMatch(relay.stderr, /EPIPE|^\s+at /m, 'no crash, no stack trace')
+})

@@ -14,7 +14,12 @@ export interface Printer {
   error (err: unknown, prefix?: string): void
 }
 
+const ignore = (): void => {}
+
 export function createPrinter (json: boolean, out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr): Printer {
+  // A reader that went away (`mport-relay | head`) must not crash a relay that serves others.
+  // (Always our own listener: a pipe's error handler re-throws once it is the last one left.)
+  for (const s of new Set([out, errOut])) if (!s.listeners('error').includes(ignore)) s.on('error', ignore)
   return {
     event (event, human, fields = {}) {
       if (json) out.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
