@@ -237,7 +237,9 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
   onDataEnd (h: FrameHeader): void {
     const s = this.#receiving
     this.#receiving = undefined
-    if (s !== undefined && (h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
+    if (s === undefined) return
+    s.endOfData()
+    if ((h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
   }
 
   #onWindowUpdate (h: FrameHeader): void {

@@ -54,6 +54,12 @@ export interface StreamLink {
 
 /** Payload views smaller than this share of their backing buffer are copied before being buffered. */
 const COMPACT_RATIO = 2
+/**
+ * Pieces of one Data frame are gathered up to this many bytes and handed to the reader as one
+ * chunk. A TLS socket delivers at most 16 KiB per read callback, so a 64 KiB frame arrives in
+ * four or five pieces; one chunk means one write to the local socket instead of several.
+ */
+const GATHER_LIMIT = 64 * 1024
 const EMPTY = Buffer.alloc(0)
 
 export class MuxStream extends Duplex {
@@ -79,6 +85,9 @@ export class MuxStream extends Duplex {
   #localFin = false
   #remoteFin = false
   #resetByPeer = false
+  /** Pieces of the Data frame being received, not yet pushed (already counted against the window). */
+  #pieces: Buffer[] = []
+  #piecesBytes = 0
 
   /** @internal Session bookkeeping: the stream sits in the writer's ready queue. */
   queued = false
@@ -199,11 +208,29 @@ export class MuxStream extends Duplex {
   /** @internal A piece of Data payload, already counted by reserveRecv. */
   receiveData (payload: Buffer): void {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
-    // A small view pins its whole socket chunk; copy it if it is going to sit in our buffer.
-    if ((this.readableLength > 0 || !this.readableFlowing) && payload.length * COMPACT_RATIO < payload.buffer.byteLength) {
-      payload = Buffer.from(payload)
+    this.#pieces.push(payload)
+    this.#piecesBytes += payload.length
+    if (this.#piecesBytes >= GATHER_LIMIT) this.endOfData()
+  }
+
+  /** @internal The current Data frame is complete: hand what was gathered to the reader. */
+  endOfData (): void {
+    const pieces = this.#pieces
+    if (pieces.length === 0) return
+    let chunk: Buffer
+    if (pieces.length === 1) {
+      chunk = pieces[0]!
+      // A small view pins its whole socket chunk; copy it if it is going to sit in our buffer.
+      if ((this.readableLength > 0 || !this.readableFlowing) && chunk.length * COMPACT_RATIO < chunk.buffer.byteLength) {
+        chunk = Buffer.from(chunk)
+      }
+    } else {
+      chunk = Buffer.concat(pieces, this.#piecesBytes)
     }
-    this.push(payload)
+    this.#pieces = []
+    this.#piecesBytes = 0
+    if (this.#remoteFin || this.#state === StreamState.Reset) return
+    this.push(chunk)
   }
 
   /** @internal ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
@@ -235,7 +262,7 @@ export class MuxStream extends Duplex {
   /** Re-grant what the application consumed (hashicorp: max - buffered - window, sent at >= max/2). */
   #grantCredit (): void {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
-    let delta = this.#recvMax - this.readableLength - this.#recvWindow
+    let delta = this.#recvMax - this.readableLength - this.#piecesBytes - this.#recvWindow
     if (delta < this.#recvMax / 2) return
     if (this.#link.windowAutoTuning) {
       // Half a window consumed within 4 RTTs means the window, not the reader, is the limit.

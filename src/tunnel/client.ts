@@ -318,18 +318,22 @@ export class Client extends EventEmitter<ClientEvents> {
     local.once('connect', () => {
       clearTimeout(timer)
       local.off('error', onConnectError)
-      if (spec.proxyProtocol !== undefined) local.write(proxyHeader(spec.proxyProtocol, header))
-      status.connections++
-      status.totalConnections++
-      this.emit('connection', info)
-      const counters = { aToB: 0, bToA: 0 }
-      void proxy(stream, local, counters).then(result => {
-        this.#local.delete(local)
-        status.connections = Math.max(0, status.connections - 1)
-        status.bytesIn += result.aToB
-        status.bytesOut += result.bToA
-        this.emit('connection-closed', info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
-      })
+      this.#proxyLocal(stream, local, spec, status, info, header)
+    })
+  }
+
+  /** Kept out of #dialLocal so that the connection's closures do not hold its dial timer. */
+  #proxyLocal (stream: MuxStream, local: net.Socket, spec: TunnelSpec, status: TunnelStatus, info: VisitorInfo, header: StreamHeader): void {
+    if (spec.proxyProtocol !== undefined) local.write(proxyHeader(spec.proxyProtocol, header))
+    status.connections++
+    status.totalConnections++
+    this.emit('connection', info)
+    void proxy(stream, local).then(result => {
+      this.#local.delete(local)
+      status.connections = Math.max(0, status.connections - 1)
+      status.bytesIn += result.aToB
+      status.bytesOut += result.bToA
+      this.emit('connection-closed', info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
     })
   }
 }
