@@ -293,7 +293,7 @@ export class Client extends EventEmitter<ClientEvents> {
   // ---- Visitors ----
 
   #onVisitor (stream: MuxStream): void {
-    stream.on('error', () => {}) // reported through proxy()
+    stream.on('error', ignore) // reported through proxy()
     readStreamHeader(stream, this.#opts.handshakeTimeout ?? 10_000).then(header => {
       const spec = this.#specs.get(header.id)
       const status = this.#tunnels.find(t => t.id === header.id)
@@ -337,6 +337,8 @@ export class Client extends EventEmitter<ClientEvents> {
     })
   }
 }
+
+function ignore (): void {}
 
 /** The PROXY protocol header telling the local service who the visitor is. */
 function proxyHeader (version: 1 | 2, h: StreamHeader): Buffer {

@@ -36,7 +36,8 @@ function pump (src: Duplex, dst: Duplex, counters: ProxyCounters | undefined, ke
     if (!dst.write(chunk)) src.pause()
   })
   dst.on('drain', () => src.resume())
-  src.once('end', () => {
+  // 'end' fires once; on() skips the wrapper object and bound function once() allocates.
+  src.on('end', () => {
     dst.end()
     ended()
   })
@@ -45,8 +46,10 @@ function pump (src: Duplex, dst: Duplex, counters: ProxyCounters | undefined, ke
 }
 
 /** Resolves when both directions have finished or either side failed. Never rejects. */
-export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping: ProxyShaping = {}): Promise<ProxyResult> {
+export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping?: ProxyShaping): Promise<ProxyResult> {
   return new Promise(resolve => {
+    const up = shaping?.aToB
+    const down = shaping?.bToA
     let done = false
     let open = 2
     let error: Error | undefined
@@ -59,8 +62,8 @@ export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0
       error ??= err
       abort(a)
       abort(b)
-      shaping.aToB?.destroy()
-      shaping.bToA?.destroy()
+      up?.destroy()
+      down?.destroy()
       finish()
     }
     // A side closed without finishing its read direction is an abort.
@@ -70,13 +73,11 @@ export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0
     const directionDone = (): void => {
       if (--open === 0) finish()
     }
-    for (const s of [a, b, shaping.aToB, shaping.bToA]) {
+    for (const s of [a, b, up, down]) {
       if (s === undefined) continue
       s.on('error', fail)
       s.on('close', onClose)
     }
-    const up = shaping.aToB
-    const down = shaping.bToA
     if (up === undefined) pump(a, b, counters, 'aToB', directionDone)
     else { pump(a, up, counters, 'aToB', noop); pump(up, b, undefined, 'aToB', directionDone) }
     if (down === undefined) pump(b, a, counters, 'bToA', directionDone)

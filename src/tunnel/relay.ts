@@ -520,17 +520,17 @@ export class Relay extends EventEmitter<RelayEvents> {
   // ---- Visitors ----
 
   #onVisitor (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket): void {
-    socket.on('error', () => {}) // reported through proxy(); a reset visitor must not crash the relay
     const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
     const counters = { aToB: 0, bToA: 0 }
     const stream = tunnel.filter.allows(visitor.addr) ? this.#openVisitorStream(lease, tunnel, socket, visitor, counters) : undefined
     if (stream === undefined) {
+      socket.on('error', ignore) // a late error from a refused visitor must not crash the relay
       socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
       return
     }
     // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
     const bucket = lease.holder?.account.bucket
-    const shaping: ProxyShaping = bucket === undefined ? {} : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
+    const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
     void proxy(socket, stream, counters, shaping).then(result => {
       this.#visitorFinished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
     })
@@ -616,6 +616,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }
   }
 }
+
+function ignore (): void {}
 
 function userPass (value: string): [string, string] {
   const c = parseBasicAuthValue(value)

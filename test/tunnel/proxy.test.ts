@@ -3,7 +3,7 @@
  * direction's FIN on its own, backpressure that holds a slow reader's data in the kernel
  * instead of the process, aborts that become RSTs, and shaping transforms in the path.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import net from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
@@ -11,7 +11,7 @@ import { proxy, type ProxyResult } from '../../src/index.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 /** A connected pair of sockets on 127.0.0.1: [the end we dial, the end the server accepted]. */
-async function socketPair (t: Tap.Test): Promise<[net.Socket, net.Socket]> {
+async function socketPair (t: Test): Promise<[net.Socket, net.Socket]> {
   const server = net.createServer({ allowHalfOpen: true })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const accepted = nextEvent<[net.Socket]>(server, 'connection', { what: 'accepted connection' })
@@ -26,7 +26,7 @@ async function socketPair (t: Tap.Test): Promise<[net.Socket, net.Socket]> {
 /**
  * visitor ⇄ a ═proxy═ b ⇄ service: `visitor` and `service` are the outer ends the test drives.
  */
-async function joined (t: Tap.Test, shaping?: Parameters<typeof proxy>[3]): Promise<{ visitor: net.Socket, service: net.Socket, a: net.Socket, b: net.Socket, done: Promise<ProxyResult> }> {
+async function joined (t: Test, shaping?: Parameters<typeof proxy>[3]): Promise<{ visitor: net.Socket, service: net.Socket, a: net.Socket, b: net.Socket, done: Promise<ProxyResult> }> {
   const [visitor, a] = await socketPair(t)
   const [b, service] = await socketPair(t)
   const done = proxy(a, b, undefined, shaping)
