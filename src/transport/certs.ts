@@ -6,6 +6,7 @@ import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { InvalidConfigError } from '../errors.js'
 
 /** Names every generated certificate covers, so loopback tests and local relays verify. */
@@ -45,10 +46,7 @@ export async function generateSelfSigned (hostnames: string[]): Promise<Certific
   const notBeforeDate = new Date(Date.now() - CLOCK_SKEW)
   const notAfterDate = new Date(notBeforeDate)
   notAfterDate.setUTCFullYear(notAfterDate.getUTCFullYear() + VALIDITY_YEARS)
-  // Loaded on first use: certificate generation pulls in a large X.509 library that a client
-  // (and a relay with its certificate already on disk) never needs.
-  const { generate } = await import('selfsigned')
-  const pems = await generate([{ name: 'commonName', value: names[0] ?? 'localhost' }, { name: 'organizationName', value: 'mport relay' }], {
+  const pems = await generateInWorker([{ name: 'commonName', value: names[0] ?? 'localhost' }, { name: 'organizationName', value: 'mport relay' }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
@@ -61,7 +59,35 @@ export async function generateSelfSigned (hostnames: string[]): Promise<Certific
       { name: 'subjectAltName', altNames },
     ],
   })
-  return { cert: pems.cert, key: pems.private }
+  return pems
+}
+
+type GenerateArgs = Parameters<typeof import('selfsigned').generate>
+
+/**
+ * Runs selfsigned's generate() in a worker thread. The X.509 library behind it is large; loaded
+ * in the relay itself, it stayed in memory for the relay's whole life (about 13 MiB of RSS on a
+ * first start) for one certificate. A worker's heap goes away with the worker.
+ */
+function generateInWorker (attrs: GenerateArgs[0], options: GenerateArgs[1]): Promise<CertificatePair> {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    import(workerData.url)
+      .then(m => m.generate(workerData.attrs, workerData.options))
+      .then(p => parentPort.postMessage({ cert: p.cert, key: p.private }), e => parentPort.postMessage({ error: String(e && e.stack || e) }))
+  `
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { url: import.meta.resolve('selfsigned'), attrs, options } })
+    let settled = false
+    worker.once('message', (m: { cert: string, key: string } | { error: string }) => {
+      settled = true
+      if ('error' in m) reject(new Error(`certificate generation failed: ${m.error}`))
+      else resolve(m)
+      void worker.terminate()
+    })
+    worker.once('error', err => { if (!settled) { settled = true; reject(err) } })
+    worker.once('exit', code => { if (!settled) { settled = true; reject(new Error(`certificate generation stopped (worker exit code ${code})`)) } })
+  })
 }
 
 /**
