@@ -1,7 +1,8 @@
 /**
- * Relay: the public side. Accepts clients over TLS (ALPN mport/1), authenticates them on a
- * control stream, binds public TCP ports for their tunnels, and turns every visitor
- * connection into one mux stream opened towards the client, its header riding with the SYN.
+ * Relay: the public side. Accepts clients over TLS (ALPN mport/1), gives each a lease once its
+ * handshake (client-handshake.ts) succeeds, and serves its control stream: public ports and
+ * names for its tunnels, quotas and revocation. Visitors reach the client through
+ * visitor-forwarder.ts.
  */
 import { EventEmitter } from 'node:events'
 import net from 'node:net'
@@ -9,105 +10,27 @@ import tls, { type TLSSocket } from 'node:tls'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
 import {
-  AuthFailedError, DuplicateTunnelError, HandshakeTimeoutError, InvalidMessageError, MportError, PortInUseError, PortNotAllowedError, RateLimitedError, SessionClosedError, TunnelLimitError,
+  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, PortInUseError, PortNotAllowedError, SessionClosedError, TunnelLimitError,
 } from '../errors.js'
-import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
-import { FailureLimiter, type Authenticator, type Principal } from './auth.js'
-import { ControlChannel } from './control.js'
-import { acceptLogin, type Login } from './login.js'
+import { FailureLimiter, type Principal } from './auth.js'
+import { handshakeClient, refuseClient, type ClientHandshakeOptions } from './client-handshake.js'
+import type { ControlChannel } from './control.js'
 import { Lease, type PublicTunnel } from './lease.js'
-import { HttpFront, type FrontTarget, type Visitor } from './http-front.js'
-import { encodeStreamHeader, parseClientMessage, type ClientMessage, type OpenRequest } from './messages.js'
-import { bindPublicPort, type PortRange } from './ports.js'
-import { proxy, type ProxyShaping } from './proxy.js'
-import { Accounts, type Account, type LiveCounters, type RelayPolicy } from './accounts.js'
-import { Throttle } from '../limits/throttle.js'
+import { HttpFront, type FrontTarget } from './http-front.js'
+import type { ClientMessage, OpenRequest } from './messages.js'
+import { bindPublicPort } from './ports.js'
+import { Accounts, type Account } from './accounts.js'
+import { tunnelInfo, type ClientInfo, type RelayEvents, type TunnelInfo } from './relay-events.js'
 import { NameTakenError, RouteTable } from './routes.js'
+import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
+import { VisitorForwarder } from './visitor-forwarder.js'
 
-export const DEFAULT_CONTROL_PORT = 7835
-export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
+export type { ClientInfo, ConnectionInfo, RelayEvents, TunnelInfo } from './relay-events.js'
+export { DEFAULT_CONTROL_PORT, DEFAULT_PORT_RANGE, type RelayOptions } from './relay-options.js'
+
 export const AGENT = 'mport-relay/0.1.0'
-
-export interface RelayOptions {
-  /** PEM certificate and key for the control listener. */
-  cert: string | Buffer
-  key: string | Buffer
-  /** Resolves token ids to principals (StaticTokens for a single-owner relay). */
-  authenticator: Authenticator
-  /** Control listener address (default 0.0.0.0:7835; port 0 picks one). */
-  host?: string
-  port?: number
-  /** Address the public tunnel ports bind to (default 0.0.0.0). */
-  bindHost?: string
-  /** Host name shown to clients in tunnel addresses (default: the control host, or localhost). */
-  publicHost?: string
-  /** Ports tunnels may use (default 20000-29999). */
-  portRange?: PortRange
-  /** How long a disconnected client's ports are held for it (default 120 s). */
-  leaseGrace?: number // ms
-  /** Budget for TLS + hello + auth of one client (default 10 s). */
-  handshakeTimeout?: number // ms
-  maxTunnelsPerClient?: number
-  /** Failed authentications allowed per source address per window before refusing. */
-  authFailureLimit?: { max: number, windowMs: number }
-  /** Base domain for http/tls tunnels (`<name>.<domain>`, wildcard DNS pointing here). */
-  domain?: string
-  /** Shared HTTP port for http tunnels (undefined: off; 0 picks one). */
-  httpPort?: number
-  /** Shared HTTPS port: SNI routing for tls tunnels, and http tunnels when `httpsCert` is given. */
-  httpsPort?: number
-  /** PEM certificate and key (usually a wildcard for `*.<domain>`) to terminate TLS of http tunnels. */
-  httpsCert?: string | Buffer
-  httpsKey?: string | Buffer
-  /** A visitor must send its request head or ClientHello within this time (default 10 s). */
-  headersTimeout?: number // ms
-  /** Per-user limits and usage accounting (the store's, in production); none: unlimited. */
-  policy?: RelayPolicy
-  /** New connections per minute from one visitor address, per tunnel (default: unlimited). */
-  connectionsPerIpPerMinute?: number
-  /** How often usage is sampled, quotas enforced and tokens re-checked (default 2 s). */
-  accountingInterval?: number // ms
-  mux?: Partial<MuxConfig>
-}
-
-export interface ClientInfo {
-  id: string
-  principal: Principal
-  remoteAddress: string
-  resumed: boolean
-}
-
-export interface TunnelInfo {
-  client: string
-  principal: string
-  id: number
-  name: string
-  port: number
-}
-
-export interface ConnectionInfo {
-  tunnel: TunnelInfo
-  remoteAddress: string
-  remotePort: number
-}
-
-export interface RelayEvents {
-  listening: [address: net.AddressInfo]
-  client: [info: ClientInfo]
-  'client-closed': [info: ClientInfo, err?: Error]
-  'tunnel-up': [info: TunnelInfo]
-  'tunnel-down': [info: TunnelInfo, reason: string]
-  connection: [info: ConnectionInfo]
-  'connection-closed': [info: ConnectionInfo, stats: { bytesIn: number, bytesOut: number, error?: Error }]
-  'auth-failed': [remoteAddress: string, err: MportError]
-  /** A visitor was refused by a rate limit or the user's plan. */
-  'visitor-refused': [info: ConnectionInfo, err: MportError]
-  /** Something went wrong with one client or visitor; the relay goes on serving the rest. */
-  warning: [err: Error]
-}
 
 /** One authenticated client connection. */
 interface ClientConn {
@@ -120,17 +43,16 @@ interface ClientConn {
 }
 
 export class Relay extends EventEmitter<RelayEvents> {
-  readonly #opts: Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'>> & Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> & { mux: Partial<MuxConfig>, publicHost: string }
+  readonly #opts: ResolvedRelayOptions
   readonly #accounts: Accounts
   #accountingTimer: NodeJS.Timeout | undefined
-  /** Ends the usage tracking of a visitor connection. */
-  readonly #untrack = new WeakMap<net.Socket, () => void>()
+  readonly #handshake: ClientHandshakeOptions
+  readonly #visitors: VisitorForwarder
   readonly #routes: RouteTable<FrontTarget>
   #front: HttpFront | undefined
   /** Where the shared ports actually listen (after listen()). */
   #httpAddress: net.AddressInfo | undefined
   #httpsAddress: net.AddressInfo | undefined
-  readonly #limiter: FailureLimiter
   readonly #leases = new Map<string, Lease<ClientConn>>()
   readonly #sessions = new Set<Session>()
   readonly #conns = new Set<ClientConn>()
@@ -140,32 +62,19 @@ export class Relay extends EventEmitter<RelayEvents> {
 
   constructor (options: RelayOptions) {
     super()
-    const host = options.host ?? '0.0.0.0'
-    this.#opts = {
-      host,
-      port: options.port ?? DEFAULT_CONTROL_PORT,
-      bindHost: options.bindHost ?? '0.0.0.0',
-      publicHost: options.publicHost ?? (host === '0.0.0.0' || host === '::' ? 'localhost' : host),
-      portRange: options.portRange ?? DEFAULT_PORT_RANGE,
-      leaseGrace: options.leaseGrace ?? 120_000,
-      handshakeTimeout: options.handshakeTimeout ?? 10_000,
-      maxTunnelsPerClient: options.maxTunnelsPerClient ?? 64,
-      authFailureLimit: options.authFailureLimit ?? { max: 10, windowMs: 60_000 },
-      headersTimeout: options.headersTimeout ?? 10_000,
-      accountingInterval: options.accountingInterval ?? 2_000,
-      policy: options.policy,
-      connectionsPerIpPerMinute: options.connectionsPerIpPerMinute,
-      domain: options.domain,
-      httpPort: options.httpPort,
-      httpsPort: options.httpsPort,
-      httpsCert: options.httpsCert,
-      httpsKey: options.httpsKey,
-      cert: options.cert,
-      key: options.key,
-      authenticator: options.authenticator,
-      mux: options.mux ?? {},
+    this.#opts = resolveRelayOptions(options)
+    this.#handshake = {
+      timeout: this.#opts.handshakeTimeout,
+      authenticator: this.#opts.authenticator,
+      limiter: new FailureLimiter(this.#opts.authFailureLimit.max, this.#opts.authFailureLimit.windowMs),
+      onAuthFailed: (remoteAddress, err) => this.emit('auth-failed', remoteAddress, err),
     }
-    this.#limiter = new FailureLimiter(this.#opts.authFailureLimit.max, this.#opts.authFailureLimit.windowMs)
+    this.#visitors = new VisitorForwarder(options.policy, {
+      onConnection: info => this.emit('connection', info),
+      onConnectionClosed: (info, stats) => this.emit('connection-closed', info, stats),
+      onRefused: (info, err) => this.emit('visitor-refused', info, err),
+      onWarning: err => this.emit('warning', err),
+    })
     this.#routes = new RouteTable(options.domain)
     this.#accounts = new Accounts(options.policy, options.connectionsPerIpPerMinute ?? null)
   }
@@ -187,7 +96,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     for (const lease of this.#leases.values()) {
       for (const t of lease.tunnels.values()) {
         out.push({
-          ...this.#tunnelInfo(lease, t),
+          ...tunnelInfo(lease, t),
           key: `${lease.id}:${t.id}`,
           principalId: lease.principal.id,
           url: this.#openedMessage(t).url,
@@ -227,7 +136,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     for (const conn of [...this.#conns]) {
       if (conn.lease.principal.id !== principalId || (tokenId !== undefined && conn.tokenId !== tokenId)) continue
       n++
-      this.#refuse(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
+      refuseClient(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
       setTimeout(() => conn.session.destroy(), 1000).unref()
     }
     return n
@@ -273,6 +182,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   async close (graceMs = 10_000): Promise<void> {
     if (this.#closing) return
     this.#closing = true
+    this.#visitors.stop()
     clearInterval(this.#accountingTimer)
     const listener = this.#listener
     listener?.server.close()
@@ -301,15 +211,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#opts.mux })
     this.#sessions.add(session)
     session.on('close', () => this.#sessions.delete(session))
-    // The first stream the client opens is the control stream; any other is refused at once,
-    // before it can hold a byte of an unauthenticated client's data.
-    const control = new Promise<MuxStream>(resolve => {
-      session.on('stream', s => {
-        if (!controlTaken) { controlTaken = true; resolve(s) } else s.destroy()
-      })
-    })
-    let controlTaken = false
-    this.#handshake(session, socket, remoteAddress, control).catch((err: Error) => {
+    this.#serveClient(session, socket, remoteAddress).catch((err: Error) => {
       if (!(err instanceof MportError)) {
         this.emit('warning', err)
         session.destroy(err)
@@ -320,26 +222,9 @@ export class Relay extends EventEmitter<RelayEvents> {
     })
   }
 
-  async #handshake (session: Session, socket: TLSSocket, remoteAddress: string, controlStream: Promise<MuxStream>): Promise<void> {
-    // The whole handshake is bounded; other clients are accepted meanwhile.
-    const deadline = setTimeout(() => {
-      if (control === undefined) session.destroy()
-      else this.#refuse(session, control, new HandshakeTimeoutError(this.#opts.handshakeTimeout, 'hello and authentication'))
-    }, this.#opts.handshakeTimeout)
-    deadline.unref()
-    let control: ControlChannel<ClientMessage> | undefined
-    let login: Login
-    try {
-      const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
-      control = new ControlChannel(stream, parseClientMessage)
-      login = await acceptLogin(control, socket, remoteAddress, this.#opts.authenticator, this.#limiter)
-    } catch (err) {
-      if (err instanceof AuthFailedError) this.emit('auth-failed', remoteAddress, err)
-      if (control !== undefined) this.#refuse(session, control, err as Error)
-      throw err
-    } finally {
-      clearTimeout(deadline)
-    }
+  /** Handshake, then the client takes up its lease (a new one, or its old one back) and is served. */
+  async #serveClient (session: Session, socket: TLSSocket, remoteAddress: string): Promise<void> {
+    const { control, login } = await handshakeClient(session, socket, remoteAddress, this.#handshake)
     const { hello, principal, tokenId } = login
     const account = await this.#accounts.for(principal)
     if (session.closed) throw new SessionClosedError('client left during the handshake')
@@ -372,17 +257,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     await this.#serveControl(conn)
   }
 
-  /** Sends a typed error as the last control message; returns it for throwing. */
-  /**
-   * Sends a typed error as the last control message, then GoAway once it is on the wire (a
-   * GoAway queued earlier would overtake it). Returns the error for throwing.
-   */
-  #refuse (session: Session, control: ControlChannel<ClientMessage>, err: Error): Error {
-    const code = err instanceof MportError ? err.code : 'MPORT_ERR_INVALID_MESSAGE'
-    void control.endFlushed({ t: 'error', code, message: err.message }).then(() => session.close())
-    return err
-  }
-
   async #serveControl (conn: ClientConn): Promise<void> {
     for (;;) {
       let msg: ClientMessage
@@ -390,7 +264,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         msg = await conn.control.recv()
       } catch (err) {
         // Bad or oversized messages end this client with a typed error; a closed stream ends it quietly.
-        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') this.#refuse(conn.session, conn.control, err)
+        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') refuseClient(conn.session, conn.control, err)
         else { conn.control.end(); void conn.session.close() } // open visitor connections may finish
         return
       }
@@ -399,7 +273,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         case 'close': this.#closeTunnel(conn.lease, msg.id, 'closed by client'); break
         case 'hello':
         case 'auth':
-          this.#refuse(conn.session, conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
+          refuseClient(conn.session, conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
           return
         default: assertNever(msg)
       }
@@ -414,7 +288,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       (msg.port === 0 || msg.port === existing.port) && (msg.subdomain === undefined || msg.subdomain.toLowerCase() === existing.subdomain)) {
       // Reclaimed after a reconnect: the same listener or name, the same port.
       conn.control.send(this.#openedMessage(existing))
-      this.emit('tunnel-up', this.#tunnelInfo(lease, existing))
+      this.emit('tunnel-up', tunnelInfo(lease, existing))
       return
     }
     if (existing !== undefined) this.#closeTunnel(lease, msg.id, 'replaced')
@@ -432,7 +306,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         const owner = lease.principal.id
         const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
         if (msg.port !== 0 && reservedByOther(msg.port)) throw new PortInUseError(msg.port, `port ${msg.port} is reserved by another user`)
-        t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#onVisitor(lease, t, socket), reservedByOther)
+        t.server = await bindPublicPort(this.#opts.bindHost, msg.port, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
         t.port = (t.server.address() as net.AddressInfo).port
       } else {
         this.#claimNames(lease, t, msg)
@@ -445,7 +319,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       conn.account.tunnels++
       this.#opts.policy?.tunnelUp(lease.principal, t.name)
       conn.control.send(this.#openedMessage(t))
-      this.emit('tunnel-up', this.#tunnelInfo(lease, t))
+      this.emit('tunnel-up', tunnelInfo(lease, t))
     } catch (err) {
       if (tunnel !== undefined) this.#releaseTunnel(lease, tunnel)
       if (!(err instanceof MportError)) this.emit('warning', err as Error)
@@ -459,17 +333,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     const port = t.kind === 'tls' || this.#opts.httpPort === undefined ? this.#httpsAddress?.port : this.#httpAddress?.port
     if (port === undefined) throw new PortNotAllowedError(0, `no shared ${t.kind === 'tls' ? 'HTTPS' : 'HTTP'} port on this relay`)
     t.port = port
-    const target: FrontTarget = {
-      kind: t.kind === 'tls' ? 'tls' : 'http',
-      filter: t.filter,
-      auth: t.auth,
-      connect: (visitor, socket, counters) => this.#openVisitorStream(lease, t, socket, visitor, counters),
-      shaping: () => {
-        const bucket = lease.holder?.account.bucket
-        return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
-      },
-      finished: (socket, stats) => this.#visitorFinished(lease, t, socket, stats),
-    }
+    const target = this.#visitors.frontTarget(lease, t)
     const holder = msg.subdomain === undefined ? undefined : this.#accounts.reservedBy('subdomain', msg.subdomain)
     if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
     if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
@@ -500,7 +364,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     const account = this.#accounts.get(lease.principal.id)
     if (account !== undefined) account.tunnels--
     this.#opts.policy?.tunnelDown(lease.principal, t.name)
-    this.emit('tunnel-down', this.#tunnelInfo(lease, t), reason)
+    this.emit('tunnel-down', tunnelInfo(lease, t), reason)
   }
 
   #onClientGone (conn: ClientConn, err: Error | undefined): void {
@@ -517,69 +381,6 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.#leases.delete(lease.id)
   }
 
-  // ---- Visitors ----
-
-  #onVisitor (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket): void {
-    const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
-    const counters = { aToB: 0, bToA: 0 }
-    const stream = tunnel.filter.allows(visitor.addr) ? this.#openVisitorStream(lease, tunnel, socket, visitor, counters) : undefined
-    if (stream === undefined) {
-      socket.on('error', ignore) // a late error from a refused visitor must not crash the relay
-      socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
-      return
-    }
-    // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
-    const bucket = lease.holder?.account.bucket
-    const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
-    void proxy(socket, stream, counters, shaping).then(result => {
-      this.#visitorFinished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
-    })
-  }
-
-  /**
-   * Opens the mux stream for one visitor, its header riding with the SYN. Undefined while the
-   * client is away, or when the visitor is over the tunnel's connection rate or the user's plan.
-   */
-  #openVisitorStream (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): MuxStream | undefined {
-    const conn = lease.holder
-    if (conn === undefined || this.#closing) return undefined
-    try {
-      const verdict = tunnel.rate?.check(visitor.addr)
-      if (verdict !== undefined && !verdict.ok) throw new RateLimitedError(verdict.message, verdict.retryAfterMs)
-      conn.account.checkConnection()
-    } catch (err) {
-      this.emit('visitor-refused', this.#connectionInfo(lease, tunnel, visitor), err as MportError)
-      return undefined
-    }
-    let stream: MuxStream
-    try {
-      stream = conn.session.open()
-    } catch (err) {
-      this.emit('warning', err as Error)
-      return undefined
-    }
-    // Written in the same tick as open(): the header rides with the SYN, no extra round trip.
-    stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
-    tunnel.connections.add(socket)
-    tunnel.totalConnections++
-    this.#untrack.set(socket, conn.account.track(tunnel.name, counters, () => {
-      if (!socket.destroyed) socket.resetAndDestroy()
-      stream.destroy()
-    }, this.#opts.policy))
-    this.emit('connection', this.#connectionInfo(lease, tunnel, visitor))
-    return stream
-  }
-
-  #visitorFinished (lease: Lease<ClientConn>, tunnel: PublicTunnel, socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void {
-    tunnel.connections.delete(socket)
-    tunnel.bytesIn += stats.bytesIn
-    tunnel.bytesOut += stats.bytesOut
-    this.#untrack.get(socket)?.()
-    this.#untrack.delete(socket)
-    const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
-    this.emit('connection-closed', this.#connectionInfo(lease, tunnel, visitor), stats)
-  }
-
   // ---- Accounts: limits, usage, revocation ----
 
   /** Every accounting interval: usage counted, quotas enforced; every 5th: revoked tokens cut, plans refreshed. */
@@ -588,7 +389,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       sessions: () => [...this.#conns].map(conn => ({
         tokenId: conn.tokenId,
         revoke: () => {
-          this.#refuse(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
+          refuseClient(conn.session, conn.control, new AuthFailedError('the token was revoked or its user disabled'))
           setTimeout(() => conn.session.destroy(), 1000).unref()
         },
       })),
@@ -607,17 +408,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       }
     }
   }
-
-  #connectionInfo (lease: Lease<ClientConn>, tunnel: PublicTunnel, visitor: Visitor): ConnectionInfo {
-    return { tunnel: this.#tunnelInfo(lease, tunnel), remoteAddress: visitor.addr || 'unknown', remotePort: visitor.port }
-  }
-
-  #tunnelInfo (lease: Lease<ClientConn>, t: PublicTunnel): TunnelInfo {
-    return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }
-  }
 }
-
-function ignore (): void {}
 
 function userPass (value: string): [string, string] {
   const c = parseBasicAuthValue(value)

@@ -1,0 +1,129 @@
+/**
+ * The relay's visitor path. Every visitor connection, from a tcp tunnel's public port or the
+ * shared HTTP(S) front, is checked against the tunnel's filter and rate and the user's plan,
+ * then becomes one mux stream opened towards the client (its header riding with the SYN),
+ * proxied and counted. This runs once per connection: keep its allocations to what it needs.
+ */
+import type net from 'node:net'
+import { RateLimitedError, type MportError } from '../errors.js'
+import { Throttle } from '../limits/throttle.js'
+import type { Session } from '../mux/session.js'
+import type { MuxStream } from '../mux/stream.js'
+import type { Account, LiveCounters, RelayPolicy } from './accounts.js'
+import type { FrontTarget, Visitor } from './http-front.js'
+import type { Lease, PublicTunnel } from './lease.js'
+import { encodeStreamHeader } from './messages.js'
+import { proxy, type ProxyShaping } from './proxy.js'
+import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './relay-events.js'
+
+/** What the forwarder uses of the client connection holding a lease. */
+export interface TunnelHolder {
+  readonly session: Session
+  readonly account: Account
+}
+
+/** Where the forwarder reports; the relay turns these into its events of the same names. */
+export interface VisitorEvents {
+  onConnection (info: ConnectionInfo): void
+  onConnectionClosed (info: ConnectionInfo, stats: ConnectionStats): void
+  /** Over a rate limit or the user's plan. */
+  onRefused (info: ConnectionInfo, err: MportError): void
+  onWarning (err: Error): void
+}
+
+export class VisitorForwarder {
+  readonly #policy: RelayPolicy | undefined
+  readonly #events: VisitorEvents
+  /** Ends the usage tracking of a visitor connection. */
+  readonly #untrack = new WeakMap<net.Socket, () => void>()
+  #stopped = false
+
+  constructor (policy: RelayPolicy | undefined, events: VisitorEvents) {
+    this.#policy = policy
+    this.#events = events
+  }
+
+  /** Refuses every visitor from now on (the relay is shutting down). */
+  stop (): void {
+    this.#stopped = true
+  }
+
+  /** A visitor connected to a tcp tunnel's public port. */
+  accept (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket): void {
+    const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
+    const counters = { aToB: 0, bToA: 0 }
+    const stream = tunnel.filter.allows(visitor.addr) ? this.#open(lease, tunnel, socket, visitor, counters) : undefined
+    if (stream === undefined) {
+      socket.on('error', ignore) // a late error from a refused visitor must not crash the relay
+      socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
+      return
+    }
+    // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
+    const bucket = lease.holder?.account.bucket
+    const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
+    void proxy(socket, stream, counters, shaping).then(result => {
+      this.#finished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
+    })
+  }
+
+  /** How the shared HTTP(S) front reaches an http or tls tunnel (it filters and proxies itself). */
+  frontTarget (lease: Lease<TunnelHolder>, tunnel: PublicTunnel): FrontTarget {
+    return {
+      kind: tunnel.kind === 'tls' ? 'tls' : 'http',
+      filter: tunnel.filter,
+      auth: tunnel.auth,
+      connect: (visitor, socket, counters) => this.#open(lease, tunnel, socket, visitor, counters),
+      shaping: () => {
+        const bucket = lease.holder?.account.bucket
+        return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
+      },
+      finished: (socket, stats) => this.#finished(lease, tunnel, socket, stats),
+    }
+  }
+
+  /**
+   * Opens the mux stream for one visitor, its header riding with the SYN. Undefined while the
+   * client is away, or when the visitor is over the tunnel's connection rate or the user's plan.
+   */
+  #open (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): MuxStream | undefined {
+    const conn = lease.holder
+    if (conn === undefined || this.#stopped) return undefined
+    try {
+      const verdict = tunnel.rate?.check(visitor.addr)
+      if (verdict !== undefined && !verdict.ok) throw new RateLimitedError(verdict.message, verdict.retryAfterMs)
+      conn.account.checkConnection()
+    } catch (err) {
+      this.#events.onRefused(connectionInfo(lease, tunnel, visitor), err as MportError)
+      return undefined
+    }
+    let stream: MuxStream
+    try {
+      stream = conn.session.open()
+    } catch (err) {
+      this.#events.onWarning(err as Error)
+      return undefined
+    }
+    // Written in the same tick as open(): the header rides with the SYN, no extra round trip.
+    stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
+    tunnel.connections.add(socket)
+    tunnel.totalConnections++
+    this.#untrack.set(socket, conn.account.track(tunnel.name, counters, () => {
+      if (!socket.destroyed) socket.resetAndDestroy()
+      stream.destroy()
+    }, this.#policy))
+    this.#events.onConnection(connectionInfo(lease, tunnel, visitor))
+    return stream
+  }
+
+  #finished (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, stats: ConnectionStats): void {
+    tunnel.connections.delete(socket)
+    tunnel.bytesIn += stats.bytesIn
+    tunnel.bytesOut += stats.bytesOut
+    this.#untrack.get(socket)?.()
+    this.#untrack.delete(socket)
+    const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
+    this.#events.onConnectionClosed(connectionInfo(lease, tunnel, visitor), stats)
+  }
+}
+
+function ignore (): void {}
