@@ -88,6 +88,8 @@ export class MuxStream extends Duplex {
   /** Pieces of the Data frame being received, not yet pushed (already counted against the window). */
   #pieces: Buffer[] = []
   #piecesBytes = 0
+  /** Bytes of that frame reserved against the window but not arrived yet: not consumed either. */
+  #arriving = 0
 
   /** @internal Session bookkeeping: the stream sits in the writer's ready queue. */
   queued = false
@@ -203,10 +205,12 @@ export class MuxStream extends Duplex {
   reserveRecv (length: number): void {
     if (length > this.#recvWindow) throw new RecvWindowExceededError(this.id, length, this.#recvWindow)
     this.#recvWindow -= length
+    this.#arriving = length
   }
 
   /** @internal A piece of Data payload, already counted by reserveRecv. */
   receiveData (payload: Buffer): void {
+    this.#arriving -= payload.length
     if (this.#remoteFin || this.#state === StreamState.Reset) return
     this.#pieces.push(payload)
     this.#piecesBytes += payload.length
@@ -262,7 +266,8 @@ export class MuxStream extends Duplex {
   /** Re-grant what the application consumed (hashicorp: max - buffered - window, sent at >= max/2). */
   #grantCredit (): void {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
-    let delta = this.#recvMax - this.readableLength - this.#piecesBytes - this.#recvWindow
+    // Whatever is buffered, gathered or still arriving of the current frame is not consumed yet.
+    let delta = this.#recvMax - this.readableLength - this.#piecesBytes - this.#arriving - this.#recvWindow
     if (delta < this.#recvMax / 2) return
     if (this.#link.windowAutoTuning) {
       // Half a window consumed within 4 RTTs means the window, not the reader, is the limit.
