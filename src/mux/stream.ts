@@ -58,6 +58,7 @@ const COMPACT_RATIO = 2
  * Pieces of one Data frame are gathered up to this many bytes and handed to the reader as one
  * chunk. A TLS socket delivers at most 16 KiB per read callback, so a 64 KiB frame arrives in
  * four or five pieces; one chunk means one write to the local socket instead of several.
+ * Pieces are never held past the event-loop turn they arrived in (see receiveData).
  */
 const GATHER_LIMIT = 64 * 1024
 const EMPTY = Buffer.alloc(0)
@@ -90,6 +91,7 @@ export class MuxStream extends Duplex {
   #piecesBytes = 0
   /** Bytes of that frame reserved against the window but not arrived yet: not consumed either. */
   #arriving = 0
+  #gatherFlushScheduled = false
 
   /** @internal Session bookkeeping: the stream sits in the writer's ready queue. */
   queued = false
@@ -214,10 +216,22 @@ export class MuxStream extends Duplex {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
     this.#pieces.push(payload)
     this.#piecesBytes += payload.length
-    if (this.#piecesBytes >= GATHER_LIMIT) this.endOfData()
+    if (this.#piecesBytes >= GATHER_LIMIT) return this.endOfData()
+    // The rest of the frame may be one socket read away or, on a slow link, many turns away:
+    // what arrived in this turn goes to the reader at its end rather than waiting for the rest.
+    if (this.#arriving > 0 && !this.#gatherFlushScheduled) {
+      this.#gatherFlushScheduled = true
+      setImmediate(flushGathered, this)
+    }
   }
 
-  /** @internal The current Data frame is complete: hand what was gathered to the reader. */
+  /** @internal The end of the turn in which pieces of an incomplete frame arrived. */
+  gatherDue (): void {
+    this.#gatherFlushScheduled = false
+    this.endOfData()
+  }
+
+  /** @internal The current Data frame is complete (or the turn ended): hand what was gathered to the reader. */
   endOfData (): void {
     const pieces = this.#pieces
     if (pieces.length === 0) return
@@ -233,7 +247,7 @@ export class MuxStream extends Duplex {
     }
     this.#pieces = []
     this.#piecesBytes = 0
-    if (this.#remoteFin || this.#state === StreamState.Reset) return
+    if (this.#remoteFin || this.#state === StreamState.Reset || this.destroyed) return
     this.push(chunk)
   }
 
@@ -315,4 +329,8 @@ export class MuxStream extends Duplex {
   #releaseIfClosed (): void {
     if (this.#localFin && this.#remoteFin) this.#link.release(this)
   }
+}
+
+function flushGathered (s: MuxStream): void {
+  s.gatherDue()
 }

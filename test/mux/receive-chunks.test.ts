@@ -1,7 +1,8 @@
-// How received Data reaches the reader: the pieces of one frame (a TLS socket hands them over
-// 16 KiB at a time) become one chunk, so a proxy writes the local socket once per frame; a large
-// frame is handed over in chunks of at least 64 KiB as it arrives; and bytes held while a frame
-// is incomplete are never granted back to the sender as credit.
+// How received Data reaches the reader: the pieces of one frame that arrive in one turn of the
+// event loop (a TLS socket hands over one read 16 KiB at a time) become one chunk, so a proxy
+// writes the local socket once per frame; a large frame is handed over in chunks of at least
+// 64 KiB; pieces are never held past their turn (a slow link's first bytes are not delayed
+// until the frame completes); and bytes not yet read are never granted back as credit.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { decodeHeader, encodeHeader, Flag, FrameType, HEADER_LENGTH, type FrameHeader } from '../../src/mux/frame.js'
@@ -34,22 +35,19 @@ async function opened (t: Test): Promise<{ raw: PipeEnd, stream: MuxStream, sent
   return { raw, stream, sent }
 }
 
-/** Writes `bytes` to the raw end in pieces of `piece` bytes, each in its own turn of the event loop. */
-async function writeInPieces (raw: PipeEnd, bytes: Buffer, piece: number): Promise<void> {
-  for (let off = 0; off < bytes.length; off += piece) {
-    raw.write(bytes.subarray(off, off + piece))
-    await turns(1)
-  }
+/** Writes `bytes` to the raw end in pieces of `piece` bytes, all in this turn (one socket read's worth). */
+function writeInPieces (raw: PipeEnd, bytes: Buffer, piece: number): void {
+  for (let off = 0; off < bytes.length; off += piece) raw.write(bytes.subarray(off, off + piece))
 }
 
 const dataFrame = (payload: Buffer): Buffer => Buffer.concat([encodeHeader({ type: FrameType.Data, flags: 0, streamId: 1, length: payload.length }), payload])
 
-t.test('a frame that arrives in 16 KiB pieces reaches the reader as one chunk', async t => {
+t.test('a frame whose 16 KiB pieces arrive in one turn reaches the reader as one chunk', async t => {
   const { raw, stream } = await opened(t)
   const chunks: Buffer[] = []
   stream.on('data', (c: Buffer) => chunks.push(c))
   const payload = randomBytes(60 * KiB)
-  await writeInPieces(raw, dataFrame(payload), 16 * KiB)
+  writeInPieces(raw, dataFrame(payload), 16 * KiB)
   await waitFor(() => chunks.length > 0, { what: 'the frame' })
   await turns(3)
   t.equal(chunks.length, 1, 'one chunk for one frame')
@@ -65,35 +63,60 @@ t.test('a small frame in one piece is passed on as is', async t => {
   t.equal(chunks[0]!.toString(), 'ping')
 })
 
-t.test('a frame larger than 64 KiB is handed over as it arrives, in chunks of at least 64 KiB but the last', async t => {
+t.test('a frame larger than 64 KiB is handed over in chunks of at least 64 KiB but the last', async t => {
   const { raw, stream } = await opened(t)
   const chunks: Buffer[] = []
   stream.on('data', (c: Buffer) => chunks.push(c))
   const payload = randomBytes(200 * KiB)
-  await writeInPieces(raw, dataFrame(payload), 16 * KiB)
+  writeInPieces(raw, dataFrame(payload), 16 * KiB)
   await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === payload.length, { what: 'all 200 KiB' })
   t.ok(Buffer.concat(chunks).equals(payload), 'intact, in order')
-  t.ok(chunks.length >= 3, `delivered in ${chunks.length} chunks, not held to the end of the frame`)
+  t.ok(chunks.length >= 3, `delivered in ${chunks.length} chunks, not as one 200 KiB copy`)
   for (const c of chunks.slice(0, -1)) t.ok(c.length >= 64 * KiB, `chunk of ${c.length} bytes`)
 })
 
-t.test('bytes held while a frame is incomplete are not granted back as credit', async t => {
+t.test('pieces of a frame that trickle in over several turns reach the reader in their own turn', async t => {
+  const { raw, stream } = await opened(t)
+  const chunks: Buffer[] = []
+  stream.on('data', (c: Buffer) => chunks.push(c))
+  const payload = randomBytes(48 * KiB)
+  const frame = dataFrame(payload)
+  raw.write(frame.subarray(0, 16 * KiB))
+  await waitFor(() => chunks.length === 1, { what: 'the first piece, before the rest of the frame was sent' })
+  t.equal(chunks[0]!.length, 16 * KiB - HEADER_LENGTH, 'the first piece as it came')
+  raw.write(frame.subarray(16 * KiB))
+  await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === payload.length, { what: 'the rest' })
+  t.ok(Buffer.concat(chunks).equals(payload), 'intact, in order')
+})
+
+t.test('bytes of a frame still arriving are not granted back as credit', async t => {
   const { raw, stream, sent } = await opened(t)
-  let consumed = 0
-  stream.on('data', (c: Buffer) => { consumed += c.length })
   const payload = randomBytes(250 * KiB) // fits the initial 256 KiB window
   const frame = dataFrame(payload)
   const heldBack = 50 * KiB
-  // Everything but the last 50 KiB: two chunks (80 and 64 KiB) reach the reader, the ~56 KiB
-  // after them are held until the frame completes or 64 KiB have gathered.
-  await writeInPieces(raw, frame.subarray(0, frame.length - heldBack), 16 * KiB)
-  await waitFor(() => consumed >= 140 * KiB, { what: 'the reader to consume two chunks' })
+  // All but the last 50 KiB arrive while nobody reads; the window shrank by the whole frame
+  // at its header, so the peer has 6 KiB of credit left.
+  writeInPieces(raw, frame.subarray(0, frame.length - heldBack), 16 * KiB)
+  await waitFor(() => stream.readableLength === payload.length - heldBack, { what: 'what was sent to be buffered' })
+  // Now the reader takes what arrived, 16 KiB at a time. After each read, what the peer may
+  // still send plus what the stream has not delivered (buffered, or still arriving) must fit
+  // the window: credit for the 50 KiB still to come would let the peer overrun it.
+  let consumed = 0
+  const violations: string[] = []
+  while (consumed < payload.length - heldBack) {
+    const c = stream.read(Math.min(16 * KiB, payload.length - heldBack - consumed)) as Buffer | null
+    if (c === null) { await turns(1); continue }
+    consumed += c.length
+    const undelivered = payload.length - consumed
+    if (stream.recvWindow + undelivered > stream.recvWindowMax) violations.push(`credit ${stream.recvWindow} + undelivered ${undelivered} > ${stream.recvWindowMax}`)
+  }
+  t.same(violations, [], 'the window held after every read')
   await turns(5) // lazy window updates go out on setImmediate
-  const granted = (): number => sent.filter(h => h.type === FrameType.WindowUpdate && h.streamId === 1).reduce((n, h) => n + h.length, 0)
-  t.ok(granted() > 0, `credit for what was read went back (${granted()} bytes)`)
-  // The peer's credit plus what the stream holds (buffered or gathered) stays within the
-  // window exactly when the credit granted never exceeds what the reader consumed.
-  t.ok(granted() <= consumed, `never more credit than the reader consumed (${granted()} ≤ ${consumed})`)
+  const granted = sent.filter(h => h.type === FrameType.WindowUpdate && h.streamId === 1).reduce((n, h) => n + h.length, 0)
+  t.ok(granted > 0 && granted <= consumed, `credit for what was read went back, no more (${granted} of ${consumed} bytes)`)
+  // The 50 KiB still to come are not consumed: counting them would let the peer overrun the window.
+  t.ok(stream.recvWindow + heldBack <= stream.recvWindowMax, `credit left (${stream.recvWindow}) plus bytes still arriving (${heldBack}) fit the window (${stream.recvWindowMax})`)
+  stream.on('data', (c: Buffer) => { consumed += c.length })
   raw.write(frame.subarray(frame.length - heldBack))
   await waitFor(() => consumed === payload.length, { what: 'the rest of the frame' })
   t.pass('the rest arrived')
