@@ -152,7 +152,7 @@ async function main (): Promise<void> {
   })
   relay.on('warning', err => out.error(err, 'warning'))
 
-  const addr = await relay.listen()
+  const addr = relay.address // startRelayService has started it
   const controlAddr = `${publicHost}${addr.port === DEFAULT_CONTROL_PORT ? '' : `:${addr.port}`}`
   // The token is shown in full only when it was just generated (the operator has to learn it);
   // after that it stays in its file, and a token from a flag or the environment is never echoed.

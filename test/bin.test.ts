@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import tls from 'node:tls'
 import t, { type Test } from 'tap'
 import { formatStatus } from '../src/cli/output.js'
 import { InvalidConfigError, PortNotAllowedError } from '../src/index.js'
@@ -197,6 +198,23 @@ t.test('relay first start: smoke tunnel through the printed connect command', as
     t.equal((await json.waitExit()).code, 0)
     t.same(json.jsonLines().map(o => o.event), ['listening', 'stopping', 'stopped'], 'the JSON relay printed only JSON events')
   })
+})
+
+t.test('a relay on a given port (not 0) listens on it, once', async t => {
+  // The default is a fixed port (7835); a given port must be bound exactly once. Port 0, used
+  // everywhere else here, would hide a second bind on another random port.
+  const port = await closedPort()
+  const relay = spawnBin('mport-relay', relayArgs(path.join(tmpDir(), 'data'), ['--json']).map((a, i, all) => all[i - 1] === '--port' ? String(port) : a))
+  const ev = await relay.waitEvent('listening')
+  t.equal(ev.port, port, 'listening on the given port')
+  const alpn = await new Promise<string | false>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['mport/1'], rejectUnauthorized: false }, () => { resolve(s.alpnProtocol ?? false); s.destroy() })
+    s.once('error', reject)
+  })
+  t.equal(alpn, 'mport/1', 'the relay answers there')
+  relay.signal('SIGTERM')
+  t.equal((await relay.waitExit()).code, 0, 'exits 0')
+  t.equal(relay.stderr, '', 'no error (no second bind: EADDRINUSE)')
 })
 
 t.test('--json: one JSON object per line with event fields', async t => {

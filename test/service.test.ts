@@ -31,6 +31,8 @@ t.test('relay service: accounts, API and relay together', async t => {
   const aliceSession = await login('alice', 'correct horse battery')
   const bobSession = await login('bob', 'another long password')
 
+  // The service has started the relay; listen() again is the same listener, not a second one.
+  t.same(await service.relay.listen(), service.relay.address, 'listen() after start returns the same address')
   const client = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: raw, tunnels: [tcpSpec(echo.port)], fingerprint: fingerprint(cert), backoff: { initial: 50, max: 200 } })
   client.on('error', () => {})
   t.teardown(() => client.close())

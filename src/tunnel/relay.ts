@@ -57,6 +57,7 @@ export class Relay extends EventEmitter<RelayEvents> {
   readonly #sessions = new Set<Session>()
   readonly #conns = new Set<ClientConn>()
   #listener: TlsListener | undefined
+  #listening: Promise<net.AddressInfo> | undefined
   #closing = false
   #nextClientId = 1
 
@@ -147,7 +148,16 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.#sessions.size
   }
 
-  async listen (): Promise<net.AddressInfo> {
+  /** Starts listening; calling it again returns the same address (one listener, one timer). */
+  listen (): Promise<net.AddressInfo> {
+    this.#listening ??= this.#listen().catch((err: unknown) => {
+      this.#listening = undefined // a failed listen (port in use) may be retried
+      throw err
+    })
+    return this.#listening
+  }
+
+  async #listen (): Promise<net.AddressInfo> {
     this.#listener = await listenTls({
       host: this.#opts.host,
       port: this.#opts.port,
