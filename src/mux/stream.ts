@@ -92,6 +92,8 @@ export class MuxStream extends Duplex {
   /** Bytes of that frame reserved against the window but not arrived yet: not consumed either. */
   #arriving = 0
   #gatherFlushScheduled = false
+  /** The held pieces already waited one turn for the rest of their frame. */
+  #gatherWaited = false
 
   /** @internal Session bookkeeping: the stream sits in the writer's ready queue. */
   queued = false
@@ -217,22 +219,33 @@ export class MuxStream extends Duplex {
     this.#pieces.push(payload)
     this.#piecesBytes += payload.length
     if (this.#piecesBytes >= GATHER_LIMIT) return this.endOfData()
-    // The rest of the frame may be one socket read away or, on a slow link, many turns away:
-    // what arrived in this turn goes to the reader at its end rather than waiting for the rest.
+    // The rest of the frame is usually one socket read away (the next turn of the event loop
+    // when data keeps coming), but on a slow link it may be many milliseconds away: held pieces
+    // wait for it one turn at most, then go to the reader.
     if (this.#arriving > 0 && !this.#gatherFlushScheduled) {
       this.#gatherFlushScheduled = true
       setImmediate(flushGathered, this)
     }
   }
 
-  /** @internal The end of the turn in which pieces of an incomplete frame arrived. */
+  /** @internal The end of a turn in which pieces of an incomplete frame were held. */
   gatherDue (): void {
     this.#gatherFlushScheduled = false
+    if (this.#pieces.length === 0) return
+    if (this.#arriving > 0 && !this.#gatherWaited) {
+      // A pending immediate makes the next turn poll without blocking: this waits for data
+      // already in the socket, never for the network.
+      this.#gatherWaited = true
+      this.#gatherFlushScheduled = true
+      setImmediate(flushGathered, this)
+      return
+    }
     this.endOfData()
   }
 
   /** @internal The current Data frame is complete (or the turn ended): hand what was gathered to the reader. */
   endOfData (): void {
+    this.#gatherWaited = false
     const pieces = this.#pieces
     if (pieces.length === 0) return
     let chunk: Buffer
