@@ -58,7 +58,7 @@ const COMPACT_RATIO = 2
  * Pieces of one Data frame are gathered up to this many bytes and handed to the reader as one
  * chunk. A TLS socket delivers at most 16 KiB per read callback, so a 64 KiB frame arrives in
  * four or five pieces; one chunk means one write to the local socket instead of several.
- * Pieces are never held past the event-loop turn they arrived in (see receiveData).
+ * Held pieces wait for the rest of their frame one non-blocking turn at most (see receiveData).
  */
 const GATHER_LIMIT = 64 * 1024
 const EMPTY = Buffer.alloc(0)
