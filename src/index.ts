@@ -6,6 +6,7 @@
  */
 export * from './errors.js'
 export { Session, type SessionOptions, type SessionEvents } from './mux/session.js'
+export type { ChunkSource } from './mux/chunk-source.js'
 export { MuxStream, StreamState } from './mux/stream.js'
 export { defaultMuxConfig, verifyMuxConfig, type MuxConfig } from './mux/config.js'
 export {

@@ -16,11 +16,17 @@ import { verifyMuxConfig, type MuxConfig } from './config.js'
 import { FrameDecoder, type FrameSink } from './decoder.js'
 import { Flag, FrameType, GoAwayCode, HEADER_LENGTH, MAX_UINT32, writeHeader, type FrameHeader } from './frame.js'
 import { Pinger } from './ping.js'
+import type { ChunkSource } from './chunk-source.js'
 import { MuxStream, StreamState, type StreamLink } from './stream.js'
 
 export interface SessionOptions extends Partial<MuxConfig> {
   /** Client sessions open odd stream ids, servers even ones. */
   client: boolean
+  /**
+   * Where the socket's bytes come from when it reads into a reused buffer (net.Socket's
+   * `onread`); by default the session listens for 'data'.
+   */
+  input?: ChunkSource
 }
 
 /** Payloads up to this size are copied next to their header so one socket write carries both. */
@@ -42,6 +48,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
   readonly config: Readonly<MuxConfig>
   readonly client: boolean
   readonly #socket: Duplex
+  readonly #input: ChunkSource | undefined
   readonly #decoder: FrameDecoder
   readonly #pinger: Pinger
   readonly #streams = new Map<number, MuxStream>()
@@ -76,11 +83,12 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
 
   constructor (socket: Duplex, options: SessionOptions) {
     super()
-    const { client, ...rest } = options
+    const { client, input, ...rest } = options
     this.config = verifyMuxConfig(rest)
     this.client = client
     this.#nextId = client ? 1 : 2
     this.#socket = socket
+    this.#input = input
     this.#decoder = new FrameDecoder(this, this.config.maxFrameSize)
     this.#pinger = new Pinger({
       send: value => this.#queueControl(FrameType.Ping, Flag.SYN, 0, value),
@@ -102,7 +110,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       release: s => this.#release(s),
       rtt: () => this.#pinger.rtt,
     }
-    socket.on('data', this.#onSocketData)
+    if (input !== undefined) input.attach(this.#onSocketData)
+    else socket.on('data', this.#onSocketData)
     socket.on('drain', this.#onDrain)
     socket.on('end', () => this.#onSocketGone())
     socket.on('close', () => this.#onSocketGone())
@@ -183,7 +192,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     this.#ready = []
     this.#control = []
     const socket = this.#socket
-    socket.off('data', this.#onSocketData)
+    if (this.#input !== undefined) this.#input.detach()
+    else socket.off('data', this.#onSocketData)
     if (socket.writable) {
       socket.end()
       setTimeout(() => socket.destroy(), 2000).unref() // a peer that never reads must not pin the socket
@@ -230,7 +240,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
 
   /** @internal */
   onDataPayload (_h: FrameHeader, payload: Buffer): void {
-    this.#receiving?.receiveData(payload)
+    this.#receiving?.receiveData(payload, this.#input !== undefined)
   }
 
   /** @internal */

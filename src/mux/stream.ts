@@ -86,9 +86,14 @@ export class MuxStream extends Duplex {
   #localFin = false
   #remoteFin = false
   #resetByPeer = false
-  /** Pieces of the Data frame being received, not yet pushed (already counted against the window). */
-  #pieces: Buffer[] = []
-  #piecesBytes = 0
+  /**
+   * Where pieces of the Data frame being received are gathered (already counted against the
+   * window), sized for the rest of the frame up to GATHER_LIMIT; bytes before #gatherStart
+   * were pushed already.
+   */
+  #gather: Buffer | undefined
+  #gatherStart = 0
+  #gatherFill = 0
   /** Bytes of that frame reserved against the window but not arrived yet: not consumed either. */
   #arriving = 0
   #gatherFlushScheduled = false
@@ -212,26 +217,49 @@ export class MuxStream extends Duplex {
     this.#arriving = length
   }
 
-  /** @internal A piece of Data payload, already counted by reserveRecv. */
-  receiveData (payload: Buffer): void {
+  /**
+   * @internal A piece of Data payload, already counted by reserveRecv. A `transient` piece is a
+   * view of a read buffer the socket reuses, valid only during this call: it is always copied.
+   */
+  receiveData (payload: Buffer, transient: boolean): void {
     this.#arriving -= payload.length
     if (this.#remoteFin || this.#state === StreamState.Reset) return
-    this.#pieces.push(payload)
-    this.#piecesBytes += payload.length
-    if (this.#piecesBytes >= GATHER_LIMIT) return this.endOfData()
+    if (!transient && this.#gather === undefined && this.#arriving === 0) return this.#pushWhole(payload)
+    let off = 0
+    while (off < payload.length) {
+      let g = this.#gather
+      if (g === undefined) {
+        g = this.#gather = Buffer.allocUnsafe(Math.min(payload.length - off + this.#arriving, GATHER_LIMIT))
+        this.#gatherStart = this.#gatherFill = 0
+      }
+      const n = payload.copy(g, this.#gatherFill, off)
+      this.#gatherFill += n
+      off += n
+      if (this.#gatherFill === g.length) this.endOfData()
+    }
     // The rest of the frame is usually one socket read away (the next turn of the event loop
-    // when data keeps coming), but on a slow link it may be many milliseconds away: held pieces
+    // when data keeps coming), but on a slow link it may be many milliseconds away: held bytes
     // wait for it one turn at most, then go to the reader.
-    if (this.#arriving > 0 && !this.#gatherFlushScheduled) {
+    if (this.#gather !== undefined && !this.#gatherFlushScheduled) {
       this.#gatherFlushScheduled = true
       setImmediate(flushGathered, this)
     }
   }
 
+  /** A whole frame in one piece, nothing gathered: passed on without a copy. */
+  #pushWhole (payload: Buffer): void {
+    let chunk = payload
+    // A small view pins its whole socket chunk; copy it if it is going to sit in our buffer.
+    if ((this.readableLength > 0 || !this.readableFlowing) && chunk.length * COMPACT_RATIO < chunk.buffer.byteLength) {
+      chunk = Buffer.from(chunk)
+    }
+    if (!this.destroyed) this.push(chunk)
+  }
+
   /** @internal The end of a turn in which pieces of an incomplete frame were held. */
   gatherDue (): void {
     this.#gatherFlushScheduled = false
-    if (this.#pieces.length === 0) return
+    if (this.#gather === undefined || this.#gatherFill === this.#gatherStart) return
     if (this.#arriving > 0 && !this.#gatherWaited) {
       // A pending immediate makes the next turn poll without blocking: this waits for data
       // already in the socket, never for the network.
@@ -243,23 +271,19 @@ export class MuxStream extends Duplex {
     this.endOfData()
   }
 
-  /** @internal The current Data frame is complete (or the turn ended): hand what was gathered to the reader. */
+  /** @internal The current Data frame is complete, its buffer is full, or the turn ended: hand what was gathered to the reader. */
   endOfData (): void {
     this.#gatherWaited = false
-    const pieces = this.#pieces
-    if (pieces.length === 0) return
-    let chunk: Buffer
-    if (pieces.length === 1) {
-      chunk = pieces[0]!
-      // A small view pins its whole socket chunk; copy it if it is going to sit in our buffer.
-      if ((this.readableLength > 0 || !this.readableFlowing) && chunk.length * COMPACT_RATIO < chunk.buffer.byteLength) {
-        chunk = Buffer.from(chunk)
-      }
+    const g = this.#gather
+    if (g === undefined || this.#gatherFill === this.#gatherStart) return
+    const chunk = g.subarray(this.#gatherStart, this.#gatherFill)
+    // A buffer with room left keeps gathering the rest of its frame after the part handed over.
+    if (this.#gatherFill === g.length) {
+      this.#gather = undefined
+      this.#gatherStart = this.#gatherFill = 0
     } else {
-      chunk = Buffer.concat(pieces, this.#piecesBytes)
+      this.#gatherStart = this.#gatherFill
     }
-    this.#pieces = []
-    this.#piecesBytes = 0
     if (this.#remoteFin || this.#state === StreamState.Reset || this.destroyed) return
     this.push(chunk)
   }
@@ -294,7 +318,7 @@ export class MuxStream extends Duplex {
   #grantCredit (): void {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
     // Whatever is buffered, gathered or still arriving of the current frame is not consumed yet.
-    let delta = this.#recvMax - this.readableLength - this.#piecesBytes - this.#arriving - this.#recvWindow
+    let delta = this.#recvMax - this.readableLength - (this.#gatherFill - this.#gatherStart) - this.#arriving - this.#recvWindow
     if (delta < this.#recvMax / 2) return
     if (this.#link.windowAutoTuning) {
       // Half a window consumed within 4 RTTs means the window, not the reader, is the limit.

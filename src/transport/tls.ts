@@ -11,8 +11,10 @@ import tls from 'node:tls'
 import {
   CertificateMismatchError, CertificateUntrustedError, HandshakeTimeoutError, InvalidConfigError, RelayUnreachableError,
 } from '../errors.js'
+import type { ChunkSource } from '../mux/chunk-source.js'
 import { fingerprintDer, parseFingerprint } from './certs.js'
 import type { KnownRelays } from './known-relays.js'
+import { ReusedReadBuffer } from './reused-read-buffer.js'
 import { DEFAULT_CONNECT_TIMEOUT, formatHostPort, setKeepAlive, setNoDelay, timeoutReason, unreachableReason } from './tcp.js'
 
 /** The only application protocol a relay and a client negotiate. */
@@ -171,10 +173,17 @@ export interface ConnectTlsOptions {
   knownRelays?: KnownRelays
   /** Deadline for TCP connect plus TLS handshake, in ms (default 10 000). */
   timeout?: number
+  /**
+   * Read into one reused buffer (the socket's `onread`): the bytes then come through
+   * `TlsConnection.input`, not 'data' events. Saves an allocation and a stream push per record.
+   */
+  reuseReadBuffer?: boolean
 }
 
 export interface TlsConnection {
   socket: tls.TLSSocket
+  /** With `reuseReadBuffer`: where the received bytes come from (the socket emits no 'data'). */
+  input?: ChunkSource
   /** The relay certificate's `sha256:` fingerprint. */
   fingerprint: string
   trust: TrustMode
@@ -191,7 +200,8 @@ export async function connectTls (opts: ConnectTlsOptions): Promise<TlsConnectio
   const timeout = opts.timeout ?? DEFAULT_CONNECT_TIMEOUT
   if (!Number.isFinite(timeout) || timeout <= 0) throw new InvalidConfigError('timeout', 'must be a positive number of milliseconds')
 
-  const socket = await handshake(opts, address, timeout)
+  const reader = opts.reuseReadBuffer === true ? new ReusedReadBuffer() : undefined
+  const socket = await handshake(opts, address, timeout, reader)
   // Guard errors while verification awaits the known-relays file; remembered to fail below.
   let lateError: Error | undefined
   const guard = (err: Error): void => { lateError ??= err }
@@ -202,7 +212,7 @@ export async function connectTls (opts: ConnectTlsOptions): Promise<TlsConnectio
       throw new RelayUnreachableError(address, `connection lost after the TLS handshake: ${lateError === undefined ? 'closed by the relay' : unreachableReason(lateError)}`, lateError === undefined ? undefined : { cause: lateError })
     }
     socket.off('error', guard)
-    return result
+    return reader === undefined ? result : { ...result, input: reader }
   } catch (err) {
     socket.destroy()
     throw err
@@ -220,7 +230,7 @@ export function exportAuthBinding (socket: tls.TLSSocket): Buffer {
 }
 
 /** TCP connect plus TLS handshake under one deadline; resolves with no listeners of ours left. */
-function handshake (opts: ConnectTlsOptions, address: string, timeout: number): Promise<tls.TLSSocket> {
+function handshake (opts: ConnectTlsOptions, address: string, timeout: number, reader: ReusedReadBuffer | undefined): Promise<tls.TLSSocket> {
   const servername = opts.servername ?? (net.isIP(opts.host) === 0 ? opts.host : undefined)
   const extraCa = opts.ca === undefined ? undefined : Array.isArray(opts.ca) ? opts.ca : [opts.ca]
   return new Promise((resolve, reject) => {
@@ -235,7 +245,9 @@ function handshake (opts: ConnectTlsOptions, address: string, timeout: number): 
       ALPNProtocols: [ALPN_PROTOCOL],
       minVersion: MIN_VERSION,
       ciphers: CIPHER_SUITES,
+      ...(reader !== undefined ? { onread: reader.onread } : {}),
     })
+    reader?.bind(socket)
     const timer = setTimeout(() => fail(undefined, timeoutReason(timeout)), timeout)
     const cleanup = (): void => {
       clearTimeout(timer)

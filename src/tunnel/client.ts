@@ -189,7 +189,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
   async #connectOnce (onUp: () => void): Promise<Error> {
     const timeout = this.#opts.handshakeTimeout ?? 10_000
-    const { socket, fingerprint, trust } = await connectTls({
+    const { socket, input, fingerprint, trust } = await connectTls({
       host: this.#relay.host,
       port: this.#relay.port,
       timeout,
@@ -198,8 +198,11 @@ export class Client extends EventEmitter<ClientEvents> {
       ...(this.#opts.fingerprint !== undefined ? { fingerprint: this.#opts.fingerprint } : {}),
       ...(this.#opts.insecure === true ? { insecure: true } : {}),
       ...(this.#opts.knownRelays !== undefined ? { knownRelays: this.#opts.knownRelays } : {}),
+      reuseReadBuffer: true,
     })
-    const session = new Session(socket, { client: true, keepAliveInterval: 5_000, keepAliveTimeout: 10_000, ...this.#opts.mux })
+    const session = new Session(socket, {
+      client: true, keepAliveInterval: 5_000, keepAliveTimeout: 10_000, ...this.#opts.mux, ...(input !== undefined ? { input } : {}),
+    })
     this.#session = session
     // Listen before the handshake: the relay may open visitor streams as soon as it welcomed us.
     session.on('stream', s => this.#onVisitor(s))

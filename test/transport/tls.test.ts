@@ -338,3 +338,20 @@ t.test('dial failures read as one line', async t => {
   t.equal(formatHostPort('::1', 7835), '[::1]:7835')
   t.equal(formatHostPort('relay.test', 7835), 'relay.test:7835')
 })
+
+t.test('reuseReadBuffer: the bytes come through input, the socket emits no data events', async t => {
+  const r = await relay(t)
+  const conn = own(t, await connectTls({ host: HOST, port: r.port, insecure: true, reuseReadBuffer: true }))
+  t.ok(conn.input !== undefined, 'an input is returned')
+  let dataEvents = 0
+  conn.socket.on('data', () => { dataEvents++ })
+  const got: Buffer[] = []
+  conn.input!.attach(chunk => got.push(Buffer.from(chunk)))
+  const text = 'through one reused buffer '.repeat(4000) // about 100 KiB: several TLS records
+  conn.socket.write(text)
+  await waitFor(() => got.reduce((n, c) => n + c.length, 0) >= text.length, { timeoutMs: WAIT_MS, what: 'the echo' })
+  t.equal(Buffer.concat(got).toString(), text, 'the echo, intact')
+  t.equal(dataEvents, 0)
+  const plain = own(t, await connectTls({ host: HOST, port: r.port, insecure: true }))
+  t.equal(plain.input, undefined, 'without the option, no input: the socket reads as usual')
+})
