@@ -39,11 +39,14 @@ export interface RelayPolicy {
 /** Live byte counters of one visitor connection (updated by the proxy as data flows). */
 export interface LiveCounters { aToB: number, bToA: number }
 
-interface LiveConnection {
-  tunnel: string
-  counters: LiveCounters
+/** A visitor connection as its user's account tracks it. */
+export interface LiveConnection {
+  readonly tunnel: string
+  readonly counters: LiveCounters
+  /** What was already reported to the policy (set by the account). */
   reportedIn: number
   reportedOut: number
+  /** Ends the connection (the monthly quota ran out). */
   abort (err: Error): void
 }
 
@@ -110,15 +113,16 @@ export class Account {
     if (quota !== null && this.monthBytes >= quota) throw new QuotaExceededError('monthlyBytes', quota, `monthly transfer quota of ${formatGiB(quota)} reached`)
   }
 
-  /** Tracks a visitor connection; returns the function to call when it ends. */
-  track (tunnel: string, counters: LiveCounters, abort: (err: Error) => void, policy: RelayPolicy | undefined): () => void {
-    const c: LiveConnection = { tunnel, counters, reportedIn: 0, reportedOut: 0, abort }
+  /** Tracks a visitor connection until untrack(). */
+  track (c: LiveConnection, policy: RelayPolicy | undefined): void {
     this.#live.add(c)
-    policy?.record(this.principal, tunnel, { connections: 1 })
-    return () => {
-      this.#report(c, policy)
-      this.#live.delete(c)
-    }
+    policy?.record(this.principal, c.tunnel, { connections: 1 })
+  }
+
+  /** The connection ended: reports its last bytes and forgets it. */
+  untrack (c: LiveConnection, policy: RelayPolicy | undefined): void {
+    this.#report(c, policy)
+    this.#live.delete(c)
   }
 
   /**

@@ -9,7 +9,7 @@ import { RateLimitedError, type MportError } from '../errors.js'
 import { Throttle } from '../limits/throttle.js'
 import type { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
-import type { Account, LiveCounters, RelayPolicy } from './accounts.js'
+import type { Account, LiveConnection, LiveCounters, RelayPolicy } from './accounts.js'
 import type { FrontTarget, Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
 import { encodeStreamHeader } from './messages.js'
@@ -34,8 +34,8 @@ export interface VisitorEvents {
 export class VisitorForwarder {
   readonly #policy: RelayPolicy | undefined
   readonly #events: VisitorEvents
-  /** Ends the usage tracking of a visitor connection. */
-  readonly #untrack = new WeakMap<net.Socket, () => void>()
+  /** Each visitor connection's usage record, until it finishes. */
+  readonly #tracked = new WeakMap<net.Socket, TrackedVisitor>()
   #stopped = false
 
   constructor (policy: RelayPolicy | undefined, events: VisitorEvents) {
@@ -107,10 +107,9 @@ export class VisitorForwarder {
     stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
     tunnel.connections.add(socket)
     tunnel.totalConnections++
-    this.#untrack.set(socket, conn.account.track(tunnel.name, counters, () => {
-      if (!socket.destroyed) socket.resetAndDestroy()
-      stream.destroy()
-    }, this.#policy))
+    const tracked = new TrackedVisitor(conn.account, tunnel.name, counters, socket, stream)
+    conn.account.track(tracked, this.#policy)
+    this.#tracked.set(socket, tracked)
     this.#events.onConnection(connectionInfo(lease, tunnel, visitor))
     return stream
   }
@@ -119,10 +118,37 @@ export class VisitorForwarder {
     tunnel.connections.delete(socket)
     tunnel.bytesIn += stats.bytesIn
     tunnel.bytesOut += stats.bytesOut
-    this.#untrack.get(socket)?.()
-    this.#untrack.delete(socket)
+    const tracked = this.#tracked.get(socket)
+    if (tracked !== undefined) {
+      tracked.account.untrack(tracked, this.#policy)
+      this.#tracked.delete(socket)
+    }
     const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
     this.#events.onConnectionClosed(connectionInfo(lease, tunnel, visitor), stats)
+  }
+}
+
+/** A visitor connection as its user's account sees it; one object, no closures per connection. */
+class TrackedVisitor implements LiveConnection {
+  reportedIn = 0
+  reportedOut = 0
+  readonly account: Account
+  readonly tunnel: string
+  readonly counters: LiveCounters
+  readonly #socket: net.Socket
+  readonly #stream: MuxStream
+
+  constructor (account: Account, tunnel: string, counters: LiveCounters, socket: net.Socket, stream: MuxStream) {
+    this.account = account
+    this.tunnel = tunnel
+    this.counters = counters
+    this.#socket = socket
+    this.#stream = stream
+  }
+
+  abort (): void {
+    if (!this.#socket.destroyed) this.#socket.resetAndDestroy()
+    this.#stream.destroy()
   }
 }
 
