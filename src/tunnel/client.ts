@@ -17,7 +17,7 @@ import type { KnownRelays } from '../transport/known-relays.js'
 import { authProof, tokenId, tokenKey } from './auth.js'
 import { ControlChannel } from './control.js'
 import { CONTROL_VERSION, MAX_STREAM_HEADER, parseRelayMessage, parseStreamHeader, type LeaseTicket, type RelayMessage, type StreamHeader } from './messages.js'
-import { proxy } from './proxy.js'
+import { pipeBoth, type ProxyDone, type ProxyResult } from './proxy.js'
 import { normalizeIp } from '../access/cidr.js'
 import { encodeProxyHeader } from '../http/proxy-protocol.js'
 import { DEFAULT_CONTROL_PORT } from './relay.js'
@@ -331,13 +331,35 @@ export class Client extends EventEmitter<ClientEvents> {
     status.connections++
     status.totalConnections++
     this.emit('connection', info)
-    void proxy(stream, local).then(result => {
-      this.#local.delete(local)
-      status.connections = Math.max(0, status.connections - 1)
-      status.bytesIn += result.aToB
-      status.bytesOut += result.bToA
-      this.emit('connection-closed', info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
-    })
+    pipeBoth(stream, local, { aToB: 0, bToA: 0 }, undefined, new LocalConnection(local, status, info, this.#localDone))
+  }
+
+  /** A visitor's connection to the local service has finished (one function for all of them). */
+  readonly #localDone = (c: LocalConnection, result: ProxyResult): void => {
+    this.#local.delete(c.local)
+    c.status.connections = Math.max(0, c.status.connections - 1)
+    c.status.bytesIn += result.aToB
+    c.status.bytesOut += result.bToA
+    this.emit('connection-closed', c.info, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
+  }
+}
+
+/** A visitor's connection to the local service, told by pipeBoth when it has finished: no closure per connection. */
+class LocalConnection implements ProxyDone {
+  readonly local: net.Socket
+  readonly status: TunnelStatus
+  readonly info: VisitorInfo
+  readonly #done: (c: LocalConnection, result: ProxyResult) => void
+
+  constructor (local: net.Socket, status: TunnelStatus, info: VisitorInfo, done: (c: LocalConnection, result: ProxyResult) => void) {
+    this.local = local
+    this.status = status
+    this.info = info
+    this.#done = done
+  }
+
+  proxyDone (result: ProxyResult): void {
+    this.#done(this, result)
   }
 }
 

@@ -25,6 +25,12 @@ export interface ProxyCounters { aToB: number, bToA: number }
 /** Optional transforms in each direction (bandwidth shaping). */
 export interface ProxyShaping { aToB?: Transform, bToA?: Transform }
 
+/**
+ * Told once when a proxied connection has finished. An object the caller keeps per connection
+ * anyway, where a promise would add two promises, a reaction and a closure per connection.
+ */
+export interface ProxyDone { proxyDone (result: ProxyResult): void }
+
 const kLink = Symbol('mport.proxyLink')
 
 /** A stream taking part in a proxy. */
@@ -37,13 +43,14 @@ class ProxyLink {
   readonly up: Transform | undefined
   readonly down: Transform | undefined
   readonly counters: ProxyCounters
-  resolve: (r: ProxyResult) => void = noop
+  readonly #done: ProxyDone
   /** Directions still open. */
   open = 2
   done = false
   error: Error | undefined
 
-  constructor (a: Duplex, b: Duplex, counters: ProxyCounters, up: Transform | undefined, down: Transform | undefined) {
+  constructor (a: Duplex, b: Duplex, counters: ProxyCounters, up: Transform | undefined, down: Transform | undefined, done: ProxyDone) {
+    this.#done = done
     this.a = a
     this.b = b
     this.counters = counters
@@ -69,7 +76,7 @@ class ProxyLink {
     if (this.done) return
     this.done = true
     const { aToB, bToA } = this.counters
-    this.resolve(this.error === undefined ? { aToB, bToA } : { aToB, bToA, error: this.error })
+    this.#done.proxyDone(this.error === undefined ? { aToB, bToA } : { aToB, bToA, error: this.error })
   }
 
   fail (err: Error): void {
@@ -126,18 +133,14 @@ function pump (link: ProxyLink, src: Duplex): void {
   else src.resume() // also a source read in paused mode first (a stream header)
 }
 
-/** The link being built: Promise's executor runs synchronously, so no closure is needed to hand over resolve. */
-let building: ProxyLink | undefined
-function capture (resolve: (r: ProxyResult) => void): void {
-  building!.resolve = resolve
-}
-
 /** Resolves when both directions have finished or either side failed. Never rejects. */
 export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping?: ProxyShaping): Promise<ProxyResult> {
-  const link = new ProxyLink(a, b, counters, shaping?.aToB, shaping?.bToA)
-  building = link
-  const result = new Promise(capture)
-  building = undefined
+  return new Promise(resolve => { pipeBoth(a, b, counters, shaping, { proxyDone: resolve }) })
+}
+
+/** proxy() for callers that hold many connections: `done` is told when it has finished. */
+export function pipeBoth (a: Duplex, b: Duplex, counters: ProxyCounters, shaping: ProxyShaping | undefined, done: ProxyDone): void {
+  const link = new ProxyLink(a, b, counters, shaping?.aToB, shaping?.bToA, done)
   for (const s of [a, b, link.up, link.down]) {
     if (s === undefined) continue
     ;(s as Linked)[kLink] = link
@@ -148,7 +151,4 @@ export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0
   if (link.up !== undefined) pump(link, link.up)
   pump(link, b)
   if (link.down !== undefined) pump(link, link.down)
-  return result
 }
-
-function noop (): void {}

@@ -13,7 +13,7 @@ import type { Account, LiveConnection, LiveCounters, RelayPolicy } from './accou
 import type { FrontTarget, Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
 import { encodeStreamHeader } from './messages.js'
-import { proxy, type ProxyShaping } from './proxy.js'
+import { pipeBoth, type ProxyDone, type ProxyResult, type ProxyShaping } from './proxy.js'
 import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './relay-events.js'
 
 /** What the forwarder uses of the client connection holding a lease. */
@@ -52,8 +52,8 @@ export class VisitorForwarder {
   accept (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket): void {
     const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
     const counters = { aToB: 0, bToA: 0 }
-    const stream = tunnel.filter.allows(visitor.addr) ? this.#open(lease, tunnel, socket, visitor, counters) : undefined
-    if (stream === undefined) {
+    const tracked = tunnel.filter.allows(visitor.addr) ? this.#open(lease, tunnel, socket, visitor, counters) : undefined
+    if (tracked === undefined) {
       socket.on('error', ignore) // a late error from a refused visitor must not crash the relay
       socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
       return
@@ -61,9 +61,12 @@ export class VisitorForwarder {
     // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
     const bucket = lease.holder?.account.bucket
     const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
-    void proxy(socket, stream, counters, shaping).then(result => {
-      this.#finished(lease, tunnel, socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
-    })
+    pipeBoth(socket, tracked.stream, counters, shaping, tracked)
+  }
+
+  /** A tcp tunnel's visitor connection has finished (shared by all of them: no closure per connection). */
+  readonly #proxyDone = (tracked: TrackedVisitor, result: ProxyResult): void => {
+    this.#finished(tracked.lease, tracked.publicTunnel, tracked.socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
   }
 
   /** How the shared HTTP(S) front reaches an http or tls tunnel (it filters and proxies itself). */
@@ -72,7 +75,7 @@ export class VisitorForwarder {
       kind: tunnel.kind === 'tls' ? 'tls' : 'http',
       filter: tunnel.filter,
       auth: tunnel.auth,
-      connect: (visitor, socket, counters) => this.#open(lease, tunnel, socket, visitor, counters),
+      connect: (visitor, socket, counters) => this.#open(lease, tunnel, socket, visitor, counters)?.stream,
       shaping: () => {
         const bucket = lease.holder?.account.bucket
         return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
@@ -85,7 +88,7 @@ export class VisitorForwarder {
    * Opens the mux stream for one visitor, its header riding with the SYN. Undefined while the
    * client is away, or when the visitor is over the tunnel's connection rate or the user's plan.
    */
-  #open (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): MuxStream | undefined {
+  #open (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): TrackedVisitor | undefined {
     const conn = lease.holder
     if (conn === undefined || this.#stopped) return undefined
     try {
@@ -107,11 +110,11 @@ export class VisitorForwarder {
     stream.write(encodeStreamHeader({ id: tunnel.id, addr: visitor.addr, port: visitor.port, daddr: visitor.daddr, dport: visitor.dport }))
     tunnel.connections.add(socket)
     tunnel.totalConnections++
-    const tracked = new TrackedVisitor(conn.account, tunnel.name, counters, socket, stream)
+    const tracked = new TrackedVisitor(conn.account, lease, tunnel, counters, socket, stream, this.#proxyDone)
     conn.account.track(tracked, this.#policy)
     this.#tracked.set(socket, tracked)
     this.#events.onConnection(connectionInfo(lease, tunnel, visitor))
-    return stream
+    return tracked
   }
 
   #finished (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, stats: ConnectionStats): void {
@@ -128,27 +131,41 @@ export class VisitorForwarder {
   }
 }
 
-/** A visitor connection as its user's account sees it; one object, no closures per connection. */
-class TrackedVisitor implements LiveConnection {
+/**
+ * One visitor connection: its user's account tracks it (usage, abort when the quota runs out)
+ * and, on a tcp tunnel, proxy tells it when it has finished. One object, no closures.
+ */
+class TrackedVisitor implements LiveConnection, ProxyDone {
   reportedIn = 0
   reportedOut = 0
   readonly account: Account
-  readonly tunnel: string
+  readonly lease: Lease<TunnelHolder>
+  readonly publicTunnel: PublicTunnel
   readonly counters: LiveCounters
-  readonly #socket: net.Socket
-  readonly #stream: MuxStream
+  readonly socket: net.Socket
+  readonly stream: MuxStream
+  readonly #done: (tracked: TrackedVisitor, result: ProxyResult) => void
 
-  constructor (account: Account, tunnel: string, counters: LiveCounters, socket: net.Socket, stream: MuxStream) {
+  constructor (account: Account, lease: Lease<TunnelHolder>, tunnel: PublicTunnel, counters: LiveCounters, socket: net.Socket, stream: MuxStream,
+    done: (tracked: TrackedVisitor, result: ProxyResult) => void) {
     this.account = account
-    this.tunnel = tunnel
+    this.lease = lease
+    this.publicTunnel = tunnel
     this.counters = counters
-    this.#socket = socket
-    this.#stream = stream
+    this.socket = socket
+    this.stream = stream
+    this.#done = done
   }
 
+  get tunnel (): string { return this.publicTunnel.name }
+
   abort (): void {
-    if (!this.#socket.destroyed) this.#socket.resetAndDestroy()
-    this.#stream.destroy()
+    if (!this.socket.destroyed) this.socket.resetAndDestroy()
+    this.stream.destroy()
+  }
+
+  proxyDone (result: ProxyResult): void {
+    this.#done(this, result)
   }
 }
 
