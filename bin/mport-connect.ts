@@ -15,6 +15,7 @@ import { parseBasicAuthValue } from '../src/access/basic-auth.js'
 import { createPrinter, oneLine, formatBytes, ExitCode, lastValueWins } from '../src/cli/output.js'
 import { MportError } from '../src/errors.js'
 import { formatStatus, packageVersion } from '../src/cli/output.js'
+import { tuneGcForForwarding } from '../src/transport/gc-tuning.js'
 
 // Account commands (login, logout, tokens) go to the REST API: src/cli/connect-account.ts.
 if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
@@ -25,6 +26,9 @@ if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
 const CONFIG_KEYS = ['relay', 'token', 'tunnels', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry'] as const
 /** How often the terminal status line may be printed (only when something changed). */
 const STATUS_INTERVAL_MS = 10_000
+
+// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module).
+tuneGcForForwarding()
 
 const env = process.env
 

@@ -11,12 +11,16 @@ import { parsePortRange } from '../src/tunnel/ports.js'
 import { DEFAULT_CONTROL_PORT } from '../src/tunnel/relay.js'
 import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins } from '../src/cli/output.js'
 import { packageVersion } from '../src/cli/output.js'
+import { tuneGcForForwarding } from '../src/transport/gc-tuning.js'
 
 // `mport-relay users …` (account tasks on the store) has its own parser in src/cli/relay-users.ts.
 if (process.argv[2] === 'users') {
   const { relayUsers } = await import('../src/cli/relay-users.js')
   process.exit(await relayUsers(process.argv.slice(2)))
 }
+
+// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module).
+tuneGcForForwarding()
 
 const env = process.env
 

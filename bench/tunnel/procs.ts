@@ -4,7 +4,7 @@
  * and kill everything we started, even on failure.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -77,6 +77,7 @@ export class LineReader {
   }
 
   #line (l: string): void {
+    if (process.env.BENCH_PROC_LOG !== undefined) appendFileSync(`${process.env.BENCH_PROC_LOG}-${this.label}-${this.child.pid}.log`, l + '\n')
     if (this.lines.length < 200) this.lines.push(l) // keep the start (errors, banners), not every per-connection event
     for (const w of [...this.#waiters]) {
       if (w.match(l)) {
