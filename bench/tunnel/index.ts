@@ -21,7 +21,7 @@ import {
   type Contestant, type Running,
 } from './contestants.js'
 import { LineReader, ROOT, cpuSeconds, killAllSync, killChild, peakRssBytes, resetPeakRss, rssBytes, spawnTs, sum, withTimeout, sleep } from './procs.js'
-import { summarize, mainTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
+import { summarize, mainTable, splitTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
 import type { LoadRequest, BulkResult, LatencyResult, ConnRateResult, IdleResult } from './load.js'
 
 const env = (name: string, dflt: number): number => {
@@ -98,7 +98,7 @@ async function startSink (): Promise<{ child: ChildProcess, port: number }> {
 
 // ---- one round of one contestant ----
 
-interface Usage { cpu: number, relayPeak: number, clientPeak: number }
+interface Usage { cpu: number, relayCpu: number, clientCpu: number, relayPeak: number, clientPeak: number }
 
 function sample (run: Running): { relay: number[], client: number[] } { return run.pids() }
 
@@ -107,9 +107,9 @@ function resetPeaks (run: Running): void {
   for (const pid of [...relay, ...client]) resetPeakRss(pid)
 }
 
-function cpuOf (run: Running): number {
+function cpuOf (run: Running): { relay: number, client: number } {
   const { relay, client } = sample(run)
-  return sum([...relay, ...client].map(cpuSeconds))
+  return { relay: sum(relay.map(cpuSeconds)), client: sum(client.map(cpuSeconds)) }
 }
 
 async function measured<T> (run: Running, f: () => Promise<T>): Promise<{ result: T, usage: Usage }> {
@@ -118,7 +118,9 @@ async function measured<T> (run: Running, f: () => Promise<T>): Promise<{ result
   const result = await f()
   const cpu1 = cpuOf(run)
   const { relay, client } = sample(run)
-  return { result, usage: { cpu: cpu1 - cpu0, relayPeak: sum(relay.map(peakRssBytes)), clientPeak: sum(client.map(peakRssBytes)) } }
+  const relayCpu = cpu1.relay - cpu0.relay
+  const clientCpu = cpu1.client - cpu0.client
+  return { result, usage: { cpu: relayCpu + clientCpu, relayCpu, clientCpu, relayPeak: sum(relay.map(peakRssBytes)), clientPeak: sum(client.map(peakRssBytes)) } }
 }
 
 interface RawRound { figures: RoundFigures, raw: Record<string, unknown> }
@@ -150,6 +152,7 @@ async function oneRound (c: Contestant, sinkPort: number, load: LoadGen, round: 
     })
     if (CASES.has('bulk')) {
       let cpu = 0
+      let relayCpu = 0
       let bytes = 0
       let relayPeak = 0
       let clientPeak = 0
@@ -157,18 +160,20 @@ async function oneRound (c: Contestant, sinkPort: number, load: LoadGen, round: 
         const m = await measured(run, () => load.request<BulkResult>({ op: 'bulk', port: run.port, bytes: BULK1, conns: 1, timeoutMs: 120_000 }, 130_000, 'bulk 1 conn'))
         raw.bulk1 = { ...m.result, ...m.usage }
         figures.bulk1MBps = m.result.mbps
-        cpu += m.usage.cpu; bytes += m.result.bytes
+        cpu += m.usage.cpu; relayCpu += m.usage.relayCpu; bytes += m.result.bytes
         relayPeak = Math.max(relayPeak, m.usage.relayPeak); clientPeak = Math.max(clientPeak, m.usage.clientPeak)
       })
       await attempt('bulk8', async () => {
         const m = await measured(run, () => load.request<BulkResult>({ op: 'bulk', port: run.port, bytes: BULK8, conns: 8, timeoutMs: 120_000 }, 130_000, 'bulk 8 conns'))
         raw.bulk8 = { ...m.result, ...m.usage }
         figures.bulk8MBps = m.result.mbps
-        cpu += m.usage.cpu; bytes += m.result.bytes
+        cpu += m.usage.cpu; relayCpu += m.usage.relayCpu; bytes += m.result.bytes
         relayPeak = Math.max(relayPeak, m.usage.relayPeak); clientPeak = Math.max(clientPeak, m.usage.clientPeak)
       })
       if (tunnelled && bytes > 0) {
         figures.cpuSecPerGB = cpu / (bytes / 1e9)
+        figures.relayCpuSecPerGB = relayCpu / (bytes / 1e9)
+        figures.clientCpuSecPerGB = (cpu - relayCpu) / (bytes / 1e9)
         figures.bulkRelayPeakMiB = relayPeak / MiB
         figures.bulkClientPeakMiB = clientPeak / MiB
         figures.bulkPeakMiB = (relayPeak + clientPeak) / MiB
@@ -301,6 +306,10 @@ async function main (): Promise<void> {
     'Medians over the rounds, (min–max) when they differ. MB = 10^6 bytes. RSS and CPU are of the tunnel\'s own processes (relay + client side; for ssh, sshd with its per-connection children + ssh).',
     '',
     mainTable(summaries),
+    '',
+    'Relay side and client side (medians; for ssh, sshd with its per-connection children, and ssh):',
+    '',
+    splitTable(summaries),
     '',
     '## Ratios to direct (medians)',
     '',

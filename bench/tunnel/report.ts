@@ -20,6 +20,10 @@ export interface RoundFigures {
   bulkRelayPeakMiB?: number
   bulkClientPeakMiB?: number
   cpuSecPerGB?: number
+  /** The relay side's share of cpuSecPerGB (for ssh: sshd and its children). */
+  relayCpuSecPerGB?: number
+  /** The client side's share (for ssh: ssh). */
+  clientCpuSecPerGB?: number
   errors: Record<string, string>
 }
 
@@ -45,7 +49,7 @@ export interface ContestantSummary {
 
 export function summarize (key: string, name: string, rounds: RoundFigures[], skipped?: string): ContestantSummary {
   const metrics: Metric[] = ['bulk1MBps', 'bulk8MBps', 'p50us', 'p99us', 'connPerSec', 'connFailures', 'idleOpen', 'idleFailures',
-    'idleRssMiB', 'idleRelayMiB', 'idleClientMiB', 'bulkPeakMiB', 'bulkRelayPeakMiB', 'bulkClientPeakMiB', 'cpuSecPerGB']
+    'idleRssMiB', 'idleRelayMiB', 'idleClientMiB', 'bulkPeakMiB', 'bulkRelayPeakMiB', 'bulkClientPeakMiB', 'cpuSecPerGB', 'relayCpuSecPerGB', 'clientCpuSecPerGB']
   const stats: Partial<Record<Metric, Stat>> = {}
   for (const m of metrics) {
     const s = stat(rounds.map(r => r[m]))
@@ -85,6 +89,24 @@ export function mainTable (all: ContestantSummary[]): string {
   const rows = all.map(c => c.skipped !== undefined
     ? `| ${c.name} | skipped: ${c.skipped} |${COLUMNS.slice(1).map(() => '').join(' |')} |`
     : `| ${c.name} | ${COLUMNS.map(col => cell(c.stats[col.m], col.digits)).join(' | ')} |`)
+  return [head, sep, ...rows].join('\n')
+}
+
+const SPLIT_COLUMNS: Array<{ m: Metric, title: string }> = [
+  { m: 'relayCpuSecPerGB', title: 'CPU-s per GB: relay side' },
+  { m: 'clientCpuSecPerGB', title: 'client side' },
+  { m: 'bulkRelayPeakMiB', title: 'bulk peak RSS MiB: relay side' },
+  { m: 'bulkClientPeakMiB', title: 'client side' },
+  { m: 'idleRelayMiB', title: '10k idle RSS MiB: relay side' },
+  { m: 'idleClientMiB', title: 'client side' },
+]
+
+/** The tunnels' own figures split between their relay side and their client side. */
+export function splitTable (all: ContestantSummary[]): string {
+  const head = `| contestant | ${SPLIT_COLUMNS.map(c => c.title).join(' | ')} |`
+  const sep = `|---|${SPLIT_COLUMNS.map(() => '---:').join('|')}|`
+  const rows = all.filter(c => c.skipped === undefined && SPLIT_COLUMNS.some(col => c.stats[col.m] !== undefined))
+    .map(c => `| ${c.name} | ${SPLIT_COLUMNS.map(col => cell(c.stats[col.m])).join(' | ')} |`)
   return [head, sep, ...rows].join('\n')
 }
 
