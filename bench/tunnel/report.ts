@@ -69,7 +69,9 @@ function cell (s: Stat | undefined, digits?: number): string {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
 }
 
-const COLUMNS: Array<{ m: Metric, title: string, digits?: number }> = [
+interface Column { m: Metric, title: string, digits?: number }
+
+const COLUMNS: Column[] = [
   { m: 'bulk1MBps', title: 'bulk 1 conn MB/s' },
   { m: 'bulk8MBps', title: 'bulk 8 conns MB/s' },
   { m: 'p50us', title: 'p50 µs' },
@@ -83,16 +85,21 @@ const COLUMNS: Array<{ m: Metric, title: string, digits?: number }> = [
   { m: 'cpuSecPerGB', title: 'CPU-s per GB' },
 ]
 
-export function mainTable (all: ContestantSummary[]): string {
-  const head = `| contestant | ${COLUMNS.map(c => c.title).join(' | ')} |`
-  const sep = `|---|${COLUMNS.map(() => '---:').join('|')}|`
+/** One row per contestant (skipped ones say why), one column per metric, medians with min–max. */
+function figuresTable (columns: Column[], all: ContestantSummary[]): string {
+  const head = `| contestant | ${columns.map(c => c.title).join(' | ')} |`
+  const sep = `|---|${columns.map(() => '---:').join('|')}|`
   const rows = all.map(c => c.skipped !== undefined
-    ? `| ${c.name} | skipped: ${c.skipped} |${COLUMNS.slice(1).map(() => '').join(' |')} |`
-    : `| ${c.name} | ${COLUMNS.map(col => cell(c.stats[col.m], col.digits)).join(' | ')} |`)
+    ? `| ${c.name} | skipped: ${c.skipped} |${columns.slice(1).map(() => '').join(' |')} |`
+    : `| ${c.name} | ${columns.map(col => cell(c.stats[col.m], col.digits)).join(' | ')} |`)
   return [head, sep, ...rows].join('\n')
 }
 
-const SPLIT_COLUMNS: Array<{ m: Metric, title: string }> = [
+export function mainTable (all: ContestantSummary[]): string {
+  return figuresTable(COLUMNS, all)
+}
+
+const SPLIT_COLUMNS: Column[] = [
   { m: 'relayCpuSecPerGB', title: 'CPU-s per GB: relay side' },
   { m: 'clientCpuSecPerGB', title: 'client side' },
   { m: 'bulkRelayPeakMiB', title: 'bulk peak RSS MiB: relay side' },
@@ -101,13 +108,9 @@ const SPLIT_COLUMNS: Array<{ m: Metric, title: string }> = [
   { m: 'idleClientMiB', title: 'client side' },
 ]
 
-/** The tunnels' own figures split between their relay side and their client side. */
+/** The tunnels' own figures split between their relay side and their client side (direct has none). */
 export function splitTable (all: ContestantSummary[]): string {
-  const head = `| contestant | ${SPLIT_COLUMNS.map(c => c.title).join(' | ')} |`
-  const sep = `|---|${SPLIT_COLUMNS.map(() => '---:').join('|')}|`
-  const rows = all.filter(c => c.skipped === undefined && SPLIT_COLUMNS.some(col => c.stats[col.m] !== undefined))
-    .map(c => `| ${c.name} | ${SPLIT_COLUMNS.map(col => cell(c.stats[col.m])).join(' | ')} |`)
-  return [head, sep, ...rows].join('\n')
+  return figuresTable(SPLIT_COLUMNS, all.filter(c => c.skipped !== undefined || SPLIT_COLUMNS.some(col => c.stats[col.m] !== undefined)))
 }
 
 const RATIO_METRICS: Array<{ m: Metric, title: string }> = [
