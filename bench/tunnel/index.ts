@@ -172,11 +172,14 @@ async function oneRound (c: Contestant, sinkPort: number, load: LoadGen, round: 
       })
       if (tunnelled && bytes > 0) {
         figures.cpuSecPerGB = cpu / (bytes / 1e9)
-        figures.relayCpuSecPerGB = relayCpu / (bytes / 1e9)
-        figures.clientCpuSecPerGB = (cpu - relayCpu) / (bytes / 1e9)
-        figures.bulkRelayPeakMiB = relayPeak / MiB
-        figures.bulkClientPeakMiB = clientPeak / MiB
         figures.bulkPeakMiB = (relayPeak + clientPeak) / MiB
+        // A contestant of one process (the Node TCP forwarder) has no sides to split.
+        if (sample(run).client.length > 0) {
+          figures.relayCpuSecPerGB = relayCpu / (bytes / 1e9)
+          figures.clientCpuSecPerGB = (cpu - relayCpu) / (bytes / 1e9)
+          figures.bulkRelayPeakMiB = relayPeak / MiB
+          figures.bulkClientPeakMiB = clientPeak / MiB
+        }
       }
     }
     if (CASES.has('latency')) {
