@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import { RecvWindowExceededError, StreamResetError, WindowOverflowError } from '../errors.js'
 import { Flag, FrameType, INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
+import { receiveBuffers } from './receive-buffers.js'
 
 export enum StreamState {
   /** Opened locally, SYN not yet sent. */
@@ -61,6 +62,8 @@ const COMPACT_RATIO = 2
  * Held pieces wait for the rest of their frame one non-blocking turn at most (see receiveData).
  */
 const GATHER_LIMIT = 64 * 1024
+/** Frames larger than this are gathered into a reused buffer of GATHER_LIMIT bytes. */
+const POOLED_GATHER_MIN = GATHER_LIMIT / 2
 const EMPTY = Buffer.alloc(0)
 
 export class MuxStream extends Duplex {
@@ -229,7 +232,10 @@ export class MuxStream extends Duplex {
     while (off < payload.length) {
       let g = this.#gather
       if (g === undefined) {
-        g = this.#gather = Buffer.allocUnsafe(Math.min(payload.length - off + this.#arriving, GATHER_LIMIT))
+        const size = Math.min(payload.length - off + this.#arriving, GATHER_LIMIT)
+        // Bulk frames gather into reused buffers (see receive-buffers.ts); a small one would pin
+        // a whole 64 KiB buffer while it waits to be read.
+        g = this.#gather = size > POOLED_GATHER_MIN ? receiveBuffers.take(size) : Buffer.allocUnsafe(size)
         this.#gatherStart = this.#gatherFill = 0
       }
       const n = payload.copy(g, this.#gatherFill, off)
@@ -285,6 +291,8 @@ export class MuxStream extends Duplex {
       this.#gatherStart = this.#gatherFill
     }
     if (this.#remoteFin || this.#state === StreamState.Reset || this.destroyed) return
+    receiveBuffers.handedOut(chunk)
+    if (this.#gather === undefined) receiveBuffers.doneFilling(g)
     this.push(chunk)
   }
 

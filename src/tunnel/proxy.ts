@@ -11,6 +11,7 @@
  */
 import net from 'node:net'
 import type { Duplex, Transform } from 'node:stream'
+import { receiveBuffers } from '../mux/receive-buffers.js'
 
 export interface ProxyResult {
   /** Bytes from `a` to `b`. */
@@ -99,7 +100,11 @@ function onData (this: Linked, chunk: Buffer): void {
   const link = this[kLink]!
   if (this === link.a) link.counters.aToB += chunk.length
   else if (this === link.b) link.counters.bToA += chunk.length
-  if (!link.next(this).write(chunk)) this.pause()
+  const dst = link.next(this)
+  // A socket's write callback means it let go of the bytes: a stream's receive buffer can then
+  // be reused (receive-buffers.ts). Other destinations (a shaping transform) may keep chunks.
+  const written = dst instanceof net.Socket ? receiveBuffers.writeCallback(chunk) : undefined
+  if (!(written === undefined ? dst.write(chunk) : dst.write(chunk, written))) this.pause()
 }
 
 function onDrain (this: Linked): void {
