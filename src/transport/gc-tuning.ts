@@ -6,9 +6,9 @@
  * memory grown since the last mark-compact, against the old generation's allocation limit.
  * By default young ArrayBuffers are freed on a background thread after each scavenge, so right
  * after the scavenge, when V8 decides whether to start marking, the freed buffers still count.
- * On a small heap (a relay's is about 10 MB) that alone reaches the limit, and the relay ran
- * 33–43 full mark-compacts per GiB moved (BENCHMARKS.md). Freeing them inside the scavenge
- * costs one free() per buffer there and lets V8 see the real number.
+ * On a small heap (a relay's is about 10 MB) that often reaches the limit: the relay ran 33–43
+ * full mark-compacts per GiB moved, and 2–20 with this tuning (BENCHMARKS.md). Freeing them
+ * inside the scavenge costs one free() per buffer there and lets V8 see the real number.
  *
  * V8 flags are process-wide, so the library never sets this itself: the bins do, and an
  * embedding application may.
@@ -20,7 +20,7 @@ export const FORWARDING_GC_FLAGS = '--no-concurrent-array-buffer-sweeping'
 
 /**
  * Makes V8 free dead ArrayBuffers inside each scavenge instead of on a background thread,
- * so that forwarding bulk bytes does not set off full garbage collections. Takes effect from
+ * so that forwarding bulk bytes sets off far fewer full garbage collections. Takes effect from
  * the next scavenge; safe to call at any time, and more than once.
  */
 export function tuneGcForForwarding (): void {

@@ -138,7 +138,11 @@ function pump (link: ProxyLink, src: Duplex): void {
   else src.resume() // also a source read in paused mode first (a stream header)
 }
 
-/** Resolves when both directions have finished or either side failed. Never rejects. */
+/**
+ * Resolves when both directions have finished or either side failed. Never rejects.
+ * A MuxStream's chunks that proxy() writes to a net.Socket go back to the stream's buffer pool
+ * once written (src/mux/receive-buffers.ts): another 'data' listener must copy what it keeps.
+ */
 export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping?: ProxyShaping): Promise<ProxyResult> {
   return new Promise(resolve => { pipeBoth(a, b, counters, shaping, { proxyDone: resolve }) })
 }
