@@ -7,7 +7,7 @@
  * By default young ArrayBuffers are freed on a background thread after each scavenge, so right
  * after the scavenge, when V8 decides whether to start marking, the freed buffers still count.
  * On a small heap (a relay's is about 10 MB) that often reaches the limit: the relay ran 33–43
- * full mark-compacts per GiB moved, and 2–20 with this tuning (BENCHMARKS.md). Freeing them
+ * full mark-compacts per GiB moved, and 2–30 with this tuning (BENCHMARKS.md). Freeing them
  * inside the scavenge costs one free() per buffer there and lets V8 see the real number.
  *
  * V8 flags are process-wide, so the library never sets this itself: the bins do, and an
