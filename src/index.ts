@@ -30,7 +30,7 @@ export { proxy, type ProxyResult } from './tunnel/proxy.js'
 export { ALPN_PROTOCOL, listenTls, connectTls, exportAuthBinding } from './transport/tls.js'
 export { generateSelfSigned, loadOrCreateCertificate, fingerprint, parseFingerprint } from './transport/certs.js'
 export { KnownRelays } from './transport/known-relays.js'
-export { tuneGcForForwarding, FORWARDING_GC_FLAGS } from './transport/gc-tuning.js'
+export { tuneGcForForwarding, countFreshReadBytes, forwardingGcCollections, FORWARDING_GC_FLAGS, DEFAULT_YOUNG_BUFFER_BUDGET, type ForwardingGcOptions } from './transport/gc-tuning.js'
 export { loadConfigFile, checkKnownKeys } from './config/file.js'
 export { Secret } from './config/secret.js'
 

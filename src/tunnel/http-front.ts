@@ -19,6 +19,7 @@ import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
 import { HttpRequestStream } from '../http/request-stream.js'
 import { ClientHelloParser } from '../http/sni.js'
 import { MportError } from '../errors.js'
+import { countFreshReadBytes } from '../transport/gc-tuning.js'
 import { proxy } from './proxy.js'
 
 export interface Visitor {
@@ -186,7 +187,7 @@ export class HttpFront {
       }
     }
     socket.once('close', () => target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) }))
-    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length })
+    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length; countFreshReadBytes(c.length) }) // a socket read: a new Buffer
     stream.on('data', (c: Buffer) => { counters.bToA += c.length })
     visitorIo.on('error', fail)
     rewriter.on('error', fail)

@@ -12,6 +12,7 @@
 import net from 'node:net'
 import type { Duplex, Transform } from 'node:stream'
 import { receiveBuffers } from '../mux/receive-buffers.js'
+import { countFreshReadBytes } from '../transport/gc-tuning.js'
 
 export interface ProxyResult {
   /** Bytes from `a` to `b`. */
@@ -101,6 +102,7 @@ function onData (this: Linked, chunk: Buffer): void {
   if (this === link.a) link.counters.aToB += chunk.length
   else if (this === link.b) link.counters.bToA += chunk.length
   const dst = link.next(this)
+  if (this instanceof net.Socket) countFreshReadBytes(chunk.length) // each socket read is a new Buffer
   // A socket's write callback means it let go of the bytes: a stream's receive buffer can then
   // be reused (receive-buffers.ts). Other destinations (a shaping transform) may keep chunks.
   const written = dst instanceof net.Socket ? receiveBuffers.writeCallback(chunk) : undefined

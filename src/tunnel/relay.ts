@@ -14,6 +14,7 @@ import {
 } from '../errors.js'
 import { Session } from '../mux/session.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
+import { countFreshReadBytes } from '../transport/gc-tuning.js'
 import { FailureLimiter, type Principal } from './auth.js'
 import { handshakeClient, refuseClient, type ClientHandshakeOptions } from './client-handshake.js'
 import type { ControlChannel } from './control.js'
@@ -220,6 +221,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     if (this.#closing) { socket.destroy(); return }
     const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#opts.mux })
     this.#sessions.add(session)
+    socket.on('data', countTlsRead) // each TLS record read is a new Buffer (gc-tuning.ts)
     session.on('close', () => this.#sessions.delete(session))
     this.#serveClient(session, socket, remoteAddress).catch((err: Error) => {
       if (!(err instanceof MportError)) {
@@ -418,6 +420,10 @@ export class Relay extends EventEmitter<RelayEvents> {
       }
     }
   }
+}
+
+function countTlsRead (chunk: Buffer): void {
+  countFreshReadBytes(chunk.length)
 }
 
 function userPass (value: string): [string, string] {

@@ -16,3 +16,34 @@ t.test('young ArrayBuffers are freed by the time the scavenge returns', async t 
   t.equal(result.rounds, 10)
   t.equal(result.freedInScavenge, result.rounds, 'every round freed its 8 MiB within the scavenge')
 })
+
+const budgetProbe = path.join(REPO_ROOT, 'test/fixtures/young-buffer-budget-probe.ts')
+const runBudgetProbe = async (...args: string[]): Promise<Record<string, number | boolean>> => {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', budgetProbe, ...args], { cwd: REPO_ROOT, timeout: 60_000 })
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number | boolean>
+}
+
+t.test('the young-buffer budget frees dead read buffers every 2 MiB instead of at 32 MiB', async t => {
+  // 400 reads of 64 KiB are 25 MiB: V8 alone lets them all pile up (it scavenges at 32 MiB).
+  const untuned = await runBudgetProbe('reads')
+  t.equal(untuned.collections, 0, 'no scavenge asked for without the tuning')
+  t.ok((untuned.maxArrayBuffersMiB as number) > 20, `without it, dead buffers pile up (${String(untuned.maxArrayBuffersMiB)} MiB)`)
+  const tuned = await runBudgetProbe('reads', '--tune')
+  t.equal(tuned.collections, 12, 'one scavenge per 2 MiB counted')
+  t.ok((tuned.maxArrayBuffersMiB as number) < 3.5, `with it, at most about the budget is alive (${String(tuned.maxArrayBuffersMiB)} MiB)`)
+})
+
+t.test('a tunnel counts the fresh buffers of every socket it reads', async t => {
+  // 8 MiB each way through an echo service. Counted: the relay's reads of the visitor (8 MiB),
+  // the client's reads of the local service (8 MiB) and the relay's reads of its TLS connection
+  // (8 MiB of echoed data in frames). The client reads TLS into a reused buffer: not counted.
+  const r = await runBudgetProbe('tunnel')
+  t.equal(r.echoed, true, 'bytes came back intact')
+  t.ok((r.collections as number) >= 20 && (r.collections as number) <= 25, `one scavenge per MiB of 24 MiB of fresh reads (${String(r.collections)})`)
+})
+
+t.test('tuneGcForForwarding() rejects a bad budget', async t => {
+  const { tuneGcForForwarding } = await import('../../src/transport/gc-tuning.js')
+  t.throws(() => tuneGcForForwarding({ youngBufferBudget: -1 }), RangeError)
+  t.throws(() => tuneGcForForwarding({ youngBufferBudget: 1.5 }), RangeError)
+})
