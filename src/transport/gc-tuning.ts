@@ -50,9 +50,10 @@ export function tuneGcForForwarding (options: ForwardingGcOptions = {}): void {
   const next = options.youngBufferBudget ?? DEFAULT_YOUNG_BUFFER_BUDGET
   if (!Number.isSafeInteger(next) || next < 0) throw new RangeError(`youngBufferBudget must be a non-negative integer, got ${String(next)}`)
   v8.setFlagsFromString(FORWARDING_GC_FLAGS)
-  // --expose-gc installs gc() in contexts created after it is set: this one, made once.
-  minorGc ??= vm.runInNewContext('gc') as GcFunction
-  budget = next
+  // --expose-gc installs gc() in contexts created after it is set: this one, made once. A
+  // runtime that ignores the flag gets no budget rather than a TypeError on the data path.
+  minorGc ??= vm.runInNewContext('typeof gc === "function" ? gc : undefined') as GcFunction | undefined
+  budget = minorGc === undefined ? 0 : next
   counted = 0
 }
 
@@ -67,7 +68,7 @@ export function countFreshReadBytes (bytes: number): void {
   if (counted < budget) return
   counted = 0
   collections++
-  minorGc!({ type: 'minor' })
+  minorGc?.({ type: 'minor' })
 }
 
 /** Scavenges asked for by {@link countFreshReadBytes} so far (for tests and diagnostics). */
