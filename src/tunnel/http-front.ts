@@ -120,6 +120,7 @@ export class HttpFront {
     const onEnd = (): void => { cleanup(); socket.destroy() }
     const onData = (chunk: Buffer): void => {
       received.push(chunk)
+      countFreshReadBytes(chunk.length)
       let parsed
       try {
         parsed = parser.push(chunk)

@@ -44,6 +44,14 @@ t.test('a tunnel counts the fresh buffers of every socket it reads', async t => 
   t.ok((r.collections as number) >= 20 && (r.collections as number) <= 25, `one scavenge per MiB of 24 MiB of fresh reads (${String(r.collections)})`)
 })
 
+t.test('an HTTP tunnel counts the fresh buffers of its visitors', async t => {
+  // An 8 MiB POST: the relay's HTTP port reads it from the visitor (counted); the client gets it
+  // through its reused TLS read buffer (not counted); the reply is a few bytes.
+  const r = await runBudgetProbe('http')
+  t.equal(r.delivered, true, 'the app got the whole body')
+  t.ok((r.collections as number) >= 7 && (r.collections as number) <= 9, `one scavenge per MiB of 8 MiB of fresh reads (${String(r.collections)})`)
+})
+
 t.test('tuneGcForForwarding() rejects a bad budget', async t => {
   const { tuneGcForForwarding } = await import('../../src/transport/gc-tuning.js')
   t.throws(() => tuneGcForForwarding({ youngBufferBudget: -1 }), RangeError)
