@@ -3,23 +3,18 @@
 import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-// The client's own modules, not the package index: a client never loads the store or the API.
-import { Client } from '../src/tunnel/client.js'
-import { parseTunnelSpec, type TunnelSpec } from '../src/tunnel/spec.js'
-import { KnownRelays } from '../src/transport/known-relays.js'
-import { parseFingerprint } from '../src/transport/certs.js'
-import { loadConfigFile, checkKnownKeys } from '../src/config/file.js'
-import { Secret } from '../src/config/secret.js'
-import { IpFilter, riskyPortHint } from '../src/access/cidr.js'
-import { parseBasicAuthValue } from '../src/access/basic-auth.js'
-import { createPrinter, oneLine, formatBytes, ExitCode, lastValueWins } from '../src/cli/output.js'
-import { MportError } from '../src/errors.js'
-import { formatStatus, packageVersion } from '../src/cli/output.js'
-import { tuneGcForForwarding } from '../src/transport/gc-tuning.js'
+// Only the client's entry points: a client never loads the relay, the store or the API.
+import { Client, KnownRelays, parseTunnelSpec, type TunnelSpec } from 'mport/client'
+import { parseFingerprint } from 'mport/transport'
+import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
+import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
+import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins } from 'mport/cli'
+import { MportError } from 'mport/errors'
+import { tuneGcForForwarding } from 'mport/gc-tuning'
 
-// Account commands (login, logout, tokens) go to the REST API: src/cli/connect-account.ts.
+// Account commands (login, logout, tokens) go to the REST API (packages/mport-connect).
 if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
-  const { connectAccount } = await import('../src/cli/connect-account.js')
+  const { connectAccount } = await import('mport-connect')
   process.exit(await connectAccount(process.argv.slice(2)))
 }
 

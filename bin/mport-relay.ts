@@ -5,17 +5,14 @@ import os from 'node:os'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService } from '../src/service/relay-service.js'
-import { defaultDataDir } from '../src/tunnel/data-dir.js'
-import { parsePortRange } from '../src/tunnel/ports.js'
-import { DEFAULT_CONTROL_PORT } from '../src/tunnel/relay.js'
-import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins } from '../src/cli/output.js'
-import { packageVersion } from '../src/cli/output.js'
-import { tuneGcForForwarding } from '../src/transport/gc-tuning.js'
+import { startRelayService } from 'mport-relay'
+import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
+import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion } from 'mport/cli'
+import { tuneGcForForwarding } from 'mport/gc-tuning'
 
-// `mport-relay users …` (account tasks on the store) has its own parser in src/cli/relay-users.ts.
+// `mport-relay users …` (account tasks on the store) has its own parser (packages/mport-relay/src/cli/relay-users.ts).
 if (process.argv[2] === 'users') {
-  const { relayUsers } = await import('../src/cli/relay-users.js')
+  const { relayUsers } = await import('mport-relay')
   process.exit(await relayUsers(process.argv.slice(2)))
 }
 

@@ -4,74 +4,15 @@
  * ProtocolError subclasses also carry the GoAway code sent to the peer.
  */
 
-/** Every stable error code, in the order PROTOCOL.md lists them. */
-export const ErrorCodes = [
-  // Framing and session (yamux layer)
-  'MPORT_ERR_INVALID_VERSION',
-  'MPORT_ERR_INVALID_FRAME_TYPE',
-  'MPORT_ERR_FRAME_TOO_LARGE',
-  'MPORT_ERR_INVALID_STREAM_ID',
-  'MPORT_ERR_UNKNOWN_STREAM',
-  'MPORT_ERR_DUPLICATE_STREAM',
-  'MPORT_ERR_RECV_WINDOW_EXCEEDED',
-  'MPORT_ERR_WINDOW_OVERFLOW',
-  'MPORT_ERR_PING_FLOOD',
-  'MPORT_ERR_CONTROL_BACKLOG',
-  'MPORT_ERR_REMOTE_GOAWAY',
-  'MPORT_ERR_KEEPALIVE_TIMEOUT',
-  'MPORT_ERR_SESSION_CLOSED',
-  'MPORT_ERR_TRANSPORT',
-  'MPORT_ERR_STREAM_RESET',
-  'MPORT_ERR_STREAM_LIMIT',
-  'MPORT_ERR_INVALID_CONFIG',
-  // Tunnel layer
-  'MPORT_ERR_HANDSHAKE_TIMEOUT',
-  'MPORT_ERR_VERSION_MISMATCH',
-  'MPORT_ERR_INVALID_MESSAGE',
-  'MPORT_ERR_MESSAGE_TOO_LARGE',
-  'MPORT_ERR_AUTH_FAILED',
-  'MPORT_ERR_RATE_LIMITED',
-  'MPORT_ERR_PORT_NOT_ALLOWED',
-  'MPORT_ERR_PORT_IN_USE',
-  'MPORT_ERR_DUPLICATE_TUNNEL',
-  'MPORT_ERR_TUNNEL_LIMIT',
-  'MPORT_ERR_RELAY_UNREACHABLE',
-  'MPORT_ERR_CERT_MISMATCH',
-  'MPORT_ERR_CERT_UNTRUSTED',
-  'MPORT_ERR_LOCAL_UNREACHABLE',
-  'MPORT_ERR_BAD_REQUEST',
-  'MPORT_ERR_HEADERS_TOO_LARGE',
-  'MPORT_ERR_INVALID_CLIENT_HELLO',
-  'MPORT_ERR_INVALID_HOSTNAME',
-  'MPORT_ERR_NAME_RESERVED',
-  'MPORT_ERR_NAME_TAKEN',
-  'MPORT_ERR_DATABASE',
-  'MPORT_ERR_SCHEMA_TOO_NEW',
-  'MPORT_ERR_INVALID_INPUT',
-  'MPORT_ERR_NOT_FOUND',
-  'MPORT_ERR_USER_EXISTS',
-  'MPORT_ERR_RESERVATION_TAKEN',
-  'MPORT_ERR_QUOTA_EXCEEDED',
-  'MPORT_ERR_UNAUTHENTICATED',
-  'MPORT_ERR_FORBIDDEN',
-  'MPORT_ERR_UNAVAILABLE',
-  'MPORT_ERR_INTERNAL',
-] as const
+import { ErrorCodes, MportError, type ErrorCode } from './errors/base.js'
 
-export type ErrorCode = typeof ErrorCodes[number]
+export * from './errors/base.js'
+export * from './errors/store.js'
+export * from './errors/api.js'
 
 /** Wire codes of GoAway frames (duplicated from frame.ts to keep this module dependency-free). */
 const GOAWAY_PROTOCOL_ERROR = 1
 const GOAWAY_INTERNAL_ERROR = 2
-
-export class MportError extends Error {
-  readonly code: ErrorCode
-  constructor (code: ErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-    this.name = new.target.name
-  }
-}
 
 /** The peer broke the protocol: the session ends with GoAway(goAway). */
 export class ProtocolError extends MportError {

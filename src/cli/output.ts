@@ -2,10 +2,8 @@
  * Output for the bins: human lines on a terminal or line-per-event JSON (--json), and the
  * one-line rendering of errors (never a stack trace for an error a user can cause).
  */
-import { readFileSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { MportError } from '../errors.js'
+import { VERSION } from '../version.js'
 import type { TunnelStatus } from '../tunnel/client.js'
 
 export interface Printer {
@@ -62,21 +60,9 @@ export function formatStatus (tunnels: ReadonlyArray<Pick<TunnelStatus, 'name' |
   return `status: ${parts.length === 0 ? 'no tunnels' : parts.join(' | ')}`
 }
 
-/** The version in mport's package.json, found from this file in the source tree or in dist/. */
+/** The version of the mport packages. */
 export function packageVersion (): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown, version?: unknown }
-      if (pkg.name === 'mport' && typeof pkg.version === 'string') return pkg.version
-    } catch {
-      // not here: look one directory up
-    }
-    const up = path.dirname(dir)
-    if (up === dir) break
-    dir = up
-  }
-  return 'unknown'
+  return VERSION
 }
 
 /** Documented exit codes of both bins. */

@@ -9,8 +9,8 @@
  * store's `QuotaExceededError`.
  */
 import { formatBytes } from '../cli/output.js'
-import { QuotaExceededError } from '../store/errors.js'
-import type { Limits } from '../store/types.js'
+import { QuotaExceededError } from '../errors.js'
+import type { PlanLimits as Limits } from '../tunnel/accounts.js'
 
 /** The limits the gate enforces; null or absent means unlimited. */
 export type QuotaLimits = Partial<Pick<Limits, 'maxTunnels' | 'maxConnections' | 'monthlyBytes'>>

@@ -9,7 +9,7 @@
  */
 import { ConnectionRateLimiter } from '../limits/rate-limiter.js'
 import { TokenBucket } from '../limits/token-bucket.js'
-import { QuotaExceededError } from '../store/errors.js'
+import { QuotaExceededError } from '../errors.js'
 import type { Principal } from './auth.js'
 
 /** A user's plan; null means unlimited. */

@@ -1,7 +1,7 @@
 /** REST API: health, login/logout/sign-up, bearer auth, the login rate limit, error shape, OpenAPI document. */
 import t from 'tap'
-import { apiRoutes, createApi } from '../../src/api/index.js'
-import { openStore } from '../../src/store/index.js'
+import { apiRoutes, createApi } from '../../packages/mport-relay/src/api/index.js'
+import { openStore } from '../../packages/mport-relay/src/store/index.js'
 import { PASSWORD, startApi } from './fixtures/api.js'
 
 const ERROR = { error: { code: String, message: String } }

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { QuotaGate, quotaError, type QuotaLimits } from '../../src/limits/quota.js'
-import { QuotaExceededError } from '../../src/store/errors.js'
+import { QuotaExceededError } from '../../src/errors.js'
 
 const GiB = 1024 ** 3
 

@@ -3,7 +3,7 @@
  * Skips with the reason when PostgreSQL is not installed locally; under CI it fails instead.
  */
 import t from 'tap'
-import { openStore } from '../../src/store/index.js'
+import { openStore } from '../../packages/mport-relay/src/store/index.js'
 import { findPostgres, postgresTestOptions, startPostgres } from '../helpers/postgres.js'
 import { storeSuite, TEST_SCRYPT } from './fixtures/suite.js'
 

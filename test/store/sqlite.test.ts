@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { sql } from 'kysely'
-import { openStore, parseDatabaseUrl, redact } from '../../src/store/index.js'
+import { openStore, parseDatabaseUrl, redact } from '../../packages/mport-relay/src/store/index.js'
 import { storeSuite, TEST_SCRYPT } from './fixtures/suite.js'
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'mport-store-'))

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
-import { HOUR, MINUTE, openStore, UsageRecorder, type SqlStore, type Store } from '../../src/store/index.js'
+import { HOUR, MINUTE, openStore, UsageRecorder, type SqlStore, type Store } from '../../packages/mport-relay/src/store/index.js'
 import { waitFor, withTimeout } from '../helpers/wait.js'
 import { TEST_SCRYPT } from './fixtures/suite.js'
 

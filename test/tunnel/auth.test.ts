@@ -1,7 +1,7 @@
 /** Token proofs, the token → principal seam, and the failed-login limiter. */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { authProof, FailureLimiter, generateToken, StaticTokens, tokenId, tokenKey, verifyProof } from '../../src/index.js'
+import { authProof, FailureLimiter, generateToken, StaticTokens, tokenId, tokenKey, verifyProof } from '../../src/tunnel/auth.js'
 
 t.test('a proof verifies only for the same token, nonce and channel binding', async t => {
   const token = generateToken()

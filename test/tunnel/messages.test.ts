@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import {
   encodeMessage, encodeStreamHeader, parseClientMessage, parseRelayMessage, parseStreamHeader,
   MAX_CONTROL_MESSAGE, MAX_STREAM_HEADER, type ClientMessage, type RelayMessage, type StreamHeader,
-} from '../../src/index.js'
+} from '../../src/tunnel/messages.js'
 
 interface Vectors {
   client: Array<{ name: string, message: ClientMessage, hex: string }>

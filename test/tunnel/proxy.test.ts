@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
-import { proxy, type ProxyResult } from '../../src/index.js'
+import { proxy, type ProxyResult } from '../../src/tunnel/proxy.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 /** A connected pair of sockets on 127.0.0.1: [the end we dial, the end the server accepted]. */

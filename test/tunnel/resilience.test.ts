@@ -2,7 +2,8 @@
 import t from 'tap'
 import net from 'node:net'
 import tls from 'node:tls'
-import { Session, encodeMessage, Relay, parseRelayMessage, type RelayMessage } from '../../src/index.js'
+import { Session, Relay } from '../../src/index.js'
+import { encodeMessage, parseRelayMessage, type RelayMessage } from '../../src/tunnel/messages.js'
 import { connectTo, isClosed, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 

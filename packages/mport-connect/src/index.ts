@@ -1,0 +1,7 @@
+/**
+ * mport-connect: the client's command line beyond the tunnel itself: `login`, `logout` and
+ * `tokens` against a relay's REST API, with the credentials file they keep.
+ *
+ * @packageDocumentation
+ */
+export { connectAccount, credentialsPath, readCredentials, normalizeApi, type StoredSession, type CredentialsFile } from './account-commands.js'

@@ -1,0 +1,198 @@
+/**
+ * The REST API: a fastify app on its own listener. Every route has a JSON schema (validated
+ * requests, serialised responses, OpenAPI 3 at /openapi.json, Swagger UI at /docs). Callers
+ * authenticate with `Authorization: Bearer <token>`: a session token from POST /v1/login
+ * (`mps_…`) or an API token (`mpt_…`). Every 4xx/5xx is `{ error: { code, message } }`.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { MportError, RateLimitedError } from 'mport/errors'
+import { FailureLimiter } from 'mport/relay'
+import type { Store, User } from '../store/types.js'
+import { InvalidInputError, NotFoundError, StoreError } from 'mport/errors'
+import { ApiError, ForbiddenError, InternalError, UnauthenticatedError } from 'mport/errors'
+import { BEARER, sharedSchemas } from './schemas.js'
+import { accountRoutes } from './routes-account.js'
+import { resourceRoutes } from './routes-resources.js'
+
+/** A live tunnel as the relay reports it. */
+export interface LiveTunnel {
+  /** Handle for DELETE /v1/tunnels/:id, unique across the relay. */
+  id: string
+  name: string
+  /** The owner: Principal.id, which StoreAuthenticator sets to the user id. */
+  userId: string
+  userName?: string
+  port?: number
+  url?: string
+  online?: boolean
+  connections?: number
+  bytesIn?: number
+  bytesOut?: number
+}
+
+export interface ApiOptions {
+  store: Store
+  /** Live tunnels of the relay (all users); without it, the tunnel routes answer 503. */
+  relayInfo?: () => LiveTunnel[] | Promise<LiveTunnel[]>
+  /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */
+  closeTunnel?: (id: string) => boolean | Promise<boolean>
+  /** Lets anyone create an account with POST /v1/signup (default false). */
+  openSignup?: boolean
+  /** Called after a token is revoked or a user disabled, so the relay can drop their live sessions at once. */
+  onRevoke?: (event: { userId: string, tokenId?: string }) => void
+  /** Login session lifetime (default 12 h). */
+  sessionTtlMs?: number
+  /** Failed logins (and sign-ups) allowed per client address per window (default 5 per 60 s). */
+  loginLimit?: { max: number, windowMs: number }
+  /** Trust X-Forwarded-For from a reverse proxy (default false). */
+  trustProxy?: boolean
+  /** Fastify logger option (default off). */
+  logger?: boolean
+  /** Shown in the OpenAPI document and in /v1/health. */
+  version?: string
+}
+
+export interface Caller {
+  user: User
+  /** How the caller authenticated. */
+  via: 'session' | 'token'
+  /** The bearer credential (to log out a session). */
+  raw: string
+}
+
+export type AuthLevel = 'public' | 'user' | 'admin'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthLevel
+  }
+  interface FastifyRequest {
+    caller: Caller | null
+  }
+}
+
+/** What route modules share. */
+export interface ApiContext {
+  opts: Required<Pick<ApiOptions, 'sessionTtlMs' | 'openSignup' | 'version'>> & ApiOptions
+  store: Store
+  loginLimiter: FailureLimiter
+  /** The authenticated caller (routes with auth 'user' or 'admin' always have one). */
+  caller (req: FastifyRequest): Caller
+  /** Writes an audit entry for a mutating call. */
+  audit (req: FastifyRequest, action: string, target?: string | null, details?: Record<string, unknown>): Promise<void>
+}
+
+export async function createApi (options: ApiOptions): Promise<FastifyInstance> {
+  const opts = { sessionTtlMs: 12 * 3_600_000, openSignup: false, version: '0.1.0', ...options }
+  const limit = options.loginLimit ?? { max: 5, windowMs: 60_000 }
+  const app = Fastify({
+    logger: options.logger ?? false,
+    trustProxy: options.trustProxy ?? false,
+    bodyLimit: 64 * 1024,
+    // Unknown body fields are an error, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false, allowUnionTypes: true } },
+  })
+  app.decorateRequest('caller', null)
+  for (const s of sharedSchemas) app.addSchema(s)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'mport relay API', version: opts.version, description: 'Accounts, tokens, tunnels, reservations, usage and audit log of an mport relay.' },
+      components: { securitySchemes: { [BEARER]: { type: 'http', scheme: 'bearer', description: 'A session token from POST /v1/login (mps_…) or an API token (mpt_…).' } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  const ctx: ApiContext = {
+    opts,
+    store: options.store,
+    loginLimiter: new FailureLimiter(limit.max, limit.windowMs),
+    caller (req) {
+      if (req.caller === null) throw new UnauthenticatedError()
+      return req.caller
+    },
+    async audit (req, action, target = null, details) {
+      const c = req.caller
+      await options.store.audit({ actorId: c?.user.id ?? null, actorName: c?.user.name ?? null, action, target, address: req.ip, details: details ?? null })
+    },
+  }
+
+  app.addHook('onRequest', async req => {
+    const level = req.routeOptions.config.auth ?? 'public'
+    if (level === 'public') return
+    req.caller = await authenticate(options.store, req)
+    if (level === 'admin' && req.caller.user.role !== 'admin') throw new ForbiddenError()
+  })
+
+  app.setErrorHandler((err: FastifyError | MportError, req: FastifyRequest, reply: FastifyReply) => {
+    const { status, code, message } = toHttpError(err)
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    if (err instanceof RateLimitedError && err.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(err.retryAfterMs / 1000))
+    void reply.code(status).send({ error: { code, message } })
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'MPORT_ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } })
+  })
+
+  const routes: Array<{ method: string, url: string, auth: AuthLevel }> = []
+  app.addHook('onRoute', r => {
+    if (!r.url.startsWith('/v1/')) return
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url, auth: r.config?.auth ?? 'public' })
+  })
+  routeTables.set(app, routes)
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx) })
+  return app
+}
+
+const routeTables = new WeakMap<FastifyInstance, ReadonlyArray<{ method: string, url: string, auth: AuthLevel }>>()
+
+/** Every /v1 route of an app made by createApi, with its auth level (for docs and tests). */
+export function apiRoutes (app: FastifyInstance): ReadonlyArray<{ method: string, url: string, auth: AuthLevel }> {
+  return routeTables.get(app) ?? []
+}
+
+async function authenticate (store: Store, req: FastifyRequest): Promise<Caller> {
+  const header = req.headers.authorization
+  if (header === undefined) throw new UnauthenticatedError()
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  if (m === null) throw new UnauthenticatedError('the Authorization header must be "Bearer <token>"')
+  const raw = m[1]!
+  if (raw.startsWith('mps_')) {
+    const s = await store.resolveSession(raw)
+    if (s !== undefined) return { user: s.user, via: 'session', raw }
+    throw new UnauthenticatedError('the session has expired or was ended: log in again')
+  }
+  if (raw.startsWith('mpt_')) {
+    const r = await store.resolveToken(raw)
+    if (r !== undefined) {
+      await store.touchToken(r.token.id)
+      return { user: r.user, via: 'token', raw }
+    }
+  }
+  throw new UnauthenticatedError('unknown or revoked token')
+}
+
+/** Status, stable code and message for any error reaching the handler. */
+export function toHttpError (err: FastifyError | MportError | Error): { status: number, code: string, message: string } {
+  if (err instanceof StoreError || err instanceof ApiError) {
+    if (err.status >= 500 && !(err instanceof ApiError)) return { status: 500, code: 'MPORT_ERR_INTERNAL', message: 'internal error' }
+    return { status: err.status, code: err.code, message: err.message }
+  }
+  if (err instanceof RateLimitedError) return { status: 429, code: err.code, message: err.message }
+  const f = err as FastifyError
+  if (f.validation !== undefined) {
+    return { status: 400, code: new InvalidInputError('').code, message: `invalid request: ${f.message}` }
+  }
+  if (typeof f.statusCode === 'number' && f.statusCode >= 400 && f.statusCode < 500) {
+    // Fastify's own 4xx (malformed JSON, unsupported media type, body too large): the request was at fault.
+    const code = f.statusCode === 404 ? new NotFoundError('route').code : 'MPORT_ERR_INVALID_INPUT'
+    return { status: f.statusCode, code, message: f.message }
+  }
+  return { status: 500, code: new InternalError().code, message: 'internal error' }
+}

@@ -1,0 +1,10 @@
+/** The persistent store: users, tokens, sessions, reservations, usage, limits, audit log. */
+export * from './types.js'
+export { openStore, parseDatabaseUrl, redact, type OpenStoreOptions } from './open.js'
+export { SqlStore, MINUTE, HOUR, DAY, type SqlStoreOptions } from './sql-store.js'
+export { migrate, migrations, SCHEMA_VERSION, type Dialect, type Migration } from './migrations.js'
+export { StoreAuthenticator } from './authenticator.js'
+export { UsageRecorder, type UsageRecorderOptions } from './usage-recorder.js'
+export { hashPassword, verifyPassword, DEFAULT_SCRYPT, type ScryptParams } from './password.js'
+export { USER_NAME, MIN_PASSWORD, MAX_PASSWORD, SUBDOMAIN } from './validate.js'
+export { StoreRelayPolicy } from './relay-policy.js'

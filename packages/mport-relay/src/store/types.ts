@@ -1,0 +1,177 @@
+/**
+ * The Store interface: everything the relay and the REST API keep across restarts. One
+ * implementation (SqlStore) runs it on SQLite or PostgreSQL through Kysely; both pass the
+ * same test suite (test/store/suite.ts).
+ */
+import type { PlanLimits } from 'mport/relay'
+import type { Dialect } from './migrations.js'
+
+export type Role = 'admin' | 'user'
+export type ReservationKind = 'subdomain' | 'port'
+export type Granularity = 'minute' | 'hour' | 'day'
+
+export interface User {
+  id: string
+  name: string
+  role: Role
+  createdAt: number
+  /** When the user was disabled; null while enabled. */
+  disabledAt: number | null
+}
+
+/** An API token as listed: never the raw token nor its key. */
+export interface ApiToken {
+  id: string
+  userId: string
+  name: string
+  /** tokenId(raw): the public id the tunnel handshake sends. */
+  tokenId: string
+  createdAt: number
+  lastUsedAt: number | null
+  revokedAt: number | null
+}
+
+export interface Session {
+  id: string
+  userId: string
+  createdAt: number
+  expiresAt: number
+}
+
+export interface Reservation {
+  id: string
+  userId: string
+  kind: ReservationKind
+  value: string
+  createdAt: number
+}
+
+export interface UsageCounters {
+  bytesIn: number
+  bytesOut: number
+  connections: number
+  activeSeconds: number
+}
+
+/** Counters to add to the minute bucket containing `at`. */
+export interface UsageDelta extends UsageCounters {
+  userId: string
+  tunnel: string
+  at: number
+}
+
+export interface UsageBucket extends UsageCounters {
+  /** Bucket start, ms since the epoch (UTC). */
+  start: number
+  userId: string
+  tunnel: string
+}
+
+export interface UsageQuery {
+  /** One user, or every user when undefined. */
+  userId?: string
+  tunnel?: string
+  /** [from, to) in ms since the epoch. */
+  from: number
+  to: number
+  granularity: 'hour' | 'day'
+}
+
+/** Plan limits; null means unlimited. */
+/** A plan's limits (the relay core's type): null means unlimited. */
+export type Limits = PlanLimits
+
+/** Per-user overrides: a key set to a number overrides the default, null clears the override. */
+export type LimitOverrides = { [K in keyof Limits]?: number | null }
+
+export interface AuditInput {
+  actorId?: string | null
+  actorName?: string | null
+  action: string
+  target?: string | null
+  address?: string | null
+  details?: Record<string, unknown> | null
+  at?: number
+}
+
+export interface AuditEntry {
+  id: number
+  at: number
+  actorId: string | null
+  actorName: string | null
+  action: string
+  target: string | null
+  address: string | null
+  details: Record<string, unknown> | null
+}
+
+export interface RollupResult {
+  /** Minute rows moved into hour rows. */
+  minutes: number
+  /** Hour rows moved into day rows. */
+  hours: number
+}
+
+export interface Store {
+  readonly dialect: Dialect
+
+  /** Cheap round trip to the database (health checks). */
+  ping (): Promise<void>
+  close (): Promise<void>
+
+  // Users
+  createUser (input: { name: string, password: string, role?: Role }): Promise<User>
+  getUser (id: string): Promise<User | undefined>
+  getUserByName (name: string): Promise<User | undefined>
+  listUsers (): Promise<User[]>
+  countUsers (): Promise<number>
+  /** Throws NotFoundError for an unknown id. */
+  updateUser (id: string, change: { role?: Role, disabled?: boolean, password?: string }): Promise<User>
+  /** The enabled user with this name and password, else undefined (same cost either way). */
+  checkPassword (name: string, password: string): Promise<User | undefined>
+
+  // API tokens
+  /** Creates a token; `raw` (`mpt_…`) is returned here only and never stored. */
+  createToken (userId: string, name: string): Promise<{ token: ApiToken, raw: string }>
+  listTokens (userId: string): Promise<ApiToken[]>
+  /** Revokes `id`; when `userId` is given the token must be theirs (else NotFoundError). */
+  revokeToken (id: string, userId?: string): Promise<ApiToken>
+  /** For the tunnel handshake: key and owner of a live token of an enabled user. */
+  credential (tokenId: string): Promise<{ key: Buffer, user: User, token: ApiToken } | undefined>
+  /** For bearer auth: the raw token must derive the stored key. */
+  resolveToken (raw: string): Promise<{ user: User, token: ApiToken } | undefined>
+  touchToken (id: string, at?: number): Promise<void>
+
+  // REST API sessions
+  createSession (userId: string, ttlMs: number, address?: string): Promise<{ session: Session, raw: string }>
+  resolveSession (raw: string): Promise<{ user: User, session: Session } | undefined>
+  deleteSession (raw: string): Promise<boolean>
+
+  // Reservations
+  reserve (userId: string, kind: ReservationKind, value: string): Promise<Reservation>
+  listReservations (userId?: string): Promise<Reservation[]>
+  findReservation (kind: ReservationKind, value: string): Promise<Reservation | undefined>
+  /** Deletes `id`; when `userId` is given the reservation must be theirs (else NotFoundError). */
+  release (id: string, userId?: string): Promise<Reservation>
+
+  // Usage
+  /** Adds every delta to its minute bucket, all in one transaction. */
+  addUsage (deltas: readonly UsageDelta[]): Promise<void>
+  /** Moves minute rows of complete hours into hour rows, and hour rows older than the retention into day rows. */
+  rollup (now?: number): Promise<RollupResult>
+  queryUsage (q: UsageQuery): Promise<UsageBucket[]>
+  /** bytes in + out of `userId` since the start of the UTC month containing `now`. */
+  monthBytes (userId: string, now?: number): Promise<number>
+
+  // Limits
+  getLimitOverrides (userId: string): Promise<LimitOverrides>
+  setLimitOverrides (userId: string, overrides: LimitOverrides): Promise<LimitOverrides>
+  /** Relay-wide defaults merged with the user's overrides. */
+  effectiveLimits (userId: string): Promise<Limits>
+  readonly defaultLimits: Limits
+
+  // Audit log
+  audit (entry: AuditInput): Promise<AuditEntry>
+  /** Newest first; pass `next` back as `before` for the following page. */
+  listAudit (q?: { before?: number, limit?: number, actorId?: string }): Promise<{ entries: AuditEntry[], next: number | null }>
+}

@@ -1,0 +1,7 @@
+/**
+ * `mport/access`: who may reach a tunnel: IP allow/deny lists and HTTP basic auth.
+ *
+ * @packageDocumentation
+ */
+export { IpFilter, parseCidr, parseIp, normalizeIp, riskyPortHint, type IpFilterOptions } from './access/cidr.js'
+export { BasicAuthChecker, hashPassword, verifyBasicAuth, parseBasicAuthValue } from './access/basic-auth.js'

@@ -1,0 +1,11 @@
+/**
+ * `mport/cli`: what both command-line tools share: output (human or JSON lines), exit codes,
+ * secret prompts and the account commands' plumbing. For the bins, not a stable library API.
+ *
+ * @packageDocumentation
+ */
+export { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, lastValueWins, ExitCode, type Printer } from './cli/output.js'
+export {
+  processIo, UsageError, ApiCallError, readStdinSecret, promptSecret, obtainPassword, formatTable, formatTime, lastWins,
+  describeFailure, runAccountCommand, type CliIo,
+} from './cli/account-io.js'
