@@ -27,7 +27,7 @@ export async function loadConfigFile (file: string): Promise<Record<string, unkn
     throw new InvalidConfigError(file, `cannot read config file: ${why}`)
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1) // BOM
-  // The YAML parser is loaded only for a YAML file: about 2 MiB of RSS a client need not carry.
+  // The YAML parser is loaded only for a YAML file, so a client without one never keeps it in memory.
   const value = ext === '.json' ? parseJson(text, file) : parseYaml(text, file, (await import('yaml')).parseDocument)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidConfigError(file, `the top level must be an object of settings, not ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}`)

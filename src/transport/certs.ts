@@ -65,10 +65,9 @@ export async function generateSelfSigned (hostnames: string[]): Promise<Certific
 type GenerateArgs = Parameters<typeof import('selfsigned').generate>
 
 /**
- * Runs selfsigned's generate() in a worker thread. The X.509 library behind it is large; loaded
- * in the relay itself, it stayed in memory for the relay's whole life for one certificate (a
- * first start measured 90 MiB of RSS, against 82 with the worker). A worker's heap goes away
- * with the worker.
+ * Runs selfsigned's generate() in a worker thread. The X.509 library behind it is large, and the
+ * relay needs it once, on first start; loaded in a worker, it goes away with the worker's heap
+ * instead of staying resident for the relay's whole life.
  */
 function generateInWorker (attrs: GenerateArgs[0], options: GenerateArgs[1]): Promise<CertificatePair> {
   const code = `
