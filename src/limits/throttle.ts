@@ -23,6 +23,19 @@ export interface ThrottleOptions extends Omit<TransformOptions, 'transform' | 'f
   buckets: Iterable<TokenBucket>
   /** A piece is at most this many ms worth of the slowest bucket's rate (default 100). */
   maxWaitMs?: number
+  /**
+   * Arms the one wait timer and returns a function that disarms it (default: the global
+   * setTimeout). Give the same clock as the buckets' `now`, so that a test can move time itself.
+   */
+  setTimer?: SetTimer
+}
+
+/** Calls `fn` once after `ms`; the returned function cancels the call if it has not happened. */
+export type SetTimer = (fn: () => void, ms: number) => () => void
+
+const realTimer: SetTimer = (fn, ms) => {
+  const timer = setTimeout(fn, ms)
+  return () => { clearTimeout(timer) }
 }
 
 const DEFAULT_MAX_WAIT_MS = 100
@@ -30,6 +43,7 @@ const DEFAULT_MAX_WAIT_MS = 100
 export class Throttle extends Transform {
   #buckets: TokenBucket[]
   readonly #maxWaitMs: number
+  readonly #setTimer: SetTimer
   #bytes = 0
 
   /** The chunk being passed through and the write callback it holds. */
@@ -42,13 +56,14 @@ export class Throttle extends Transform {
   /** While waiting: the piece, one ticket per bucket, the timer and the rate subscriptions. */
   #piece: Buffer | undefined
   #tickets: number[] = []
-  #timer: NodeJS.Timeout | undefined
+  #cancelTimer: (() => void) | undefined
   #unsubscribe: Array<() => void> = []
 
   constructor (opts: ThrottleOptions) {
-    const { buckets, maxWaitMs, ...rest } = opts
+    const { buckets, maxWaitMs, setTimer, ...rest } = opts
     super(rest)
     this.#buckets = [...new Set(buckets)]
+    this.#setTimer = setTimer ?? realTimer
     this.#maxWaitMs = maxWaitMs ?? DEFAULT_MAX_WAIT_MS
     if (!(this.#maxWaitMs > 0)) throw new RangeError(`maxWaitMs must be > 0, got ${maxWaitMs}`)
   }
@@ -136,14 +151,18 @@ export class Throttle extends Transform {
   }
 
   #arm (wait: number): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#disarm()
     // Rate 0 waits for setRate, without a timer.
-    if (wait !== Infinity) this.#timer = setTimeout(this.#onTimer, Math.max(1, Math.ceil(wait)))
+    if (wait !== Infinity) this.#cancelTimer = this.#setTimer(this.#onTimer, Math.max(1, Math.ceil(wait)))
+  }
+
+  #disarm (): void {
+    this.#cancelTimer?.()
+    this.#cancelTimer = undefined
   }
 
   #onTimer = (): void => {
-    this.#timer = undefined
+    this.#cancelTimer = undefined
     this.#recheck()
   }
 
@@ -174,8 +193,7 @@ export class Throttle extends Transform {
 
   /** Stops waiting; with `refund`, gives the piece's tokens back (it was not passed). */
   #cancelWait (refund: boolean): void {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#disarm()
     for (const unsubscribe of this.#unsubscribe) unsubscribe()
     this.#unsubscribe = []
     const piece = this.#piece
