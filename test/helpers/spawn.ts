@@ -20,6 +20,10 @@ export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 export interface SpawnOptions {
   /** Added to the scrubbed environment (see cleanEnv). */
   env?: Record<string, string>
+  /** Runs this command instead of the bin from source (e.g. `npx mport-relay` from a registry). */
+  command?: { file: string, args: string[], cwd: string, env?: NodeJS.ProcessEnv }
+  /** Starts it as the leader of a new process group, so `signalGroup()` reaches its children too. */
+  detached?: boolean
 }
 
 /** Relay flags that keep a test relay on loopback and in the wide test port range. */
@@ -58,12 +62,16 @@ export class BinProcess {
   #stdout = ''
   #stderr = ''
   #exit: Exit | undefined
+  readonly #detached: boolean
 
   constructor (readonly name: BinName, readonly args: string[], opts: SpawnOptions = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', `bin/${name}.ts`, ...args], {
-      cwd: REPO_ROOT,
-      env: cleanEnv(opts.env),
+    this.#detached = opts.detached === true
+    const cmd = opts.command ?? { file: process.execPath, args: ['--import', 'tsx', `bin/${name}.ts`, ...args], cwd: REPO_ROOT }
+    this.child = spawn(cmd.file, cmd.args, {
+      cwd: cmd.cwd,
+      env: cmd.env ?? cleanEnv(opts.env),
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.detached === true,
     })
     running.add(this)
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => { this.#stdout += s })
@@ -153,10 +161,16 @@ export class BinProcess {
     if (this.#exit === undefined) this.child.kill(sig)
   }
 
+  /** A signal to its whole process group, as a terminal's Ctrl-C sends it (needs `detached`). */
+  signalGroup (sig: NodeJS.Signals): void {
+    if (this.#exit === undefined && this.child.pid !== undefined) process.kill(-this.child.pid, sig)
+  }
+
   /** SIGKILL if still running, then wait for the exit. */
   async kill (): Promise<void> {
     if (this.#exit !== undefined) return
-    this.child.kill('SIGKILL')
+    if (this.#detached && this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL')
+    else this.child.kill('SIGKILL')
     await withTimeout(this.exited, { what: `${this.name} to die after SIGKILL`, timeoutMs: 10_000 })
   }
 }
