@@ -1,7 +1,7 @@
 /** Routes for the caller's resources: tokens, live tunnels, reservations, usage; health; audit log (admin). */
 import type { FastifyInstance } from 'fastify'
 import { InvalidInputError, NotFoundError } from 'mport/errors'
-import { DAY, HOUR } from '../store/sql-store.js'
+import { DAY, HOUR } from '../store/time.js'
 import type { ApiToken, ReservationKind } from '../store/types.js'
 import type { ApiContext, LiveTunnel } from './app.js'
 import { ForbiddenError, UnavailableError } from 'mport/errors'

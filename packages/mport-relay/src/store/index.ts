@@ -1,7 +1,8 @@
 /** The persistent store: users, tokens, sessions, reservations, usage, limits, audit log. */
 export * from './types.js'
 export { openStore, parseDatabaseUrl, redact, type OpenStoreOptions } from './open.js'
-export { SqlStore, MINUTE, HOUR, DAY, type SqlStoreOptions } from './sql-store.js'
+export { SqlStore, type SqlStoreOptions } from './sql-store.js'
+export { MINUTE, HOUR, DAY } from './time.js'
 export { migrate, migrations, SCHEMA_VERSION, type Dialect, type Migration } from './migrations.js'
 export { StoreAuthenticator } from './authenticator.js'
 export { UsageRecorder, type UsageRecorderOptions } from './usage-recorder.js'

@@ -5,7 +5,7 @@
  * since the last flush are lost; a failed flush keeps its counts for the next one.
  */
 import type { Store, UsageDelta } from './types.js'
-import { HOUR, MINUTE } from './sql-store.js'
+import { HOUR, MINUTE } from './time.js'
 
 export interface UsageRecorderOptions {
   /** Flush period in ms (default 10000). */
