@@ -274,7 +274,7 @@ t.test('publish to a local registry, then npx mport-relay and npx mport-connect 
     tt.same(filesUnder(lib).filter(f => f.endsWith('.map')), [], 'no source maps pointing at files not shipped')
     for (const pkg of ['mport-connect', 'mport-relay'] as const) {
       const dir = path.join(npxDir(pkg === 'mport-connect' ? clientHome : relayHome, pkg), pkg)
-      for (const f of ['package.json', `dist/bin/${pkg}.js`, 'dist/index.js', 'README.md', 'LICENSE']) tt.ok(existsSync(path.join(dir, f)), `${pkg} has ${f}`)
+      for (const f of ['package.json', `bin/${pkg}.js`, `dist/bin/${pkg}.js`, 'dist/index.js', 'README.md', 'LICENSE']) tt.ok(existsSync(path.join(dir, f)), `${pkg} has ${f}`)
       tt.notOk(existsSync(path.join(dir, 'src')), `${pkg} leaves out src`)
     }
     const imported = await run(process.execPath, ['--input-type=module', '-e', "import { Relay, Client, Session, MportError } from 'mport'; import { Session as S } from 'mport/mux'; console.log(typeof Relay, typeof Client, typeof Session, typeof MportError, S === Session)"],
