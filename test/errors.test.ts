@@ -1,9 +1,14 @@
-// Error codes: PROTOCOL.md's "Error codes" table and ErrorCodes in src/errors.ts must not drift
-// apart in either direction, and every error class must use a listed code (fastify errors.test.js).
-import { readFile } from 'node:fs/promises'
+// Error codes: PROTOCOL.md's "Error codes" table, ErrorCodes and the error classes must not drift
+// apart in any direction (fastify errors.test.js). The test walks every exported error class of
+// 'mport/errors', builds each one, and checks its code, its class name and its layer against the
+// table; it also checks that every class is defined in src/errors/ and reachable from 'mport'.
+import { readdir, readFile } from 'node:fs/promises'
 import t from 'tap'
+// The sources of 'mport/errors' and 'mport' (tsconfig `paths`; the package builds them to
+// dist/errors.js and dist/index.js). Imported by path because tap's loader resolves package
+// names to packages/mport/dist, which is only as fresh as the last build.
 import * as errors from '../src/errors.js'
-import { ErrorCodes, MportError, ProtocolError } from '../src/errors.js'
+import { ErrorCodes, ErrorLayers, MportError, ProtocolError } from '../src/errors.js'
 import { GoAwayCode } from '../src/mux/frame.js'
 
 interface Row { code: string, className: string, layer: string, goAway: string, meaning: string, line: number }
@@ -28,7 +33,7 @@ function parseErrorTable (markdown: string): Row[] {
     const [code, className, layer, goAway, meaning] = cells
     rows.push({
       code: /^`([^`]+)`$/.exec(code ?? '')?.[1] ?? `(not a backticked code: ${code})`,
-      className: (className ?? '').replace(/`/g, ''),
+      className: /^`([A-Za-z]+)`$/.exec(className ?? '')?.[1] ?? `(not a backticked class name: ${className})`,
       layer: layer ?? '',
       goAway: goAway ?? '',
       meaning: meaning ?? '',
@@ -46,6 +51,7 @@ const protocol = await readFile(new URL('../PROTOCOL.md', import.meta.url), 'utf
 const rows = parseErrorTable(protocol)
 const documented = rows.map(r => r.code)
 const listed: readonly string[] = ErrorCodes
+const layers: readonly string[] = ErrorLayers
 
 /** Every exported class that is MportError or extends it. */
 const errorClasses = Object.entries(errors).filter((e): e is [string, typeof MportError] =>
@@ -54,11 +60,13 @@ const errorClasses = Object.entries(errors).filter((e): e is [string, typeof Mpo
 type Ctor = new (...args: unknown[]) => MportError
 
 /**
- * Arguments that build each class; classes not listed are built with SENTINEL first, which
- * also tells a base class (whose code is its first argument) from one with a fixed code.
+ * Representative arguments for every class with a fixed code. A class not listed is built with
+ * SENTINEL as its code, which tells a base class (whose code is its first argument) apart; a
+ * class that turns out to have a fixed code without being listed here fails the test.
  */
 const SENTINEL = 'MPORT_ERR_TEST_SENTINEL'
 const sampleArgs: Record<string, unknown[]> = {
+  // mux
   InvalidVersionError: [1],
   InvalidFrameTypeError: [4],
   FrameTooLargeError: [17, 16],
@@ -71,19 +79,79 @@ const sampleArgs: Record<string, unknown[]> = {
   ControlBacklogError: [65536],
   RemoteGoAwayError: [1],
   KeepAliveTimeoutError: [10_000],
+  SessionClosedError: [],
+  TransportError: ['connection closed by peer'],
   StreamResetError: [1],
   StreamLimitError: [8],
   InvalidConfigError: ['key', 'test'],
+  // tunnel
+  HandshakeTimeoutError: [3000, 'hello and authentication'],
+  VersionMismatchError: [2, 1],
+  InvalidMessageError: ['unknown message type "x"'],
+  MessageTooLargeError: [20_000, 16_384],
+  AuthFailedError: [],
+  RateLimitedError: ['too many failed attempts', 30_000],
+  PortNotAllowedError: [80, '20000-30000'],
+  PortInUseError: [20_001],
+  DuplicateTunnelError: ['web'],
+  TunnelLimitError: [64],
+  RelayUnreachableError: ['relay.example:7835', 'ECONNREFUSED'],
+  CertificateMismatchError: ['sha256:aa', 'sha256:bb'],
+  CertificateUntrustedError: ['self-signed certificate', 'sha256:aa'],
+  LocalUnreachableError: ['localhost:3000', 'ECONNREFUSED'],
+  NameTakenError: ['shop.example.com'],
+  QuotaExceededError: ['maxTunnels', 3, 'your plan allows 3 tunnels'],
+  // http
+  BadRequestError: ['the request has no Host header'],
+  HeadersTooLargeError: [32_768, 'request head'],
+  InvalidClientHelloError: ['truncated record'],
+  InvalidHostnameError: ['-shop', 'a label cannot start with "-"'],
+  ReservedNameError: ['www'],
+  // store
+  DatabaseError: ['cannot open the database'],
+  SchemaTooNewError: [9, 3],
+  InvalidInputError: ['the password is too short', 'password'],
+  NotFoundError: ['user', 'usr_nope'],
+  UserExistsError: ['alice'],
+  ReservationTakenError: ['subdomain', 'shop'],
+  // api
+  UnauthenticatedError: [],
+  ForbiddenError: [],
+  UnavailableError: ['live tunnels'],
+  InternalError: [],
 }
 
 /** Instances of every exported error class that has a fixed code, by class name. */
 const fixed = new Map<string, MportError>()
 const bases: string[] = []
+const unlisted: string[] = []
 for (const [name, C] of errorClasses) {
   const instance = new (C as unknown as Ctor)(...(sampleArgs[name] ?? [SENTINEL, 'test message']))
   if ((instance.code as string) === SENTINEL) bases.push(name)
-  else fixed.set(name, instance)
+  else {
+    fixed.set(name, instance)
+    if (sampleArgs[name] === undefined) unlisted.push(name)
+  }
 }
+/** The class that raises each code. */
+const raisedBy = new Map<string, string[]>()
+for (const [name, err] of fixed) raisedBy.set(err.code, [...(raisedBy.get(err.code) ?? []), name])
+const classes = new Map(errorClasses)
+const layerOf = (name: string): string | undefined => classes.get(name)?.layer
+
+t.test('the checks below see the source and every class', async t => {
+  const tsconfig = await readFile(new URL('../tsconfig.json', import.meta.url), 'utf8')
+  t.match(tsconfig, /"mport\/errors": \[\s*"\.\/src\/errors\.ts"\s*\]/, "'mport/errors' is src/errors.ts")
+  t.match(tsconfig, /"mport": \[\s*"\.\/src\/index\.ts"\s*\]/, "'mport' is src/index.ts")
+  const pkg = JSON.parse(await readFile(new URL('../packages/mport/package.json', import.meta.url), 'utf8')) as { exports: Record<string, { import: string }> }
+  t.equal(pkg.exports['./errors']?.import, './dist/errors.js', 'the package exports mport/errors as the build of src/errors.ts')
+  t.equal(pkg.exports['.']?.import, './dist/index.js', 'and mport as the build of src/index.ts')
+  t.same(unlisted, [], `give representative arguments in sampleArgs for: ${unlisted.join(', ') || 'nothing'}`)
+  t.same(Object.keys(sampleArgs).filter(n => !fixed.has(n)), [], 'every class in sampleArgs is an exported error class')
+  t.ok(fixed.size >= 48, `found ${fixed.size} classes with a fixed code`)
+  t.same(bases.sort(), ['ApiError', 'HttpError', 'HttpLayerError', 'MportError', 'MuxError', 'ProtocolError', 'StoreError', 'TunnelError'],
+    `base classes take their code: ${bases.join(', ')}`)
+})
 
 t.test('ErrorCodes itself is well-formed', async t => {
   t.ok(listed.length > 0)
@@ -108,33 +176,70 @@ t.test('the table lists the codes in the order of ErrorCodes', async t => {
 
 t.test('every row is filled in', async t => {
   for (const r of rows) {
-    t.ok(r.className !== '', `${r.code}: Class`)
-    t.match(r.layer, /^(mux|tunnel)$/, `${r.code}: Layer is mux or tunnel`)
+    t.ok(classes.has(r.className), `${r.code}: Class ${r.className} is an exported error class of mport/errors`)
+    t.ok(layers.includes(r.layer), `${r.code}: Layer ${r.layer} is one of ${layers.join(', ')}`)
     t.match(r.goAway, /^(—|[0-2]\b)/, `${r.code}: GoAway sent is a code or —`)
     t.ok(r.meaning.length >= 10, `${r.code}: Meaning`)
   }
 })
 
 t.test('every exported error class with a fixed code uses a code in ErrorCodes', async t => {
-  t.ok(fixed.size >= 15, `found ${fixed.size} classes with a fixed code`)
-  t.ok(bases.includes('MportError') && bases.includes('ProtocolError'), `base classes take their code: ${bases.join(', ')}`)
   for (const [name, err] of fixed) {
     t.ok(listed.includes(err.code), `${name} uses ${err.code}, which is in ErrorCodes`)
     t.equal(err.name, name, `${name}: name is the class name`)
     t.ok(err instanceof Error && err.message.length > 0, `${name}: is an Error with a message`)
+    t.notMatch(err.message, /undefined|NaN|\[object /, `${name}: the message reads well (${err.message})`)
   }
 })
 
-t.test('the Class column names the class that raises the code', async t => {
-  for (const r of rows) {
-    if (r.className === '—' || r.className === '-') continue
-    const err = fixed.get(r.className)
-    if (err === undefined) {
-      t.ok(bases.includes(r.className), `${r.code}: ${r.className} is an exported error class of src/errors.ts`)
-      continue
-    }
-    t.equal(err.code, r.code, `${r.className} raises ${r.code}`)
+t.test('every code is raised by exactly one class, and the Class column names it', async t => {
+  for (const code of listed) t.same(raisedBy.get(code), [raisedBy.get(code)?.[0] ?? `(no class raises ${code})`], `${code} is raised by one class`)
+  for (const r of rows) t.same(raisedBy.get(r.code), [r.className], `${r.code}: raised by ${r.className}, as the table says (line ${r.line})`)
+})
+
+t.test('every class knows its layer, and the Layer column agrees', async t => {
+  t.equal(MportError.layer, undefined, 'MportError itself belongs to no layer')
+  for (const [name, C] of errorClasses) {
+    if (C === MportError) continue
+    t.ok(layers.includes(C.layer ?? ''), `${name}.layer (${C.layer}) is one of ${layers.join(', ')}`)
   }
+  for (const r of rows) t.equal(r.layer, layerOf(r.className), `${r.code}: Layer column says ${r.layer}, ${r.className}.layer is ${layerOf(r.className)} (line ${r.line})`)
+  t.same(layers.filter(l => !rows.some(r => r.layer === l)), [], 'every layer has at least one documented code')
+  const perLayer = layers.map(l => `${l} ${rows.filter(r => r.layer === l).length}`).join(', ')
+  t.pass(`codes per layer: ${perLayer}`)
+})
+
+t.test('only the HTTP front\'s visitor errors carry an HTTP status', async t => {
+  const withStatus = [...fixed].filter(([, err]) => 'status' in err).map(([name]) => name)
+  t.same(withStatus.sort(), ['BadRequestError', 'HeadersTooLargeError'], 'the API maps the rest to statuses (packages/mport-relay/src/api/status.ts)')
+  for (const name of withStatus) t.ok(fixed.get(name) instanceof errors.HttpError, `${name} is an HttpError`)
+})
+
+t.test('every error class is reachable from the package entry point', async t => {
+  // Loaded here, not at the top: the whole library loads with it, and the checks above need only the errors.
+  const lib = await import('../src/index.js') as Record<string, unknown>
+  for (const [name, C] of errorClasses) t.equal(lib[name], C, `'mport' exports ${name}`)
+})
+
+t.test('every error class is defined under src/errors/, its one home', async t => {
+  const names = errorClasses.map(([n]) => n).join('|')
+  const extendsError = new RegExp(`\\bclass\\s+(\\w+)\\s+extends\\s+(${names})\\b`, 'g')
+  const roots = ['../src/', '../packages/mport-relay/src/', '../packages/mport-connect/src/', '../bin/']
+  const elsewhere: string[] = []
+  let defined = 0
+  for (const root of roots) {
+    const dir = new URL(root, import.meta.url)
+    for (const file of await readdir(dir, { recursive: true })) {
+      if (!file.endsWith('.ts')) continue
+      const text = await readFile(new URL(file, dir), 'utf8')
+      for (const m of text.matchAll(extendsError)) {
+        if (root === '../src/' && file.startsWith('errors/')) defined++
+        else elsewhere.push(`${root.slice(3)}${file}: ${m[1]} extends ${m[2]}`)
+      }
+    }
+  }
+  t.same(elsewhere, [], 'move these to src/errors/<layer>.ts')
+  t.equal(defined, errorClasses.length - 1, 'src/errors/ defines every exported error class but MportError by extending another')
 })
 
 t.test('ProtocolError subclasses send GoAway 1, as the table says', async t => {
@@ -148,6 +253,9 @@ t.test('ProtocolError subclasses send GoAway 1, as the table says', async t => {
     t.match(row?.goAway ?? '', /^1\b/, `${err.code}: GoAway sent column says 1`)
   }
   t.ok(count >= 10, `${count} protocol errors checked`)
+  for (const r of rows) {
+    if (/^1\b/.test(r.goAway)) t.ok(fixed.get(r.className) instanceof ProtocolError, `${r.code}: GoAway 1 means ${r.className} is a ProtocolError`)
+  }
   t.equal(errors.goAwayCodeFor(new errors.KeepAliveTimeoutError(1)), GoAwayCode.InternalError, 'keepalive timeout sends 2')
   t.equal(errors.goAwayCodeFor(new Error('x')), GoAwayCode.InternalError, 'anything else sends 2')
 })

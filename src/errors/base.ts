@@ -1,8 +1,12 @@
-/** The base of every mport error: a stable string `code` listed in PROTOCOL.md's error table. */
+/**
+ * The base of every mport error: a stable string `code` listed in PROTOCOL.md's error table,
+ * and the layer the class belongs to (the table's Layer column). The classes themselves live one
+ * file per layer beside this one; `mport/errors` (src/errors.ts) re-exports them all.
+ */
 
-/** Every stable error code, in the order PROTOCOL.md lists them. */
+/** Every stable error code, in the order PROTOCOL.md lists them (grouped by layer). */
 export const ErrorCodes = [
-  // Framing and session (yamux layer)
+  // mux: framing and session
   'MPORT_ERR_INVALID_VERSION',
   'MPORT_ERR_INVALID_FRAME_TYPE',
   'MPORT_ERR_FRAME_TOO_LARGE',
@@ -20,7 +24,7 @@ export const ErrorCodes = [
   'MPORT_ERR_STREAM_RESET',
   'MPORT_ERR_STREAM_LIMIT',
   'MPORT_ERR_INVALID_CONFIG',
-  // Tunnel layer
+  // tunnel: control protocol, connecting to the relay, tunnels and their names, plan limits
   'MPORT_ERR_HANDSHAKE_TIMEOUT',
   'MPORT_ERR_VERSION_MISMATCH',
   'MPORT_ERR_INVALID_MESSAGE',
@@ -35,19 +39,22 @@ export const ErrorCodes = [
   'MPORT_ERR_CERT_MISMATCH',
   'MPORT_ERR_CERT_UNTRUSTED',
   'MPORT_ERR_LOCAL_UNREACHABLE',
+  'MPORT_ERR_NAME_TAKEN',
+  'MPORT_ERR_QUOTA_EXCEEDED',
+  // http: the HTTP and TLS front's parsers and names
   'MPORT_ERR_BAD_REQUEST',
   'MPORT_ERR_HEADERS_TOO_LARGE',
   'MPORT_ERR_INVALID_CLIENT_HELLO',
   'MPORT_ERR_INVALID_HOSTNAME',
   'MPORT_ERR_NAME_RESERVED',
-  'MPORT_ERR_NAME_TAKEN',
+  // store: the relay's database
   'MPORT_ERR_DATABASE',
   'MPORT_ERR_SCHEMA_TOO_NEW',
   'MPORT_ERR_INVALID_INPUT',
   'MPORT_ERR_NOT_FOUND',
   'MPORT_ERR_USER_EXISTS',
   'MPORT_ERR_RESERVATION_TAKEN',
-  'MPORT_ERR_QUOTA_EXCEEDED',
+  // api: the relay's REST API
   'MPORT_ERR_UNAUTHENTICATED',
   'MPORT_ERR_FORBIDDEN',
   'MPORT_ERR_UNAVAILABLE',
@@ -56,7 +63,18 @@ export const ErrorCodes = [
 
 export type ErrorCode = typeof ErrorCodes[number]
 
+/** The layers that define error classes, bottom to top (PROTOCOL.md's Layer column). */
+export const ErrorLayers = ['mux', 'tunnel', 'http', 'store', 'api'] as const
+
+export type ErrorLayer = typeof ErrorLayers[number]
+
 export class MportError extends Error {
+  /**
+   * The layer this class belongs to, set once by each layer's base class (MuxError, TunnelError,
+   * HttpLayerError, StoreError, ApiError); undefined only on MportError itself.
+   */
+  static readonly layer: ErrorLayer | undefined = undefined
+
   readonly code: ErrorCode
   constructor (code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options)

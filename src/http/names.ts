@@ -5,7 +5,7 @@
  * request's Host or SNI back to the name to look up.
  */
 import { randomInt } from 'node:crypto'
-import { InvalidHostnameError, ReservedNameError } from './errors.js'
+import { InvalidHostnameError, ReservedNameError } from '../errors.js'
 import { isDnsName } from './request-head.js'
 
 /** Subdomains a client may not take: they look official or belong to the relay itself. */

@@ -12,7 +12,7 @@
  * Header bytes are kept as latin1 strings, so a head is forwarded byte for byte.
  */
 import { formatIp, normalizeIp, parseIp } from '../access/cidr.js'
-import { BadRequestError, HeadersTooLargeError } from './errors.js'
+import { BadRequestError, HeadersTooLargeError } from '../errors.js'
 
 /** Largest request head accepted (request line, headers and the blank line). */
 export const MAX_HEAD_SIZE = 32 * 1024

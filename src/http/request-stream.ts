@@ -17,7 +17,7 @@
  * unrewritten.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { BadRequestError, HeadersTooLargeError } from './errors.js'
+import { BadRequestError, HeadersTooLargeError } from '../errors.js'
 import { MAX_HEAD_SIZE, RequestHeadParser, rewriteHead, type HeadLimits, type RequestHead } from './request-head.js'
 
 /** Longest chunk-size line (with extensions) accepted in a chunked body. */

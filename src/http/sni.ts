@@ -10,7 +10,7 @@
  * record (16 KiB + 5 bytes), checks every length against its bounds, and on malformed input
  * throws only InvalidClientHelloError.
  */
-import { InvalidClientHelloError } from './errors.js'
+import { InvalidClientHelloError } from '../errors.js'
 
 /** TLS ContentType handshake(22). */
 const RECORD_HANDSHAKE = 0x16

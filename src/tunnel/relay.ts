@@ -10,7 +10,7 @@ import tls, { type TLSSocket } from 'node:tls'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
 import {
-  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, PortInUseError, PortNotAllowedError, SessionClosedError, TunnelLimitError,
+  AuthFailedError, DuplicateTunnelError, InvalidMessageError, MportError, NameTakenError, PortInUseError, PortNotAllowedError, SessionClosedError, TunnelLimitError,
 } from '../errors.js'
 import { Session } from '../mux/session.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
@@ -24,7 +24,7 @@ import type { ClientMessage, OpenRequest } from './messages.js'
 import { bindPublicPort } from './ports.js'
 import { Accounts, type Account } from './accounts.js'
 import { tunnelInfo, type ClientInfo, type RelayEvents, type TunnelInfo } from './relay-events.js'
-import { NameTakenError, RouteTable } from './routes.js'
+import { RouteTable } from './routes.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
 

@@ -3,14 +3,8 @@
  * domain and custom hostnames. A name belongs to one lease at a time, so it survives the
  * client's reconnects and is free again when the lease is released.
  */
-import { TunnelError } from '../errors.js'
+import { NameTakenError, TunnelError } from '../errors.js'
 import { randomName, validateHostname, validateSubdomain, type Route } from '../http/names.js'
-
-export class NameTakenError extends TunnelError {
-  constructor (readonly hostname: string) {
-    super('MPORT_ERR_NAME_TAKEN', `the name ${hostname} is already in use by another client`)
-  }
-}
 
 export class RouteTable<T> {
   readonly #domain: string | undefined

@@ -1,7 +1,7 @@
 // Tunnel names: subdomain and custom-hostname validation with typed errors, reserved names,
 // random readable names (seeded and real), and Host/SNI → route mapping.
 import t from 'tap'
-import { InvalidHostnameError, ReservedNameError } from '../../src/http/errors.js'
+import { InvalidHostnameError, ReservedNameError } from '../../src/errors.js'
 import { NAME_WORDS, RESERVED_NAMES, randomName, routeHost, validateHostname, validateSubdomain } from '../../src/http/names.js'
 import { mulberry32 } from '../helpers/naive-codec.js'
 

@@ -3,7 +3,7 @@
 // errors with the status the relay answers, and the X-Forwarded-* rewrite.
 import http from 'node:http'
 import t from 'tap'
-import { BadRequestError, HeadersTooLargeError } from '../../src/http/errors.js'
+import { BadRequestError, HeadersTooLargeError } from '../../src/errors.js'
 import {
   MAX_HEAD_SIZE, MAX_HEADERS, RequestHeadParser, isDnsName, parseHostHeader, parseRequestHead, rewriteHead,
   type RequestHead,

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import tls from 'node:tls'
 import t from 'tap'
-import { InvalidClientHelloError } from '../../src/http/errors.js'
+import { InvalidClientHelloError } from '../../src/errors.js'
 import {
   ClientHelloParser, MAX_CLIENT_HELLO_BUFFER, parseClientHello, type ClientHelloResult,
 } from '../../src/http/sni.js'

@@ -82,5 +82,5 @@ t.test('quotaError makes the store\'s QuotaExceededError', async t => {
   if (v.ok) throw new Error('expected a refusal')
   const err = quotaError(v)
   t.ok(err instanceof QuotaExceededError)
-  t.match(err, { code: 'MPORT_ERR_QUOTA_EXCEEDED', status: 429, limit: 'monthlyBytes', value: 1.5 * 1024 * 1024, message: 'monthly transfer quota of 1.5 MiB reached' })
+  t.match(err, { code: 'MPORT_ERR_QUOTA_EXCEEDED', name: 'QuotaExceededError', limit: 'monthlyBytes', value: 1.5 * 1024 * 1024, message: 'monthly transfer quota of 1.5 MiB reached' })
 })

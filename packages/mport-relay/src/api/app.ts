@@ -10,9 +10,9 @@ import swaggerUi from '@fastify/swagger-ui'
 import { MportError, RateLimitedError } from 'mport/errors'
 import { FailureLimiter } from 'mport/relay'
 import type { Store, User } from '../store/types.js'
-import { InvalidInputError, NotFoundError, StoreError } from 'mport/errors'
-import { ApiError, ForbiddenError, InternalError, UnauthenticatedError } from 'mport/errors'
+import { ForbiddenError, UnauthenticatedError } from 'mport/errors'
 import { BEARER, sharedSchemas } from './schemas.js'
+import { toHttpError } from './status.js'
 import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
 
@@ -176,23 +176,4 @@ async function authenticate (store: Store, req: FastifyRequest): Promise<Caller>
     }
   }
   throw new UnauthenticatedError('unknown or revoked token')
-}
-
-/** Status, stable code and message for any error reaching the handler. */
-export function toHttpError (err: FastifyError | MportError | Error): { status: number, code: string, message: string } {
-  if (err instanceof StoreError || err instanceof ApiError) {
-    if (err.status >= 500 && !(err instanceof ApiError)) return { status: 500, code: 'MPORT_ERR_INTERNAL', message: 'internal error' }
-    return { status: err.status, code: err.code, message: err.message }
-  }
-  if (err instanceof RateLimitedError) return { status: 429, code: err.code, message: err.message }
-  const f = err as FastifyError
-  if (f.validation !== undefined) {
-    return { status: 400, code: new InvalidInputError('').code, message: `invalid request: ${f.message}` }
-  }
-  if (typeof f.statusCode === 'number' && f.statusCode >= 400 && f.statusCode < 500) {
-    // Fastify's own 4xx (malformed JSON, unsupported media type, body too large): the request was at fault.
-    const code = f.statusCode === 404 ? new NotFoundError('route').code : 'MPORT_ERR_INVALID_INPUT'
-    return { status: f.statusCode, code, message: f.message }
-  }
-  return { status: 500, code: new InternalError().code, message: 'internal error' }
 }

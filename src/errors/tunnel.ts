@@ -1,0 +1,115 @@
+/**
+ * Errors of the tunnel layer: the control protocol, connecting to the relay (TLS, pinning),
+ * opening tunnels and claiming their names, and plan limits. PROTOCOL.md documents the
+ * transport as part of this layer, so its errors are tunnel errors too.
+ */
+import { ErrorCodes, MportError, type ErrorCode, type ErrorLayer } from './base.js'
+
+/** An error of the tunnel layer (src/tunnel, src/transport); `code` travels in control-protocol error replies. */
+export class TunnelError extends MportError {
+  static override readonly layer: ErrorLayer = 'tunnel'
+}
+
+export class HandshakeTimeoutError extends TunnelError {
+  constructor (readonly timeoutMs: number, what = 'handshake') {
+    super('MPORT_ERR_HANDSHAKE_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`)
+  }
+}
+
+export class VersionMismatchError extends TunnelError {
+  constructor (readonly theirs: unknown, readonly ours: number) {
+    super('MPORT_ERR_VERSION_MISMATCH', `peer speaks control protocol version ${String(theirs)}, this side speaks ${ours}`)
+  }
+}
+
+export class InvalidMessageError extends TunnelError {
+  constructor (message: string) {
+    super('MPORT_ERR_INVALID_MESSAGE', message)
+  }
+}
+
+export class MessageTooLargeError extends TunnelError {
+  constructor (readonly length: number, readonly limit: number) {
+    super('MPORT_ERR_MESSAGE_TOO_LARGE', `control message of ${length} bytes exceeds the limit of ${limit}`)
+  }
+}
+
+export class AuthFailedError extends TunnelError {
+  constructor (message = 'authentication failed: wrong or revoked token') {
+    super('MPORT_ERR_AUTH_FAILED', message)
+  }
+}
+
+export class RateLimitedError extends TunnelError {
+  constructor (message: string, readonly retryAfterMs?: number) {
+    super('MPORT_ERR_RATE_LIMITED', message)
+  }
+}
+
+export class PortNotAllowedError extends TunnelError {
+  constructor (readonly port: number, range: string) {
+    super('MPORT_ERR_PORT_NOT_ALLOWED', `port ${port} is not allowed on this relay (allowed: ${range})`)
+  }
+}
+
+export class PortInUseError extends TunnelError {
+  constructor (readonly port: number | undefined, message = `port ${port} is already in use`) {
+    super('MPORT_ERR_PORT_IN_USE', message)
+  }
+}
+
+export class DuplicateTunnelError extends TunnelError {
+  constructor (readonly tunnel: string) {
+    super('MPORT_ERR_DUPLICATE_TUNNEL', `a tunnel named "${tunnel}" is already open on this connection`)
+  }
+}
+
+export class TunnelLimitError extends TunnelError {
+  constructor (readonly limit: number) {
+    super('MPORT_ERR_TUNNEL_LIMIT', `at most ${limit} tunnels per client`)
+  }
+}
+
+export class RelayUnreachableError extends TunnelError {
+  constructor (readonly address: string, reason: string, options?: ErrorOptions) {
+    super('MPORT_ERR_RELAY_UNREACHABLE', `cannot reach relay ${address}: ${reason}`, options)
+  }
+}
+
+export class CertificateMismatchError extends TunnelError {
+  constructor (readonly expected: string, readonly actual: string) {
+    super('MPORT_ERR_CERT_MISMATCH', `relay certificate fingerprint ${actual} does not match the expected ${expected}`)
+  }
+}
+
+export class CertificateUntrustedError extends TunnelError {
+  constructor (reason: string, readonly fingerprint: string) {
+    super('MPORT_ERR_CERT_UNTRUSTED', `relay certificate is not trusted (${reason}); its fingerprint is ${fingerprint}: pin it with --fingerprint ${fingerprint}`)
+  }
+}
+
+export class LocalUnreachableError extends TunnelError {
+  constructor (readonly target: string, reason: string, options?: ErrorOptions) {
+    super('MPORT_ERR_LOCAL_UNREACHABLE', `local service ${target} refused the connection: ${reason}`, options)
+  }
+}
+
+/** A requested subdomain or hostname is held by another client's lease. */
+export class NameTakenError extends TunnelError {
+  constructor (readonly hostname: string) {
+    super('MPORT_ERR_NAME_TAKEN', `the name ${hostname} is already in use by another client`)
+  }
+}
+
+/** A plan limit is reached (tunnels, connections, monthly bytes, connection rate). */
+export class QuotaExceededError extends TunnelError {
+  constructor (readonly limit: string, readonly value: number, message?: string) {
+    super('MPORT_ERR_QUOTA_EXCEEDED', message ?? `limit reached: ${limit} = ${value}`)
+  }
+}
+
+/** Rebuilds the typed error for a code received in a control-protocol error reply. */
+export function errorFromWire (code: string, message: string): MportError {
+  const known = (ErrorCodes as readonly string[]).includes(code) ? code as ErrorCode : 'MPORT_ERR_INVALID_MESSAGE'
+  return new TunnelError(known, message)
+}
