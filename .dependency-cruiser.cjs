@@ -109,11 +109,13 @@ module.exports = {
     },
     {
       name: 'client-loads-no-relay',
+      // src/http/proxy-protocol.ts is the one client-side module in http/: the client writes
+      // PROXY headers towards its local services; the relay never does.
       comment: 'nothing the client bin or package loads leads to relay-side code',
       severity: 'error',
       from: { path: '^(bin/mport-connect\\.ts|packages/mport-connect/)' },
       to: {
-        path: '^(packages/mport-relay/|src/relay\\.ts$|src/tunnel/(relay|http-front|visitor-forwarder|accounts|login)|src/limits|src/http/)',
+        path: '^(packages/mport-relay/|src/relay\\.ts$|src/tunnel/(relay|lease|routes|http-front|visitor-forwarder|accounts|login)|src/limits|src/http/(?!proxy-protocol\\.ts$))',
         reachable: true,
       },
     },

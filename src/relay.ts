@@ -4,7 +4,10 @@
  *
  * @packageDocumentation
  */
-export { Relay, DEFAULT_CONTROL_PORT, DEFAULT_PORT_RANGE, type RelayOptions, type RelayEvents, type ClientInfo, type TunnelInfo, type ConnectionInfo } from './tunnel/relay.js'
+export { Relay } from './tunnel/relay.js'
+export { DEFAULT_CONTROL_PORT } from './tunnel/constants.js'
+export { DEFAULT_PORT_RANGE, type RelayOptions } from './tunnel/relay-options.js'
+export type { RelayEvents, ClientInfo, TunnelInfo, ConnectionInfo } from './tunnel/relay-events.js'
 export { StaticTokens, AnyAuthenticator, FailureLimiter, generateToken, tokenId, tokenKey, type Authenticator, type Principal, type Credential } from './tunnel/auth.js'
 export { Account, UNLIMITED, type PlanLimits, type RelayPolicy, type UsageCounts } from './tunnel/accounts.js'
 export { parsePortRange, formatRange, type PortRange } from './tunnel/ports.js'

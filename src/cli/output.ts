@@ -4,7 +4,7 @@
  */
 import { MportError } from '../errors.js'
 import { VERSION } from '../version.js'
-import type { TunnelStatus } from '../tunnel/client.js'
+import type { TunnelStatus } from '../tunnel/client-events.js'
 
 export interface Printer {
   /** A human line, or a JSON object with `event` and the fields. */

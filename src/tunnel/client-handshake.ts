@@ -1,72 +1,45 @@
 /**
- * The relay's side of a client's handshake, all within one deadline: the first stream the
- * client opens becomes the control stream, then hello and authentication run on it. Failures
- * reach the client as a typed error on the control stream before the GoAway.
+ * The client's side of the handshake on a new session: it opens the control stream, says hello
+ * (with its lease ticket when it has one), answers the relay's challenge with a proof of its
+ * token bound to this TLS session, and receives the welcome. The relay's side is
+ * relay-handshake.ts.
  */
 import type { TLSSocket } from 'node:tls'
-import { AuthFailedError, HandshakeTimeoutError, MportError, SessionClosedError } from '../errors.js'
+import { errorFromWire, InvalidMessageError } from '../errors.js'
 import type { Session } from '../mux/session.js'
-import type { MuxStream } from '../mux/stream.js'
-import type { Authenticator, FailureLimiter } from './auth.js'
+import { exportAuthBinding } from '../transport/tls.js'
+import { authProof, tokenId, tokenKey } from './auth.js'
+import { CLIENT_AGENT, CONTROL_VERSION } from './constants.js'
 import { ControlChannel } from './control.js'
-import { acceptLogin, type Login } from './login.js'
-import { parseClientMessage, type ClientMessage } from './messages.js'
+import { parseRelayMessage, type LeaseTicket, type RelayMessage } from './messages.js'
 
-export interface ClientHandshakeOptions {
-  /** Budget for the control stream, hello and authentication. */
+export interface RelayHandshakeOptions {
+  token: string
+  /** The ticket of the lease to take up again, after a reconnect. */
+  lease: LeaseTicket | undefined
+  /** Budget for each of the relay's answers. */
   timeout: number // ms
-  authenticator: Authenticator
-  /** Failed logins per source address. */
-  limiter: FailureLimiter
-  onAuthFailed (remoteAddress: string, err: AuthFailedError): void
 }
 
-/** A client past the handshake: its control channel, and who it proved to be. */
-export interface ClientHandshake {
-  control: ControlChannel<ClientMessage>
-  login: Login
+/** A session past the handshake: its control channel, and the relay's welcome. */
+export interface RelayHandshake {
+  control: ControlChannel<RelayMessage>
+  welcome: Extract<RelayMessage, { t: 'welcome' }>
 }
 
-/**
- * Runs the handshake on a new session; call it in the tick the session is created, so the
- * first stream is seen. On failure the error has been sent to the client if it could be.
- */
-export async function handshakeClient (session: Session, socket: TLSSocket, remoteAddress: string, opts: ClientHandshakeOptions): Promise<ClientHandshake> {
-  // The first stream the client opens is the control stream; any other is refused at once,
-  // before it can hold a byte of an unauthenticated client's data.
-  let controlTaken = false
-  const controlStream = new Promise<MuxStream>(resolve => {
-    session.on('stream', s => {
-      if (!controlTaken) { controlTaken = true; resolve(s) } else s.destroy()
-    })
-  })
-  // The whole handshake is bounded; other clients are accepted meanwhile.
-  const deadline = setTimeout(() => {
-    if (control === undefined) session.destroy()
-    else refuseClient(session, control, new HandshakeTimeoutError(opts.timeout, 'hello and authentication'))
-  }, opts.timeout)
-  deadline.unref()
-  let control: ControlChannel<ClientMessage> | undefined
-  try {
-    const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
-    control = new ControlChannel(stream, parseClientMessage)
-    const login = await acceptLogin(control, socket, remoteAddress, opts.authenticator, opts.limiter)
-    return { control, login }
-  } catch (err) {
-    if (err instanceof AuthFailedError) opts.onAuthFailed(remoteAddress, err)
-    if (control !== undefined) refuseClient(session, control, err as Error)
-    throw err
-  } finally {
-    clearTimeout(deadline)
-  }
+export async function handshakeRelay (session: Session, socket: TLSSocket, opts: RelayHandshakeOptions): Promise<RelayHandshake> {
+  const control = new ControlChannel(session.open(), parseRelayMessage)
+  control.send({ t: 'hello', version: CONTROL_VERSION, agent: CLIENT_AGENT, ...(opts.lease !== undefined ? { lease: opts.lease } : {}) })
+  const challenge = expect(await control.recvTimeout(opts.timeout, 'relay handshake'), 'challenge')
+  const proof = authProof(tokenKey(opts.token), Buffer.from(challenge.nonce, 'base64url'), exportAuthBinding(socket))
+  control.send({ t: 'auth', tokenId: tokenId(opts.token), proof: proof.toString('base64url') })
+  const welcome = expect(await control.recvTimeout(opts.timeout, 'relay handshake'), 'welcome')
+  return { control, welcome }
 }
 
-/**
- * Sends a typed error as the last control message, then GoAway once it is on the wire (a
- * GoAway queued earlier would overtake it). Returns the error for throwing.
- */
-export function refuseClient (session: Session, control: ControlChannel<ClientMessage>, err: Error): Error {
-  const code = err instanceof MportError ? err.code : 'MPORT_ERR_INVALID_MESSAGE'
-  void control.endFlushed({ t: 'error', code, message: err.message }).then(() => session.close())
-  return err
+/** The message if it is of type `t`; the relay's error, or InvalidMessageError, otherwise. */
+function expect<T extends RelayMessage['t']> (msg: RelayMessage, t: T): Extract<RelayMessage, { t: T }> {
+  if (msg.t === 'error') throw errorFromWire(msg.code, msg.message)
+  if (msg.t !== t) throw new InvalidMessageError(`expected "${t}" from the relay, got "${msg.t}"`)
+  return msg as Extract<RelayMessage, { t: T }>
 }

@@ -8,7 +8,8 @@ import { AuthFailedError, InvalidMessageError, RateLimitedError } from '../error
 import { exportAuthBinding } from '../transport/tls.js'
 import { verifyProof, type Authenticator, type FailureLimiter, type Principal } from './auth.js'
 import type { ControlChannel } from './control.js'
-import { CONTROL_VERSION, type ClientMessage } from './messages.js'
+import { CONTROL_VERSION } from './constants.js'
+import type { ClientMessage } from './messages.js'
 
 export interface Login {
   hello: Extract<ClientMessage, { t: 'hello' }>

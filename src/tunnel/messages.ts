@@ -3,8 +3,8 @@
  * each visitor stream. Both are length-prefixed JSON (PROTOCOL.md, "Tunnel layer").
  */
 import { InvalidMessageError, MessageTooLargeError, VersionMismatchError } from '../errors.js'
+import { CONTROL_VERSION } from './constants.js'
 
-export const CONTROL_VERSION = 1
 /** Largest control message body in bytes (after the 4-byte length prefix). */
 export const MAX_CONTROL_MESSAGE = 16 * 1024
 /** Largest visitor-stream header body in bytes (after the 2-byte length prefix). */

@@ -2,6 +2,7 @@
  * What the relay reports: its events, the info objects they carry, and the helpers that build
  * those objects from a lease and one of its tunnels.
  */
+import type { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import type { MportError } from '../errors.js'
 import type { Principal } from './auth.js'
@@ -46,6 +47,9 @@ export interface RelayEvents {
   /** Something went wrong with one client or visitor; the relay goes on serving the rest. */
   warning: [err: Error]
 }
+
+/** Where the relay's parts report: the relay itself, which emits these events to its users. */
+export type RelayEmitter = Pick<EventEmitter<RelayEvents>, 'emit'>
 
 export function tunnelInfo (lease: Lease<unknown>, t: PublicTunnel): TunnelInfo {
   return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }

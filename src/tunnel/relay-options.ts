@@ -2,9 +2,11 @@
 import type { MuxConfig } from '../mux/config.js'
 import type { RelayPolicy } from './accounts.js'
 import type { Authenticator } from './auth.js'
+import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { PortRange } from './ports.js'
+import type { FreshReadMeter } from './proxy.js'
 
-export const DEFAULT_CONTROL_PORT = 7835
+/** Ports tunnels may use unless the relay is given a range. */
 export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
 
 export interface RelayOptions {
@@ -47,13 +49,15 @@ export interface RelayOptions {
   /** How often usage is sampled, quotas enforced and tokens re-checked (default 2 s). */
   accountingInterval?: number // ms
   mux?: Partial<MuxConfig>
+  /** Told the size of every socket read that arrived in a new Buffer (`mport/gc-tuning`'s meter); default: nothing. */
+  onFreshRead?: FreshReadMeter
 }
 
 /** RelayOptions with the defaults filled in. */
 export type ResolvedRelayOptions =
-  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'>> &
+  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'onFreshRead'>> &
   Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> &
-  { mux: Partial<MuxConfig>, publicHost: string }
+  { mux: Partial<MuxConfig>, publicHost: string, onFreshRead: FreshReadMeter | undefined }
 
 export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOptions {
   const host = options.host ?? '0.0.0.0'
@@ -80,5 +84,6 @@ export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOption
     key: options.key,
     authenticator: options.authenticator,
     mux: options.mux ?? {},
+    onFreshRead: options.onFreshRead,
   }
 }

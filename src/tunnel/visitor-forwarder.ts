@@ -13,7 +13,7 @@ import type { Account, LiveConnection, LiveCounters, RelayPolicy } from './accou
 import type { FrontTarget, Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
 import { encodeStreamHeader } from './messages.js'
-import { pipeBoth, type ProxyDone, type ProxyResult, type ProxyShaping } from './proxy.js'
+import { pipeBoth, type FreshReadMeter, type ProxyDone, type ProxyResult, type ProxyShaping } from './proxy.js'
 import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './relay-events.js'
 
 /** What the forwarder uses of the client connection holding a lease. */
@@ -34,13 +34,16 @@ export interface VisitorEvents {
 export class VisitorForwarder {
   readonly #policy: RelayPolicy | undefined
   readonly #events: VisitorEvents
+  readonly #onFreshRead: FreshReadMeter | undefined
   /** Each visitor connection's usage record, until it finishes. */
   readonly #tracked = new WeakMap<net.Socket, TrackedVisitor>()
   #stopped = false
 
-  constructor (policy: RelayPolicy | undefined, events: VisitorEvents) {
+  /** `onFreshRead` is told the size of each visitor socket read (each a new Buffer). */
+  constructor (policy: RelayPolicy | undefined, events: VisitorEvents, onFreshRead?: FreshReadMeter) {
     this.#policy = policy
     this.#events = events
+    this.#onFreshRead = onFreshRead
   }
 
   /** Refuses every visitor from now on (the relay is shutting down). */
@@ -61,7 +64,7 @@ export class VisitorForwarder {
     // The user's bandwidth, shaped in both directions by holding data (backpressure), never dropping it.
     const bucket = lease.holder?.account.bucket
     const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
-    pipeBoth(socket, tracked.stream, counters, shaping, tracked)
+    pipeBoth(socket, tracked.stream, counters, shaping, tracked, this.#onFreshRead)
   }
 
   /** A tcp tunnel's visitor connection has finished (shared by all of them: no closure per connection). */

@@ -15,10 +15,11 @@ import {
   ALPN_PROTOCOL, AUTH_BINDING_LABEL, AUTH_BINDING_LENGTH, connectTls, DEFAULT_HANDSHAKE_TIMEOUT, exportAuthBinding, listenTls,
 } from '../../src/transport/tls.js'
 import { authProof, generateToken, tokenId, tokenKey, verifyProof } from '../../src/tunnel/auth.js'
+import { CONTROL_VERSION, DEFAULT_CONTROL_PORT } from '../../src/tunnel/constants.js'
 import {
-  CONTROL_VERSION, MAX_CONTROL_MESSAGE, MAX_STREAM_HEADER, parseClientMessage, parseRelayMessage, parseStreamHeader,
+  MAX_CONTROL_MESSAGE, MAX_STREAM_HEADER, parseClientMessage, parseRelayMessage, parseStreamHeader,
 } from '../../src/tunnel/messages.js'
-import { DEFAULT_CONTROL_PORT, DEFAULT_PORT_RANGE } from '../../src/tunnel/relay.js'
+import { DEFAULT_PORT_RANGE } from '../../src/tunnel/relay-options.js'
 import { cert, certFingerprint, key, TOKEN } from '../helpers/tunnel.js'
 import { withTimeout } from '../helpers/wait.js'
 

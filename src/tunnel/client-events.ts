@@ -1,0 +1,39 @@
+/** What the client reports: its events, a tunnel's status and a visitor's description. */
+import type { MportError } from '../errors.js'
+
+export interface TunnelStatus {
+  id: number
+  name: string
+  local: string
+  /** Public address on the relay, once opened. */
+  remoteHost?: string
+  remotePort?: number
+  url?: string
+  /** Why the relay refused it, if it did. */
+  error?: MportError
+  /** Open on the relay right now (false while reconnecting). */
+  online: boolean
+  connections: number
+  totalConnections: number
+  bytesIn: number
+  bytesOut: number
+}
+
+export interface VisitorInfo { tunnel: string, remoteAddress: string, remotePort: number }
+
+/** Bytes of one finished visitor connection: visitor → local service (in) and back (out). */
+export interface VisitorStats { bytesIn: number, bytesOut: number, error?: Error }
+
+export interface ClientEvents {
+  connecting: [attempt: number]
+  connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string }]
+  tunnel: [status: TunnelStatus]
+  'tunnel-error': [status: TunnelStatus, err: MportError]
+  disconnected: [err: Error]
+  reconnecting: [info: { delayMs: number, attempt: number, error: Error }]
+  connection: [info: VisitorInfo]
+  'connection-closed': [info: VisitorInfo, stats: VisitorStats]
+  /** A fatal error: the client stopped (wrong token, certificate mismatch, version mismatch). */
+  error: [err: MportError]
+  close: []
+}

@@ -1,0 +1,161 @@
+/**
+ * The relay's client connections, from accept to goodbye: each TLS connection becomes a mux
+ * session, passes the handshake (relay-handshake.ts), takes up its lease (relay-leases.ts) and
+ * has its control stream served (tunnels opened and closed through relay-tunnels.ts) until it
+ * leaves; its lease then waits out the grace period for it to come back.
+ */
+import type { TLSSocket } from 'node:tls'
+import { InvalidMessageError, MportError, SessionClosedError } from '../errors.js'
+import type { MuxConfig } from '../mux/config.js'
+import { Session } from '../mux/session.js'
+import type { Account, Accounts } from './accounts.js'
+import { RELAY_AGENT } from './constants.js'
+import type { ControlChannel } from './control.js'
+import type { Lease } from './lease.js'
+import type { ClientMessage } from './messages.js'
+import type { ClientInfo, RelayEmitter } from './relay-events.js'
+import { handshakeClient, hangUpAfterGrace, refuseClient, type ClientHandshakeOptions } from './relay-handshake.js'
+import type { LeaseTable } from './relay-leases.js'
+import type { FreshReadMeter } from './proxy.js'
+import type { TunnelRegistry } from './relay-tunnels.js'
+
+/** One authenticated client connection: the holder of its lease. */
+export interface ClientConn {
+  info: ClientInfo
+  session: Session
+  control: ControlChannel<ClientMessage>
+  lease: Lease<ClientConn>
+  account: Account
+  tokenId: string
+}
+
+export interface RelayClientsOptions {
+  handshake: ClientHandshakeOptions
+  mux: Partial<MuxConfig>
+  /** Told the size of each TLS record read (each a new Buffer), if given. */
+  onFreshRead: FreshReadMeter | undefined
+  /** How long a departed client's lease is held for it. */
+  leaseGrace: number // ms
+  accounts: Accounts
+  leases: LeaseTable<ClientConn>
+  tunnels: TunnelRegistry
+  events: RelayEmitter
+}
+
+export class RelayClients {
+  readonly #o: RelayClientsOptions
+  /** Every session, authenticated or still in its handshake. */
+  readonly #sessions = new Set<Session>()
+  /** Authenticated connections. */
+  readonly #conns = new Set<ClientConn>()
+  #nextClientId = 1
+  #stopped = false
+
+  constructor (options: RelayClientsOptions) {
+    this.#o = options
+  }
+
+  /** Authenticated client connections. */
+  get conns (): ReadonlySet<ClientConn> { return this.#conns }
+
+  /** Connected clients, counting those still in their handshake. */
+  get sessionCount (): number { return this.#sessions.size }
+
+  /** A new TLS connection from a client. */
+  accept (socket: TLSSocket): void {
+    const remoteAddress = socket.remoteAddress ?? 'unknown'
+    if (this.#stopped) { socket.destroy(); return }
+    const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#o.mux })
+    this.#sessions.add(session)
+    const meter = this.#o.onFreshRead
+    if (meter !== undefined) socket.on('data', (chunk: Buffer) => meter(chunk.length)) // each TLS record read is a new Buffer
+    session.on('close', () => this.#sessions.delete(session))
+    this.#serve(session, socket, remoteAddress).catch((err: Error) => {
+      if (!(err instanceof MportError)) {
+        this.#o.events.emit('warning', err)
+        session.destroy(err)
+        return
+      }
+      // The typed error was sent before the GoAway; hang up even if the client lingers.
+      hangUpAfterGrace(session)
+    })
+  }
+
+  /**
+   * Graceful shutdown: no new clients, and no lease held for a client that leaves; every control
+   * stream ends (the client ends its side, then nothing holds the session), and the sessions get
+   * `graceMs` to drain before they are destroyed.
+   */
+  async close (graceMs: number): Promise<void> {
+    this.#stopped = true
+    for (const conn of this.#conns) conn.control.end()
+    const sessions = [...this.#sessions]
+    const drained = Promise.all(sessions.map(s => s.close()))
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([drained, new Promise<void>(resolve => { timer = setTimeout(resolve, graceMs) })])
+    clearTimeout(timer)
+    for (const s of sessions) s.destroy()
+  }
+
+  /** Handshake, then the client takes up its lease (a new one, or its old one back) and is served. */
+  async #serve (session: Session, socket: TLSSocket, remoteAddress: string): Promise<void> {
+    const { control, login } = await handshakeClient(session, socket, remoteAddress, this.#o.handshake)
+    const { hello, principal, tokenId } = login
+    const account = await this.#o.accounts.for(principal)
+    if (session.closed) throw new SessionClosedError('client left during the handshake')
+
+    // Reclaim the lease if the ticket proves it, replacing a stale connection still holding it.
+    const { lease, ticket, resumed } = this.#o.leases.take(hello.lease, principal)
+    const stale = lease.holder
+    const conn: ClientConn = {
+      info: { id: `c${this.#nextClientId++}`, principal, remoteAddress, resumed },
+      session,
+      control,
+      lease,
+      account,
+      tokenId,
+    }
+    lease.attach(conn)
+    if (stale !== undefined) stale.session.destroy()
+    this.#conns.add(conn)
+    session.on('close', err => { this.#conns.delete(conn); this.#gone(conn, err) })
+    control.send({ t: 'welcome', lease: ticket, resumed, principal: principal.name, agent: RELAY_AGENT })
+    this.#o.events.emit('client', conn.info)
+    await this.#serveControl(conn)
+  }
+
+  async #serveControl (conn: ClientConn): Promise<void> {
+    for (;;) {
+      let msg: ClientMessage
+      try {
+        msg = await conn.control.recv()
+      } catch (err) {
+        // Bad or oversized messages end this client with a typed error; a closed stream ends it quietly.
+        if (err instanceof MportError && err.code !== 'MPORT_ERR_SESSION_CLOSED') refuseClient(conn.session, conn.control, err)
+        else { conn.control.end(); void conn.session.close() } // open visitor connections may finish
+        return
+      }
+      switch (msg.t) {
+        case 'open': await this.#o.tunnels.open(conn, msg); break
+        case 'close': this.#o.tunnels.close(conn.lease, msg.id, 'closed by client'); break
+        case 'hello':
+        case 'auth':
+          refuseClient(conn.session, conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
+          return
+        default: assertNever(msg)
+      }
+    }
+  }
+
+  #gone (conn: ClientConn, err: Error | undefined): void {
+    this.#o.events.emit('client-closed', conn.info, err)
+    const lease = conn.lease
+    if (lease.holder !== conn) return // replaced by a newer connection
+    if (this.#stopped) return
+    this.#o.leases.detach(lease, this.#o.leaseGrace, () => this.#o.tunnels.releaseLease(lease, 'client did not come back'))
+  }
+}
+
+function assertNever (x: never): never {
+  throw new InvalidMessageError(`unhandled message ${JSON.stringify(x)}`)
+}

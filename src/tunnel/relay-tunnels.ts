@@ -1,0 +1,202 @@
+/**
+ * The relay's tunnel registry: opening a client's tunnels (a public TCP port bound in the
+ * relay's range, or a subdomain or hostname claimed on the shared HTTP(S) ports), the URLs
+ * clients are told, and closing tunnels again: by the client, by the operator, when a quota
+ * runs out, or with their lease.
+ */
+import type net from 'node:net'
+import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
+import { IpFilter } from '../access/cidr.js'
+import type { Route } from '../http/names.js'
+import { DuplicateTunnelError, InvalidMessageError, MportError, NameTakenError, PortInUseError, PortNotAllowedError, TunnelLimitError } from '../errors.js'
+import type { Account, Accounts } from './accounts.js'
+import type { ControlChannel } from './control.js'
+import type { FrontTarget } from './http-front.js'
+import type { Lease, PublicTunnel } from './lease.js'
+import type { ClientMessage, OpenRequest, RelayMessage } from './messages.js'
+import { bindPublicPort } from './ports.js'
+import { tunnelInfo, type RelayEmitter } from './relay-events.js'
+import type { LeaseTable } from './relay-leases.js'
+import type { ResolvedRelayOptions } from './relay-options.js'
+import { RouteTable } from './routes.js'
+import type { TunnelHolder, VisitorForwarder } from './visitor-forwarder.js'
+
+/** What the registry uses of the client connection holding a lease. */
+export interface TunnelOwner extends TunnelHolder {
+  readonly control: ControlChannel<ClientMessage>
+  readonly lease: Lease<TunnelOwner>
+  readonly account: Account
+}
+
+/** The shared HTTP(S) ports' addresses, once they listen. */
+export interface SharedPorts {
+  http: net.AddressInfo | undefined
+  https: net.AddressInfo | undefined
+}
+
+export type OpenedMessage = Extract<RelayMessage, { t: 'opened' }>
+
+export interface TunnelRegistryOptions {
+  opts: Pick<ResolvedRelayOptions, 'bindHost' | 'portRange' | 'maxTunnelsPerClient' | 'publicHost' | 'httpPort' | 'httpsCert' | 'policy' | 'domain'>
+  leases: LeaseTable<TunnelOwner>
+  accounts: Accounts
+  visitors: VisitorForwarder
+  sharedPorts (): SharedPorts
+  events: RelayEmitter
+}
+
+export class TunnelRegistry {
+  readonly #opts: TunnelRegistryOptions['opts']
+  readonly #leases: LeaseTable<TunnelOwner>
+  readonly #accounts: Accounts
+  readonly #visitors: VisitorForwarder
+  readonly #sharedPorts: () => SharedPorts
+  readonly #events: RelayEmitter
+  readonly #routes: RouteTable<FrontTarget>
+  #stopped = false
+
+  constructor (o: TunnelRegistryOptions) {
+    this.#opts = o.opts
+    this.#leases = o.leases
+    this.#accounts = o.accounts
+    this.#visitors = o.visitors
+    this.#sharedPorts = o.sharedPorts
+    this.#events = o.events
+    this.#routes = new RouteTable(o.opts.domain)
+  }
+
+  /** Where the shared HTTP(S) front sends a visitor for a name. */
+  lookup (route: Route): FrontTarget | undefined {
+    return this.#routes.lookup(route)
+  }
+
+  /** Opens no tunnel from now on (the relay is shutting down). */
+  stop (): void {
+    this.#stopped = true
+  }
+
+  /** Stops accepting visitors on every tcp tunnel's public port. */
+  closeListeners (): void {
+    for (const lease of this.#leases.values()) for (const t of lease.tunnels.values()) t.server?.close()
+  }
+
+  /** Opens the tunnel a client asks for and answers with `opened` or `closed`. */
+  async open (conn: TunnelOwner, msg: OpenRequest): Promise<void> {
+    const lease = conn.lease
+    const kind = msg.kind ?? 'tcp'
+    const existing = lease.tunnels.get(msg.id)
+    if (existing !== undefined && existing.name === msg.name && existing.kind === kind &&
+      (msg.port === 0 || msg.port === existing.port) && (msg.subdomain === undefined || msg.subdomain.toLowerCase() === existing.subdomain)) {
+      // Reclaimed after a reconnect: the same listener or name, the same port.
+      conn.control.send(this.opened(existing))
+      this.#events.emit('tunnel-up', tunnelInfo(lease, existing))
+      return
+    }
+    if (existing !== undefined) this.close(lease, msg.id, 'replaced')
+    let tunnel: PublicTunnel | undefined
+    try {
+      for (const t of lease.tunnels.values()) if (t.name === msg.name) throw new DuplicateTunnelError(msg.name)
+      if (lease.tunnels.size >= this.#opts.maxTunnelsPerClient) throw new TunnelLimitError(this.#opts.maxTunnelsPerClient)
+      conn.account.checkTunnel()
+      const filter = new IpFilter({ allow: msg.allowIp ?? [], deny: msg.denyIp ?? [] })
+      if (msg.basicAuth !== undefined && kind !== 'http') throw new InvalidMessageError('basic auth needs an http tunnel')
+      const auth = msg.basicAuth === undefined ? undefined : new BasicAuthChecker(hashPassword(...userPass(msg.basicAuth)))
+      tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, rate: conn.account.rateLimiter(), connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
+      const t = tunnel
+      if (kind === 'tcp') await this.#bindPort(lease, t, msg.port)
+      else this.#claimNames(lease, t, msg)
+      if (this.#stopped || lease.holder !== conn) {
+        this.#release(lease, t)
+        return
+      }
+      lease.tunnels.set(msg.id, t)
+      conn.account.tunnels++
+      this.#opts.policy?.tunnelUp(lease.principal, t.name)
+      conn.control.send(this.opened(t))
+      this.#events.emit('tunnel-up', tunnelInfo(lease, t))
+    } catch (err) {
+      if (tunnel !== undefined) this.#release(lease, tunnel)
+      if (!(err instanceof MportError)) this.#events.emit('warning', err as Error)
+      const e = err instanceof MportError ? err : new InvalidMessageError(`cannot open tunnel: ${(err as Error).message}`)
+      conn.control.send({ t: 'closed', id: msg.id, code: e.code, message: e.message })
+    }
+  }
+
+  /** Binds a tcp tunnel's public port: the one asked for, or a free one in the range; never one another user reserved. */
+  async #bindPort (lease: Lease<TunnelOwner>, t: PublicTunnel, requested: number): Promise<void> {
+    const owner = lease.principal.id
+    const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
+    if (requested !== 0 && reservedByOther(requested)) throw new PortInUseError(requested, `port ${requested} is reserved by another user`)
+    t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
+    t.port = (t.server.address() as net.AddressInfo).port
+  }
+
+  /** Claims the subdomain and/or hostname of an http or tls tunnel on the shared ports. */
+  #claimNames (lease: Lease<TunnelOwner>, t: PublicTunnel, msg: OpenRequest): void {
+    const shared = this.#sharedPorts()
+    const port = t.kind === 'tls' || this.#opts.httpPort === undefined ? shared.https?.port : shared.http?.port
+    if (port === undefined) throw new PortNotAllowedError(0, `no shared ${t.kind === 'tls' ? 'HTTPS' : 'HTTP'} port on this relay`)
+    t.port = port
+    const target = this.#visitors.frontTarget(lease, t)
+    const holder = msg.subdomain === undefined ? undefined : this.#accounts.reservedBy('subdomain', msg.subdomain)
+    if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
+    if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
+    if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
+  }
+
+  /** The `opened` message for a tunnel: its public host and port, and for http/tls tunnels its URL. */
+  opened (t: PublicTunnel): OpenedMessage {
+    const shared = this.#sharedPorts()
+    const host = t.subdomain !== undefined ? this.#routes.fqdn(t.subdomain) : t.hostname ?? this.#opts.publicHost
+    if (t.kind === 'tcp') return { t: 'opened', id: t.id, port: t.port, host }
+    const https = t.kind === 'tls' || (shared.https !== undefined && this.#opts.httpsCert !== undefined)
+    const scheme = t.kind === 'tls' ? 'tls' : https ? 'https' : 'http'
+    const port = https ? shared.https?.port : shared.http?.port
+    const defaultPort = scheme === 'http' ? 80 : 443
+    return { t: 'opened', id: t.id, port: port ?? t.port, host, url: `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}` }
+  }
+
+  /** Closes a tunnel: its port or names are free again, its visitors cut, its user's count lowered. */
+  close (lease: Lease<TunnelOwner>, id: number, reason: string): void {
+    const t = lease.tunnels.get(id)
+    if (t === undefined) return
+    lease.tunnels.delete(id)
+    this.#release(lease, t)
+    for (const s of t.connections) s.destroy()
+    const account = this.#accounts.get(lease.principal.id)
+    if (account !== undefined) account.tunnels--
+    this.#opts.policy?.tunnelDown(lease.principal, t.name)
+    this.#events.emit('tunnel-down', tunnelInfo(lease, t), reason)
+  }
+
+  /** Closes a tunnel the client did not ask to close, and tells the client why (if it is connected). */
+  closeAndTell (lease: Lease<TunnelOwner>, id: number, err: { code: string, message: string }, reason = err.message): void {
+    lease.holder?.control.send({ t: 'closed', id, code: err.code, message: err.message })
+    this.close(lease, id, reason)
+  }
+
+  /** The user's quota is used up: every tunnel of theirs closes, and their clients are told why. */
+  closeAllOf (principalId: string, err: MportError): void {
+    for (const lease of this.#leases.of(principalId)) {
+      for (const [id] of [...lease.tunnels]) this.closeAndTell(lease, id, err)
+    }
+  }
+
+  /** Closes every tunnel of a lease and forgets the lease. */
+  releaseLease (lease: Lease<TunnelOwner>, reason: string): void {
+    lease.cancelExpiry()
+    for (const id of [...lease.tunnels.keys()]) this.close(lease, id, reason)
+    this.#leases.delete(lease)
+  }
+
+  /** Frees what a tunnel holds on the relay: its listener, its names. */
+  #release (lease: Lease<TunnelOwner>, t: PublicTunnel): void {
+    t.server?.close()
+    this.#routes.release(lease, t.subdomain, t.hostname)
+  }
+}
+
+function userPass (value: string): [string, string] {
+  const c = parseBasicAuthValue(value)
+  return [c.user, c.pass]
+}
