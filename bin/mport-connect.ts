@@ -22,8 +22,9 @@ const CONFIG_KEYS = ['relay', 'token', 'tunnels', 'fingerprint', 'ca', 'insecure
 /** How often the terminal status line may be printed (only when something changed). */
 const STATUS_INTERVAL_MS = 10_000
 
-// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module).
-tuneGcForForwarding()
+// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module);
+// its read meter goes to the data path through the options.
+const gc = tuneGcForForwarding()
 
 const env = process.env
 
@@ -186,6 +187,7 @@ async function main (): Promise<void> {
     ...(argv.tofu && !s.insecure && s.fingerprint === undefined ? { knownRelays: KnownRelays.default() } : {}),
     reconnect: s.reconnect,
     retryInitial: s.retry,
+    onFreshRead: gc.onFreshRead,
   })
   let started = false
   let stopping = false

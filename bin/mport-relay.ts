@@ -16,8 +16,9 @@ if (process.argv[2] === 'users') {
   process.exit(await relayUsers(process.argv.slice(2)))
 }
 
-// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module).
-tuneGcForForwarding()
+// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module);
+// its read meter goes to the data path through the options.
+const gc = tuneGcForForwarding()
 
 const env = process.env
 
@@ -128,6 +129,7 @@ async function main (): Promise<void> {
     ...(argv['https-cert'] !== undefined && argv['https-key'] !== undefined ? { httpsCert: readFlagFile('https-cert', argv['https-cert']), httpsKey: readFlagFile('https-key', argv['https-key']) } : {}),
     ...(argv['api-port'] !== undefined ? { api: { host: argv['api-host'], port: argv['api-port'], openSignup: argv['open-signup'] } } : {}),
     version: packageVersion(),
+    onFreshRead: gc.onFreshRead,
     planDefaults: {
       ...(argv['plan-tunnels'] !== undefined ? { maxTunnels: argv['plan-tunnels'] } : {}),
       ...(argv['plan-connections'] !== undefined ? { maxConnections: argv['plan-connections'] } : {}),

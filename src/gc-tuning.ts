@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { tuneGcForForwarding, countFreshReadBytes, forwardingGcCollections, FORWARDING_GC_FLAGS, DEFAULT_YOUNG_BUFFER_BUDGET, type ForwardingGcOptions } from './transport/gc-tuning.js'
+export { tuneGcForForwarding, FORWARDING_GC_FLAGS, DEFAULT_YOUNG_BUFFER_BUDGET, type ForwardingGc, type ForwardingGcOptions } from './transport/gc-tuning.js'

@@ -6,6 +6,7 @@
 export { Session, type SessionOptions, type SessionEvents } from './mux/session.js'
 export type { ChunkSource } from './mux/chunk-source.js'
 export { MuxStream, StreamState } from './mux/stream.js'
+export { ReceiveBufferPool } from './mux/receive-buffers.js'
 export { defaultMuxConfig, verifyMuxConfig, type MuxConfig } from './mux/config.js'
 export {
   FrameType, Flag, GoAwayCode, HEADER_LENGTH, INITIAL_STREAM_WINDOW, YAMUX_VERSION,

@@ -1,15 +1,14 @@
 /**
- * The buffers streams gather received Data frames in (MuxStream.receiveData), reused once every
- * byte handed out of them has been written on to a socket.
+ * ReceiveBufferPool: the buffers streams gather large received Data frames in (receive-gather.ts),
+ * reused once every byte handed out of them has been written on.
  *
- * A tunnel client receives bulk data as 64 KiB frames and writes each on to its local socket.
- * With a new buffer per frame, the allocator hands freed memory back to the kernel after each
- * young-generation GC and takes it back a page fault at a time: measured at 111 page faults
- * per MB received, and reuse took about a quarter off the client's CPU. Reuse needs proof
- * that nothing holds a buffer any more. The writer gives it: proxy() reports, byte for byte,
- * what a net.Socket's write callback confirmed. Bytes handed out but never confirmed that way (read by other code,
- * concatenated, written elsewhere) keep their buffer out of the pool for good: it is then
- * simply garbage-collected. A buffer is never reused early; at worst it is not reused.
+ * A tunnel forwards bulk data as 64 KiB frames. With a new buffer per frame, the allocator
+ * returns freed memory to the kernel after young-generation collections and takes it back a
+ * page fault at a time; reusing buffers avoids that churn. Reuse needs proof that nothing
+ * holds a buffer any more, and only the consumer can give it: it reports each chunk's write
+ * through MuxStream.writeCallbackFor(), which ends here in writeCallback(). Bytes handed out
+ * and never reported (kept, concatenated, written elsewhere) keep their buffer out of the pool
+ * for good: it is garbage-collected. A buffer is never reused early; at worst it is not reused.
  */
 
 class ReceiveBlock {
@@ -36,7 +35,8 @@ export class ReceiveBufferPool {
   #created = 0
   #reused = 0
 
-  constructor (blockSize: number, maxFree: number) {
+  /** Buffers of `blockSize` bytes; at most `maxFree` idle ones are kept (64 × 64 KiB = 4 MiB by default). */
+  constructor (blockSize = 64 * 1024, maxFree = 64) {
     this.blockSize = blockSize
     this.maxFree = maxFree
   }
@@ -96,6 +96,3 @@ export class ReceiveBufferPool {
     return { created: this.#created, reused: this.#reused, free: this.#free.length }
   }
 }
-
-/** Shared by every stream: up to 64 idle buffers of 64 KiB (4 MiB) are kept. */
-export const receiveBuffers = new ReceiveBufferPool(64 * 1024, 64)

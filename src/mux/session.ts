@@ -1,23 +1,25 @@
 /**
  * Session: one yamux session over any Node Duplex (net.Socket, tls.TLSSocket, an in-memory pair).
  *
- * The session owns the socket and is its only writer. Frames are written from one flush per
- * tick: control frames (ping answers, window updates, RSTs, GoAway) first, then one Data frame
- * per ready stream, round-robin, until the socket's buffer is full; then it waits for 'drain'.
- * The socket is never paused for data: every stream's window bounds what the peer may send.
+ * The session owns the socket: it reads it through a FrameDecoder and dispatches frames to its
+ * streams, and writes it only through its FrameWriter (writer.ts). The socket is never paused
+ * for data: every stream's window bounds what the peer may send.
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import {
-  DuplicateStreamError, goAwayCodeFor, InvalidStreamIdError, MportError, ControlBacklogError, RemoteGoAwayError,
+  DuplicateStreamError, goAwayCodeFor, InvalidStreamIdError, MportError, RemoteGoAwayError,
   SessionClosedError, StreamLimitError, TransportError, UnknownStreamError,
 } from '../errors.js'
 import { verifyMuxConfig, type MuxConfig } from './config.js'
 import { FrameDecoder, type FrameSink } from './decoder.js'
-import { Flag, FrameType, GoAwayCode, HEADER_LENGTH, MAX_UINT32, writeHeader, type FrameHeader } from './frame.js'
+import { Flag, FrameType, GoAwayCode, MAX_UINT32, type FrameHeader } from './frame.js'
+import { abort, addSendCredit, endOfData, receiveData, receiveFlags, reserveRecv } from './internal.js'
 import { Pinger } from './ping.js'
 import type { ChunkSource } from './chunk-source.js'
+import { ReceiveBufferPool } from './receive-buffers.js'
 import { MuxStream, StreamState, type StreamLink } from './stream.js'
+import { FrameWriter } from './writer.js'
 
 export interface SessionOptions extends Partial<MuxConfig> {
   /** Client sessions open odd stream ids, servers even ones. */
@@ -27,11 +29,12 @@ export interface SessionOptions extends Partial<MuxConfig> {
    * `onread`); by default the session listens for 'data'.
    */
   input?: ChunkSource
+  /**
+   * Where streams gather large received frames; sessions given the same pool share its idle
+   * buffers (a relay's client sessions do). By default each session has its own.
+   */
+  receiveBuffers?: ReceiveBufferPool
 }
-
-/** Payloads up to this size are copied next to their header so one socket write carries both. */
-const COALESCE_LIMIT = 2048
-const SLAB_SIZE = 64 * 1024
 
 export interface SessionEvents {
   /** A stream opened by the peer (when no listener is attached, streams wait for accept()). */
@@ -44,28 +47,18 @@ export interface SessionEvents {
   error: [err: Error]
 }
 
-export class Session extends EventEmitter<SessionEvents> implements FrameSink {
+export class Session extends EventEmitter<SessionEvents> {
   readonly config: Readonly<MuxConfig>
   readonly client: boolean
   readonly #socket: Duplex
   readonly #input: ChunkSource | undefined
   readonly #decoder: FrameDecoder
+  readonly #writer: FrameWriter
   readonly #pinger: Pinger
   readonly #streams = new Map<number, MuxStream>()
   readonly #link: StreamLink
   #nextId: number
   #maxRemoteId = 0
-
-  // Single writer state.
-  #control: Buffer[] = []
-  #ready: MuxStream[] = []
-  #readyHead = 0
-  #flushScheduled = false
-  #lazyFlushScheduled = false
-  #waitingDrain = false
-  #slab = Buffer.allocUnsafe(SLAB_SIZE)
-  #slabStart = 0
-  #slabPos = 0
 
   // Accept side.
   #backlog: MuxStream[] = []
@@ -83,15 +76,20 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
 
   constructor (socket: Duplex, options: SessionOptions) {
     super()
-    const { client, input, ...rest } = options
+    const { client, input, receiveBuffers, ...rest } = options
     this.config = verifyMuxConfig(rest)
     this.client = client
     this.#nextId = client ? 1 : 2
     this.#socket = socket
     this.#input = input
-    this.#decoder = new FrameDecoder(this, this.config.maxFrameSize)
+    this.#decoder = new FrameDecoder(this.#sink, this.config.maxFrameSize)
+    const writer = this.#writer = new FrameWriter(socket, {
+      writeBufferSize: this.config.writeBufferSize,
+      maxControlBacklog: this.config.maxControlBacklog,
+      onOverflow: err => this.destroy(err),
+    })
     this.#pinger = new Pinger({
-      send: value => this.#queueControl(FrameType.Ping, Flag.SYN, 0, value),
+      send: value => writer.queueControl(FrameType.Ping, Flag.SYN, 0, value),
       onDead: err => this.destroy(err),
       keepAliveInterval: this.config.keepAliveInterval,
       keepAliveTimeout: this.config.keepAliveTimeout,
@@ -101,18 +99,18 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       maxSendFrameSize: this.config.maxSendFrameSize,
       maxStreamWindow: this.config.maxStreamWindow,
       windowAutoTuning: this.config.windowAutoTuning,
-      schedule: s => this.#schedule(s),
-      writeFrame: (type, flags, id, length, payload) => this.#writeFrame(type, flags, id, length, payload),
+      schedule: s => writer.schedule(s),
+      writeFrame: (type, flags, id, length, payload) => writer.writeFrame(type, flags, id, length, payload),
       // Plain credit can wait for the end of this event-loop turn: many streams' updates then
       // share one socket write instead of one write each.
-      sendWindowUpdate: (id, flags, delta) => this.#queueControl(FrameType.WindowUpdate, flags, id, delta, flags === 0),
-      sendReset: id => this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0),
+      sendWindowUpdate: (id, flags, delta) => writer.queueControl(FrameType.WindowUpdate, flags, id, delta, flags === 0),
+      sendReset: id => writer.queueControl(FrameType.WindowUpdate, Flag.RST, id, 0),
       release: s => this.#release(s),
       rtt: () => this.#pinger.rtt,
+      receiveBuffers: receiveBuffers ?? new ReceiveBufferPool(),
     }
     if (input !== undefined) input.attach(this.#onSocketData)
     else socket.on('data', this.#onSocketData)
-    socket.on('drain', this.#onDrain)
     socket.on('end', () => this.#onSocketGone())
     socket.on('close', () => this.#onSocketGone())
     socket.on('error', (err: Error) => this.destroy(new TransportError(`connection failed: ${err.message}`, { cause: err })))
@@ -182,15 +180,13 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     this.#error = err
     clearTimeout(this.#closeTimer)
     this.#pinger.stop(new SessionClosedError('session is closed', { cause: err }))
-    this.#flushNow()
+    this.#writer.stop() // the GoAway goes out; nothing else will
     const streamErr = err === undefined ? undefined : new SessionClosedError(`session closed: ${err.message}`, { cause: err })
     // Streams never accepted first and without an error: nobody listens for one on them.
-    for (const s of this.#backlog.splice(0)) s.abort(undefined)
-    for (const s of this.#streams.values()) s.abort(streamErr)
+    for (const s of this.#backlog.splice(0)) s[abort](undefined)
+    for (const s of this.#streams.values()) s[abort](streamErr)
     this.#streams.clear()
     for (const w of this.#acceptWaiters.splice(0)) w.reject(new SessionClosedError('session is closed', { cause: err }))
-    this.#ready = []
-    this.#control = []
     const socket = this.#socket
     if (this.#input !== undefined) this.#input.detach()
     else socket.off('data', this.#onSocketData)
@@ -204,7 +200,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     if (err !== undefined && this.listenerCount('error') > 0) this.emit('error', err)
   }
 
-  // ---- Reading: FrameSink ----
+  // ---- Reading ----
 
   readonly #onSocketData = (chunk: Buffer): void => {
     try {
@@ -222,48 +218,44 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     this.destroy(clean ? undefined : new TransportError('connection closed by peer'))
   }
 
-  /** @internal */
-  onFrame (h: FrameHeader): void {
-    switch (h.type) {
-      case FrameType.WindowUpdate: return this.#onWindowUpdate(h)
-      case FrameType.Ping: return this.#onPing(h)
-      case FrameType.GoAway: return this.#onGoAway(h)
-    }
-  }
-
-  /** @internal */
-  onDataHeader (h: FrameHeader): void {
-    const s = this.#streamFor(h)
-    if (s !== undefined) s.reserveRecv(h.length)
-    this.#receiving = s
-  }
-
-  /** @internal */
-  onDataPayload (_h: FrameHeader, payload: Buffer): void {
-    this.#receiving?.receiveData(payload, this.#input !== undefined)
-  }
-
-  /** @internal */
-  onDataEnd (h: FrameHeader): void {
-    const s = this.#receiving
-    this.#receiving = undefined
-    if (s === undefined) return
-    s.endOfData()
-    if ((h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
+  /** What the decoder calls: kept off the session's own surface. */
+  readonly #sink: FrameSink = {
+    onFrame: h => {
+      switch (h.type) {
+        case FrameType.WindowUpdate: return this.#onWindowUpdate(h)
+        case FrameType.Ping: return this.#onPing(h)
+        case FrameType.GoAway: return this.#onGoAway(h)
+      }
+    },
+    onDataHeader: h => {
+      const s = this.#streamFor(h)
+      if (s !== undefined) s[reserveRecv](h.length)
+      this.#receiving = s
+    },
+    onDataPayload: (_h, payload) => {
+      this.#receiving?.[receiveData](payload, this.#input !== undefined)
+    },
+    onDataEnd: h => {
+      const s = this.#receiving
+      this.#receiving = undefined
+      if (s === undefined) return
+      s[endOfData]()
+      if ((h.flags & ~Flag.SYN) !== 0) s[receiveFlags](h.flags)
+    },
   }
 
   #onWindowUpdate (h: FrameHeader): void {
     const s = this.#streamFor(h)
     if (s === undefined) return
-    if (h.length > 0) s.addSendCredit(h.length)
-    if ((h.flags & ~Flag.SYN) !== 0) s.receiveFlags(h.flags)
+    if (h.length > 0) s[addSendCredit](h.length)
+    if ((h.flags & ~Flag.SYN) !== 0) s[receiveFlags](h.flags)
   }
 
   #onPing (h: FrameHeader): void {
     if (h.streamId !== 0) throw new InvalidStreamIdError(h.streamId, 'Ping frames use stream 0')
     if (h.flags & Flag.SYN) {
       this.#pinger.onPing()
-      this.#queueControl(FrameType.Ping, Flag.ACK, 0, h.length)
+      this.#writer.queueControl(FrameType.Ping, Flag.ACK, 0, h.length)
     } else if (h.flags & Flag.ACK) {
       this.#pinger.onAck(h.length)
     }
@@ -302,7 +294,7 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
       this.#streams.size >= this.config.maxConcurrentStreams ||
       (this.listenerCount('stream') === 0 && this.#acceptWaiters.length === 0 && this.#backlog.length >= this.config.acceptBacklog)
     if (refuse) {
-      this.#queueControl(FrameType.WindowUpdate, Flag.RST, id, 0)
+      this.#writer.queueControl(FrameType.WindowUpdate, Flag.RST, id, 0)
       return undefined
     }
     const stream = new MuxStream(id, this.#link, StreamState.SynReceived)
@@ -331,128 +323,8 @@ export class Session extends EventEmitter<SessionEvents> implements FrameSink {
     process.nextTick(() => { if (this.#streams.size === 0) this.destroy() })
   }
 
-  // ---- Writing: the single writer ----
-
   #sendGoAway (code: number): void {
     this.#localGoAway = true
-    this.#queueControl(FrameType.GoAway, 0, 0, code)
-  }
-
-  #queueControl (type: FrameType, flags: number, id: number, length: number, lazy = false): void {
-    if (this.#destroyed) return
-    // The GoAway that reports an overflow must not be refused by the same limit.
-    if (this.#control.length >= this.config.maxControlBacklog && type !== FrameType.GoAway) {
-      // Throwing here would surface in the caller's context; end the session on the next tick instead.
-      const err = new ControlBacklogError(this.config.maxControlBacklog)
-      process.nextTick(() => this.destroy(err))
-      return
-    }
-    const frame = Buffer.allocUnsafe(HEADER_LENGTH)
-    writeHeader(frame, 0, { type, flags, streamId: id, length })
-    this.#control.push(frame)
-    if (lazy) this.#scheduleLazyFlush()
-    else this.#scheduleFlush()
-  }
-
-  #schedule (s: MuxStream): void {
-    if (s.queued || this.#destroyed) return
-    s.queued = true
-    this.#ready.push(s)
-    this.#scheduleFlush()
-  }
-
-  #scheduleFlush (): void {
-    if (this.#flushScheduled || this.#waitingDrain) return
-    this.#flushScheduled = true
-    process.nextTick(this.#flush)
-  }
-
-  #scheduleLazyFlush (): void {
-    if (this.#flushScheduled || this.#lazyFlushScheduled || this.#waitingDrain) return
-    this.#lazyFlushScheduled = true
-    setImmediate(this.#lazyFlush)
-  }
-
-  readonly #lazyFlush = (): void => {
-    this.#lazyFlushScheduled = false
-    if (!this.#flushScheduled) this.#flush()
-  }
-
-  readonly #onDrain = (): void => {
-    this.#waitingDrain = false
-    this.#flush()
-  }
-
-  readonly #flush = (): void => {
-    this.#flushScheduled = false
-    if (this.#waitingDrain) return
-    this.#flushNow()
-  }
-
-  #flushNow (): void {
-    const socket = this.#socket
-    if (!socket.writable) return
-    const limit = Math.max(this.config.writeBufferSize, socket.writableHighWaterMark)
-    socket.cork()
-    try {
-      for (const frame of this.#control) this.#put(frame)
-      this.#control = []
-      if (!this.#destroyed) {
-        while (this.#readyHead < this.#ready.length && socket.writableLength + this.#slabPos - this.#slabStart < limit) {
-          const s = this.#ready[this.#readyHead++]!
-          if (s.destroyed) { s.queued = false; continue }
-          if (s.emitFrame()) this.#ready.push(s)
-          else s.queued = false
-        }
-        if (this.#readyHead === this.#ready.length) {
-          this.#ready = []
-          this.#readyHead = 0
-        } else if (this.#readyHead > 1024) {
-          this.#ready = this.#ready.slice(this.#readyHead)
-          this.#readyHead = 0
-        }
-      }
-      this.#commitSlab()
-    } finally {
-      socket.uncork()
-    }
-    if (socket.writableNeedDrain) this.#waitingDrain = true
-    else if (this.#readyHead < this.#ready.length || this.#control.length > 0) this.#scheduleFlush()
-  }
-
-  #writeFrame (type: FrameType, flags: number, id: number, length: number, payload?: Buffer): void {
-    this.#reserve(HEADER_LENGTH)
-    writeHeader(this.#slab, this.#slabPos, { type, flags, streamId: id, length })
-    this.#slabPos += HEADER_LENGTH
-    if (payload === undefined) return
-    if (payload.length <= COALESCE_LIMIT) {
-      this.#reserve(payload.length)
-      payload.copy(this.#slab, this.#slabPos)
-      this.#slabPos += payload.length
-    } else {
-      this.#commitSlab()
-      this.#socket.write(payload)
-    }
-  }
-
-  #put (bytes: Buffer): void {
-    this.#reserve(bytes.length)
-    bytes.copy(this.#slab, this.#slabPos)
-    this.#slabPos += bytes.length
-  }
-
-  /** Small frames are gathered in a slab; committed ranges are never overwritten (the socket may hold them). */
-  #reserve (n: number): void {
-    if (this.#slab.length - this.#slabPos >= n) return
-    this.#commitSlab()
-    this.#slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n))
-    this.#slabStart = 0
-    this.#slabPos = 0
-  }
-
-  #commitSlab (): void {
-    if (this.#slabPos === this.#slabStart) return
-    this.#socket.write(this.#slab.subarray(this.#slabStart, this.#slabPos))
-    this.#slabStart = this.#slabPos
+    this.#writer.queueControl(FrameType.GoAway, 0, 0, code)
   }
 }

@@ -7,13 +7,16 @@
  * until the last byte has been handed to the session's writer, so write() returns false when
  * the peer's window or the socket is full, and 'drain' follows when it is not.
  *
- * A stream never touches the socket: the Session gives it a StreamLink.
+ * A stream never touches the socket: the Session gives it a StreamLink, and calls it through
+ * the symbol-keyed methods of internal.ts, which are not part of the API.
  */
 import { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import { RecvWindowExceededError, StreamResetError, WindowOverflowError } from '../errors.js'
 import { Flag, FrameType, INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
-import { receiveBuffers } from './receive-buffers.js'
+import { abort, addSendCredit, emitFrame, endOfData, receiveData, receiveFlags, reserveRecv } from './internal.js'
+import type { ReceiveBufferPool } from './receive-buffers.js'
+import { ReceiveGather } from './receive-gather.js'
 
 export enum StreamState {
   /** Opened locally, SYN not yet sent. */
@@ -41,7 +44,7 @@ export interface StreamLink {
   readonly windowAutoTuning: boolean
   /** The stream has a frame to send: queue it for the single writer. */
   schedule (stream: MuxStream): void
-  /** Write one frame now; only called from MuxStream.emitFrame during a flush. */
+  /** Write one frame now; only during the stream's turn in a flush. */
   writeFrame (type: FrameType, flags: number, streamId: number, length: number, payload?: Buffer): void
   /** Queue a window update (ahead of data). */
   sendWindowUpdate (streamId: number, flags: number, delta: number): void
@@ -51,19 +54,12 @@ export interface StreamLink {
   release (stream: MuxStream): void
   /** Latest measured round-trip time in ms, 0 when unknown. */
   rtt (): number
+  /** Where large received frames are gathered, reused once written on (see writeCallbackFor). */
+  readonly receiveBuffers: ReceiveBufferPool
 }
 
 /** Payload views smaller than this share of their backing buffer are copied before being buffered. */
 const COMPACT_RATIO = 2
-/**
- * Pieces of one Data frame are gathered up to this many bytes and handed to the reader as one
- * chunk. A TLS socket delivers at most 16 KiB per read callback, so a 64 KiB frame arrives in
- * four or five pieces; one chunk means one write to the local socket instead of several.
- * Held pieces wait for the rest of their frame one non-blocking turn at most (see receiveData).
- */
-const GATHER_LIMIT = 64 * 1024
-/** Frames larger than this are gathered into a reused buffer of GATHER_LIMIT bytes. */
-const POOLED_GATHER_MIN = GATHER_LIMIT / 2
 const EMPTY = Buffer.alloc(0)
 
 export class MuxStream extends Duplex {
@@ -89,22 +85,10 @@ export class MuxStream extends Duplex {
   #localFin = false
   #remoteFin = false
   #resetByPeer = false
-  /**
-   * Where pieces of the Data frame being received are gathered (already counted against the
-   * window), sized for the rest of the frame up to GATHER_LIMIT; bytes before #gatherStart
-   * were pushed already.
-   */
-  #gather: Buffer | undefined
-  #gatherStart = 0
-  #gatherFill = 0
-  /** Bytes of that frame reserved against the window but not arrived yet: not consumed either. */
+  /** Bytes of the Data frame being received that were reserved against the window but have not arrived: not consumed either. */
   #arriving = 0
-  #gatherFlushScheduled = false
-  /** The held pieces already waited one turn for the rest of their frame. */
-  #gatherWaited = false
-
-  /** @internal Session bookkeeping: the stream sits in the writer's ready queue. */
-  queued = false
+  /** Made when a frame first needs gathering (split across reads, or from a reused read buffer). */
+  #gather: ReceiveGather | undefined
 
   /** @internal Streams are created by Session.open() and the 'stream' event, never directly. */
   constructor (id: number, link: StreamLink, state: StreamState.Init | StreamState.SynReceived) {
@@ -128,6 +112,18 @@ export class MuxStream extends Duplex {
   /** Bytes we may still send before the peer grants more. */
   get sendWindow (): number { return this.#sendWindow }
 
+  /**
+   * The "chunk written" contract. A chunk this stream emitted may be a view of a buffer the
+   * session reuses for later frames. A consumer that writes the chunk on to a socket, and
+   * keeps no other reference to it, may pass the returned function as that write's callback
+   * (call this once per chunk): when the socket reports the write done, the buffer may be
+   * reused. Undefined when the chunk's buffer is not reused. A chunk nobody reports this way
+   * keeps its buffer out of reuse: it is garbage-collected instead, never overwritten.
+   */
+  writeCallbackFor (chunk: Buffer): ((err?: Error | null) => void) | undefined {
+    return this.#link.receiveBuffers.writeCallback(chunk)
+  }
+
   // ---- Writable side ----
 
   override _write (chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -149,11 +145,8 @@ export class MuxStream extends Duplex {
     this.#link.schedule(this)
   }
 
-  /**
-   * @internal Called by the session's writer: emits at most one frame and returns whether
-   * the stream has more to send right now (so the writer can go round-robin).
-   */
-  emitFrame (): boolean {
+  /** The writer's turn: at most one frame, and whether more is ready (so turns go round-robin). */
+  [emitFrame] (): boolean {
     const out = this.#out
     if (out !== undefined) {
       if (this.#sendWindow === 0) return false
@@ -203,8 +196,7 @@ export class MuxStream extends Duplex {
     return flags
   }
 
-  /** @internal A window update from the peer. */
-  addSendCredit (delta: number): void {
+  [addSendCredit] (delta: number): void {
     const wasBlocked = this.#sendWindow === 0
     this.#sendWindow += delta
     if (this.#sendWindow > MAX_UINT32) throw new WindowOverflowError(this.id)
@@ -213,43 +205,23 @@ export class MuxStream extends Duplex {
 
   // ---- Readable side ----
 
-  /** @internal A Data header for this stream: reserve its length against the window first. */
-  reserveRecv (length: number): void {
+  [reserveRecv] (length: number): void {
     if (length > this.#recvWindow) throw new RecvWindowExceededError(this.id, length, this.#recvWindow)
     this.#recvWindow -= length
     this.#arriving = length
   }
 
   /**
-   * @internal A piece of Data payload, already counted by reserveRecv. A `transient` piece is a
-   * view of a read buffer the socket reuses, valid only during this call: it is always copied.
+   * A piece of Data payload, already counted by reserveRecv. A `transient` piece is a view of
+   * a read buffer the socket reuses, valid only during this call: it is always copied.
    */
-  receiveData (payload: Buffer, transient: boolean): void {
+  [receiveData] (payload: Buffer, transient: boolean): void {
     this.#arriving -= payload.length
     if (this.#remoteFin || this.#state === StreamState.Reset) return
-    if (!transient && this.#gather === undefined && this.#arriving === 0) return this.#pushWhole(payload)
-    let off = 0
-    while (off < payload.length) {
-      let g = this.#gather
-      if (g === undefined) {
-        const size = Math.min(payload.length - off + this.#arriving, GATHER_LIMIT)
-        // Bulk frames gather into reused buffers (see receive-buffers.ts); a small one would pin
-        // a whole 64 KiB buffer while it waits to be read.
-        g = this.#gather = size > POOLED_GATHER_MIN ? receiveBuffers.take(size) : Buffer.allocUnsafe(size)
-        this.#gatherStart = this.#gatherFill = 0
-      }
-      const n = payload.copy(g, this.#gatherFill, off)
-      this.#gatherFill += n
-      off += n
-      if (this.#gatherFill === g.length) this.endOfData()
-    }
-    // The rest of the frame is usually one socket read away (the next turn of the event loop
-    // when data keeps coming), but on a slow link it may be many milliseconds away: held bytes
-    // wait for it one turn at most, then go to the reader.
-    if (this.#gather !== undefined && !this.#gatherFlushScheduled) {
-      this.#gatherFlushScheduled = true
-      setImmediate(flushGathered, this)
-    }
+    let g = this.#gather
+    if (!transient && this.#arriving === 0 && g?.busy !== true) return this.#pushWhole(payload)
+    g ??= this.#gather = new ReceiveGather(this.#link.receiveBuffers, chunk => this.#pushGathered(chunk))
+    g.add(payload, this.#arriving)
   }
 
   /** A whole frame in one piece, nothing gathered: passed on without a copy. */
@@ -262,42 +234,17 @@ export class MuxStream extends Duplex {
     if (!this.destroyed) this.push(chunk)
   }
 
-  /** @internal The end of a turn in which pieces of an incomplete frame were held. */
-  gatherDue (): void {
-    this.#gatherFlushScheduled = false
-    if (this.#gather === undefined || this.#gatherFill === this.#gatherStart) return
-    if (this.#arriving > 0 && !this.#gatherWaited) {
-      // A pending immediate makes the next turn poll without blocking: this waits for data
-      // already in the socket, never for the network.
-      this.#gatherWaited = true
-      this.#gatherFlushScheduled = true
-      setImmediate(flushGathered, this)
-      return
-    }
-    this.endOfData()
+  #pushGathered (chunk: Buffer): void {
+    if (!this.#remoteFin && this.#state !== StreamState.Reset && !this.destroyed) this.push(chunk)
   }
 
-  /** @internal The current Data frame is complete, its buffer is full, or the turn ended: hand what was gathered to the reader. */
-  endOfData (): void {
-    this.#gatherWaited = false
-    const g = this.#gather
-    if (g === undefined || this.#gatherFill === this.#gatherStart) return
-    const chunk = g.subarray(this.#gatherStart, this.#gatherFill)
-    // A buffer with room left keeps gathering the rest of its frame after the part handed over.
-    if (this.#gatherFill === g.length) {
-      this.#gather = undefined
-      this.#gatherStart = this.#gatherFill = 0
-    } else {
-      this.#gatherStart = this.#gatherFill
-    }
-    if (this.#remoteFin || this.#state === StreamState.Reset || this.destroyed) return
-    receiveBuffers.handedOut(chunk)
-    if (this.#gather === undefined) receiveBuffers.doneFilling(g)
-    this.push(chunk)
+  /** The current Data frame is complete: hand over what was gathered of it. */
+  [endOfData] (): void {
+    this.#gather?.flush()
   }
 
-  /** @internal ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
-  receiveFlags (flags: number): void {
+  /** ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
+  [receiveFlags] (flags: number): void {
     if (flags & Flag.ACK && this.#state === StreamState.SynSent) this.#state = StreamState.Established
     if (flags & Flag.RST) {
       this.#resetByPeer = true
@@ -326,7 +273,7 @@ export class MuxStream extends Duplex {
   #grantCredit (): void {
     if (this.#remoteFin || this.#state === StreamState.Reset) return
     // Whatever is buffered, gathered or still arriving of the current frame is not consumed yet.
-    let delta = this.#recvMax - this.readableLength - (this.#gatherFill - this.#gatherStart) - this.#arriving - this.#recvWindow
+    let delta = this.#recvMax - this.readableLength - (this.#gather?.held ?? 0) - this.#arriving - this.#recvWindow
     if (delta < this.#recvMax / 2) return
     if (this.#link.windowAutoTuning) {
       // Half a window consumed within 4 RTTs means the window, not the reader, is the limit.
@@ -364,8 +311,8 @@ export class MuxStream extends Duplex {
     callback(err)
   }
 
-  /** @internal The session is going away: reset without sending anything. */
-  abort (err: Error | undefined): void {
+  /** The session is going away: reset without sending anything. */
+  [abort] (err: Error | undefined): void {
     if (this.#state !== StreamState.Closed) this.#state = StreamState.Reset
     this.#resetByPeer = true // nothing more goes on the wire
     this.destroy(err)
@@ -374,8 +321,4 @@ export class MuxStream extends Duplex {
   #releaseIfClosed (): void {
     if (this.#localFin && this.#remoteFin) this.#link.release(this)
   }
-}
-
-function flushGathered (s: MuxStream): void {
-  s.gatherDue()
 }

@@ -1,23 +1,22 @@
 /**
- * V8 garbage-collector tuning for a process that forwards bulk bytes between sockets.
+ * V8 garbage-collector tuning for a process whose job is forwarding bulk bytes between sockets.
+ * Opt-in (the `mport/gc-tuning` entry): the bins call it; nothing on the data path imports it.
  *
  * Node gives every socket read a new ArrayBuffer, so a forwarder allocates as many bytes of
  * ArrayBuffers as it moves, nearly all dying young. Two V8 defaults make that costly:
  *
- * - V8 counts their backing stores as external memory grown since the last mark-compact,
- *   against the old generation's allocation limit. By default young ArrayBuffers are freed on a
- *   background thread after each scavenge, so right after it, when V8 decides whether to start
- *   marking, the freed buffers still count. On a small heap (a relay's is about 10 MB) that
- *   often reaches the limit: the relay ran 33–43 full mark-compacts per GiB moved (BENCHMARKS.md).
- *   Freeing them inside the scavenge costs one free() per buffer there and lets V8 see the real
- *   number.
- * - V8 scavenges for young ArrayBuffers only once they reach a fixed 32 MiB, whatever the heap's
- *   size, so each forwarding process carries up to 32 MiB of dead read buffers. Counting the
- *   bytes of fresh read buffers and asking for a scavenge every few MiB frees them sooner. A
- *   scavenge costs what is alive in the young generation, which here is little.
+ * - V8 counts their backing stores as external memory against the old generation's allocation
+ *   limit. By default young ArrayBuffers are freed on a background thread after each scavenge,
+ *   so when V8 decides whether to start marking, the dead buffers still count; on a small heap
+ *   that sets off frequent full mark-compacts. Freeing them inside the scavenge lets V8 see
+ *   the real number.
+ * - V8 scavenges for young ArrayBuffers only once they reach a fixed amount, whatever the
+ *   heap's size, so dead read buffers pile up. Counting fresh read buffers and asking for a
+ *   scavenge every few MiB frees them sooner; a scavenge costs what is alive in the young
+ *   generation, which here is little.
  *
- * V8 flags are process-wide, so the library never sets these itself: the bins do, and an
- * embedding application may. Without it, {@link countFreshReadBytes} does nothing.
+ * V8 flags are process-wide, so the library never sets them itself. The counting is injected:
+ * pass the returned `onFreshRead` as the option of the same name to Relay and Client.
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
@@ -33,45 +32,54 @@ export interface ForwardingGcOptions {
   youngBufferBudget?: number
 }
 
+/** The read meter of one tuning: give `onFreshRead` to the data path. */
+export interface ForwardingGc {
+  /** Told the size of each socket read that arrived in a new Buffer; past the budget, it runs a scavenge. */
+  readonly onFreshRead: (bytes: number) => void
+  /** Scavenges this meter asked for so far (for tests and diagnostics). */
+  readonly collections: number
+}
+
 type GcFunction = (options: { type: 'minor' | 'major' }) => void
 
+/** gc() of a context made after --expose-gc was set; one per process, like the flag. */
 let minorGc: GcFunction | undefined
-let budget = 0
-let counted = 0
-let collections = 0
 
 /**
  * Makes V8 free dead ArrayBuffers inside each scavenge instead of on a background thread, and
- * scavenge every `youngBufferBudget` bytes of fresh read buffers, so that forwarding bulk bytes
- * sets off far fewer full garbage collections and holds less dead memory. Takes effect at once;
- * safe to call at any time, and more than once.
+ * returns a meter that asks for a scavenge every `youngBufferBudget` bytes of fresh read
+ * buffers. The flags take effect at once; safe to call more than once (each call returns a
+ * new meter).
  */
-export function tuneGcForForwarding (options: ForwardingGcOptions = {}): void {
-  const next = options.youngBufferBudget ?? DEFAULT_YOUNG_BUFFER_BUDGET
-  if (!Number.isSafeInteger(next) || next < 0) throw new RangeError(`youngBufferBudget must be a non-negative integer, got ${String(next)}`)
+export function tuneGcForForwarding (options: ForwardingGcOptions = {}): ForwardingGc {
+  const budget = options.youngBufferBudget ?? DEFAULT_YOUNG_BUFFER_BUDGET
+  if (!Number.isSafeInteger(budget) || budget < 0) throw new RangeError(`youngBufferBudget must be a non-negative integer, got ${String(budget)}`)
   v8.setFlagsFromString(FORWARDING_GC_FLAGS)
-  // --expose-gc installs gc() in contexts created after it is set: this one, made once. A
-  // runtime that ignores the flag gets no budget rather than a TypeError on the data path.
+  // --expose-gc installs gc() only in contexts created after it is set. A runtime that ignores
+  // the flag gets a meter that does nothing rather than a TypeError on the data path.
   minorGc ??= vm.runInNewContext('typeof gc === "function" ? gc : undefined') as GcFunction | undefined
-  budget = minorGc === undefined ? 0 : next
-  counted = 0
+  return new ReadMeter(minorGc === undefined ? 0 : budget, minorGc)
 }
 
-/**
- * Tells the tuning that a socket read delivered `bytes` in a new Buffer (a 'data' event of a
- * socket, not a reused read buffer). Past the budget, it runs a scavenge, which frees the dead
- * ones. A no-op unless {@link tuneGcForForwarding} was called.
- */
-export function countFreshReadBytes (bytes: number): void {
-  if (budget === 0) return
-  counted += bytes
-  if (counted < budget) return
-  counted = 0
-  collections++
-  minorGc?.({ type: 'minor' })
-}
+class ReadMeter implements ForwardingGc {
+  readonly #budget: number
+  readonly #gc: GcFunction | undefined
+  #counted = 0
+  #collections = 0
 
-/** Scavenges asked for by {@link countFreshReadBytes} so far (for tests and diagnostics). */
-export function forwardingGcCollections (): number {
-  return collections
+  constructor (budget: number, gc: GcFunction | undefined) {
+    this.#budget = budget
+    this.#gc = gc
+  }
+
+  get collections (): number { return this.#collections }
+
+  readonly onFreshRead = (bytes: number): void => {
+    if (this.#budget === 0) return
+    this.#counted += bytes
+    if (this.#counted < this.#budget) return
+    this.#counted = 0
+    this.#collections++
+    this.#gc?.({ type: 'minor' })
+  }
 }

@@ -18,8 +18,7 @@ import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
 import { HttpRequestStream } from '../http/request-stream.js'
 import { ClientHelloParser } from '../http/sni.js'
 import { HttpError, MportError } from '../errors.js'
-import { countFreshReadBytes } from '../transport/gc-tuning.js'
-import { proxy } from './proxy.js'
+import { proxy, type FreshReadMeter } from './proxy.js'
 
 export interface Visitor {
   addr: string
@@ -54,6 +53,8 @@ export interface HttpFrontOptions {
   secureContext: tls.SecureContext | undefined
   /** A visitor must send its first request head (or ClientHello) within this time. */
   headersTimeout: number // ms
+  /** Told the size of each visitor socket read (each a new Buffer), if given. */
+  onFreshRead?: FreshReadMeter | undefined
   onWarning (err: Error): void
 }
 
@@ -61,9 +62,11 @@ export class HttpFront {
   readonly #opts: HttpFrontOptions
   readonly #servers: net.Server[] = []
   readonly #sockets = new Set<net.Socket>()
+  readonly #meter: FreshReadMeter
 
   constructor (opts: HttpFrontOptions) {
     this.#opts = opts
+    this.#meter = opts.onFreshRead ?? noMeter
   }
 
   async listenHttp (host: string, port: number): Promise<net.AddressInfo> {
@@ -119,7 +122,7 @@ export class HttpFront {
     const onEnd = (): void => { cleanup(); socket.destroy() }
     const onData = (chunk: Buffer): void => {
       received.push(chunk)
-      countFreshReadBytes(chunk.length)
+      this.#meter(chunk.length)
       let parsed
       try {
         parsed = parser.push(chunk)
@@ -187,7 +190,7 @@ export class HttpFront {
       }
     }
     socket.once('close', () => target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) }))
-    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length; countFreshReadBytes(c.length) }) // a socket read: a new Buffer
+    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length; this.#meter(c.length) })
     stream.on('data', (c: Buffer) => { counters.bToA += c.length })
     visitorIo.on('error', fail)
     rewriter.on('error', fail)
@@ -244,7 +247,7 @@ export class HttpFront {
     if (stream === undefined) return abort(socket)
     stream.write(hello)
     const { up, down } = target.shaping()
-    void proxy(socket, stream, counters, { ...(up !== undefined ? { aToB: up } : {}), ...(down !== undefined ? { bToA: down } : {}) }).then(result => {
+    void proxy(socket, stream, counters, { ...(up !== undefined ? { aToB: up } : {}), ...(down !== undefined ? { bToA: down } : {}) }, this.#meter).then(result => {
       target.finished(socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error !== undefined ? { error: result.error } : {}) })
     })
   }
@@ -284,3 +287,5 @@ function header (head: RequestHead, name: string): string | undefined {
 function abort (socket: net.Socket): void {
   if (!socket.destroyed) socket.resetAndDestroy()
 }
+
+function noMeter (): void {}

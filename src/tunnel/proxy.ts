@@ -3,16 +3,15 @@
  * failing tears both down; each direction ends on its own (a FIN crosses as a FIN).
  *
  * Not stream.pipe(): a relay holds one of these per visitor, so its cost per connection is
- * what 10,000 idle visitors cost. The listeners are module functions shared by every
- * connection; they find their connection through one ProxyLink stored on each stream, not
- * through closures (a dozen closures and their contexts were about 0.9 KiB per connection).
- * A direction is three listeners: 'data' (write, pause the source when the destination is
- * full), 'drain' (resume), 'end' (end the destination).
+ * what idle visitors cost. The listeners are module functions shared by every connection;
+ * they find their connection through one ProxyLink stored on each stream, not through
+ * closures, which would cost far more per connection. A direction is three listeners: 'data'
+ * (write, pause the source when the destination is full), 'drain' (resume), 'end' (end the
+ * destination).
  */
 import net from 'node:net'
 import type { Duplex, Transform } from 'node:stream'
-import { receiveBuffers } from '../mux/receive-buffers.js'
-import { countFreshReadBytes } from '../transport/gc-tuning.js'
+import { MuxStream } from '../mux/stream.js'
 
 export interface ProxyResult {
   /** Bytes from `a` to `b`. */
@@ -33,6 +32,14 @@ export interface ProxyShaping { aToB?: Transform, bToA?: Transform }
  */
 export interface ProxyDone { proxyDone (result: ProxyResult): void }
 
+/**
+ * Told the size of every chunk read from a net.Socket, each a new Buffer (a GC-tuning hook
+ * such as `mport/gc-tuning`'s; see tuneGcForForwarding).
+ */
+export type FreshReadMeter = (bytes: number) => void
+
+const noMeter: FreshReadMeter = () => {}
+
 const kLink = Symbol('mport.proxyLink')
 
 /** A stream taking part in a proxy. */
@@ -45,14 +52,16 @@ class ProxyLink {
   readonly up: Transform | undefined
   readonly down: Transform | undefined
   readonly counters: ProxyCounters
+  readonly meter: FreshReadMeter
   readonly #done: ProxyDone
   /** Directions still open. */
   open = 2
   done = false
   error: Error | undefined
 
-  constructor (a: Duplex, b: Duplex, counters: ProxyCounters, up: Transform | undefined, down: Transform | undefined, done: ProxyDone) {
+  constructor (a: Duplex, b: Duplex, counters: ProxyCounters, up: Transform | undefined, down: Transform | undefined, done: ProxyDone, meter: FreshReadMeter) {
     this.#done = done
+    this.meter = meter
     this.a = a
     this.b = b
     this.counters = counters
@@ -102,10 +111,11 @@ function onData (this: Linked, chunk: Buffer): void {
   if (this === link.a) link.counters.aToB += chunk.length
   else if (this === link.b) link.counters.bToA += chunk.length
   const dst = link.next(this)
-  if (this instanceof net.Socket) countFreshReadBytes(chunk.length) // each socket read is a new Buffer
-  // A socket's write callback means it let go of the bytes: a stream's receive buffer can then
-  // be reused (receive-buffers.ts). Other destinations (a shaping transform) may keep chunks.
-  const written = dst instanceof net.Socket ? receiveBuffers.writeCallback(chunk) : undefined
+  if (this instanceof net.Socket) link.meter(chunk.length)
+  // A socket's write callback means it let go of the bytes, so a mux stream's chunk may go
+  // back to its buffer pool then (MuxStream.writeCallbackFor). Other destinations (a shaping
+  // transform) may keep chunks.
+  const written = dst instanceof net.Socket && this instanceof MuxStream ? this.writeCallbackFor(chunk) : undefined
   if (!(written === undefined ? dst.write(chunk) : dst.write(chunk, written))) this.pause()
 }
 
@@ -142,16 +152,17 @@ function pump (link: ProxyLink, src: Duplex): void {
 
 /**
  * Resolves when both directions have finished or either side failed. Never rejects.
- * A MuxStream's chunks that proxy() writes to a net.Socket go back to the stream's buffer pool
- * once written (src/mux/receive-buffers.ts): another 'data' listener must copy what it keeps.
+ * A MuxStream's chunks that proxy() writes straight to a net.Socket are reported written
+ * (MuxStream.writeCallbackFor), so their buffers may be reused after the write: another
+ * 'data' listener on that stream must copy what it keeps.
  */
-export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping?: ProxyShaping): Promise<ProxyResult> {
-  return new Promise(resolve => { pipeBoth(a, b, counters, shaping, { proxyDone: resolve }) })
+export function proxy (a: Duplex, b: Duplex, counters: ProxyCounters = { aToB: 0, bToA: 0 }, shaping?: ProxyShaping, meter?: FreshReadMeter): Promise<ProxyResult> {
+  return new Promise(resolve => { pipeBoth(a, b, counters, shaping, { proxyDone: resolve }, meter) })
 }
 
 /** proxy() for callers that hold many connections: `done` is told when it has finished. */
-export function pipeBoth (a: Duplex, b: Duplex, counters: ProxyCounters, shaping: ProxyShaping | undefined, done: ProxyDone): void {
-  const link = new ProxyLink(a, b, counters, shaping?.aToB, shaping?.bToA, done)
+export function pipeBoth (a: Duplex, b: Duplex, counters: ProxyCounters, shaping: ProxyShaping | undefined, done: ProxyDone, meter: FreshReadMeter = noMeter): void {
+  const link = new ProxyLink(a, b, counters, shaping?.aToB, shaping?.bToA, done, meter)
   for (const s of [a, b, link.up, link.down]) {
     if (s === undefined) continue
     ;(s as Linked)[kLink] = link

@@ -1,14 +1,18 @@
-// The streams' receive buffers: one is reused only after every byte handed out of it was
-// confirmed written by a socket's write callback and the stream stopped gathering into it.
-// The tunnel tests below run with released buffers poisoned, so a buffer reused while a socket
-// still held it would corrupt bytes on the way and fail the checksums.
+// A session's receive buffers: one is reused only after every byte handed out of it was
+// reported written (MuxStream.writeCallbackFor, which proxy() passes to the socket's write)
+// and the stream stopped gathering into it. The tests through sessions run with released
+// buffers poisoned, so a buffer reused while a socket still held it would corrupt bytes on
+// the way and fail the checksums.
 import net from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
-import t from 'tap'
-import { ReceiveBufferPool, receiveBuffers } from '../../src/mux/receive-buffers.js'
-import { connectTo, makeClient, roundTrip, startRelay, tcpSpec } from '../helpers/tunnel.js'
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+import t, { type Test } from 'tap'
+import { ReceiveBufferPool } from '../../src/mux/receive-buffers.js'
+import { Session } from '../../src/mux/session.js'
+import type { MuxStream } from '../../src/mux/stream.js'
+import { proxy } from '../../src/tunnel/proxy.js'
+import { sha256 } from '../helpers/digest.js'
+import { tlsTransport } from '../helpers/transports.js'
+import { connectTo, roundTrip, startEcho } from '../helpers/tunnel.js'
 
 t.test('a buffer returns only when filled and every handed-out byte is confirmed', async t => {
   const pool = new ReceiveBufferPool(1024, 4)
@@ -83,21 +87,66 @@ async function slowHashingService (): Promise<{ port: number, close (): void }> 
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() }
 }
 
-t.test('through a tunnel with poisoned reuse: 24 uploads to a slow service and 16 MiB echoed', async t => {
-  receiveBuffers.poison = true
-  t.teardown(() => { receiveBuffers.poison = false })
-  const before = receiveBuffers.stats.reused
+/**
+ * A relay and a client built from the mux alone, over TLS, both proxying the way a tunnel
+ * does: the "relay" session turns each connection to a front port into a stream whose first
+ * byte names the service; the "client" session proxies each stream to that service. Both
+ * sessions share `pool`. Returns one front port per service.
+ */
+async function muxTunnel (t: Test, pool: ReceiveBufferPool, services: number[]): Promise<number[]> {
+  const conn = await tlsTransport().connect()
+  const relay = new Session(conn.server, { client: false, receiveBuffers: pool })
+  const client = new Session(conn.client, { client: true, receiveBuffers: pool })
+  client.on('stream', (stream: MuxStream) => {
+    stream.once('readable', () => {
+      const header = stream.read(1) as Buffer
+      void proxy(stream, net.connect({ host: '127.0.0.1', port: services[header[0]!]!, allowHalfOpen: true }))
+    })
+  })
+  const fronts = services.map((_port, i) => net.createServer({ allowHalfOpen: true }, visitor => {
+    const stream = relay.open()
+    stream.write(Buffer.from([i]))
+    void proxy(visitor, stream)
+  }))
+  await Promise.all(fronts.map(f => new Promise<void>(resolve => f.listen(0, '127.0.0.1', resolve))))
+  t.teardown(async () => {
+    for (const f of fronts) f.close()
+    client.destroy()
+    relay.destroy()
+    await conn.close()
+  })
+  return fronts.map(f => (f.address() as net.AddressInfo).port)
+}
+
+t.test('through sessions sharing a poisoned pool: 24 uploads to a slow service and 16 MiB echoed', async t => {
+  const pool = new ReceiveBufferPool()
+  pool.poison = true
   const service = await slowHashingService()
-  const echo = net.createServer({ allowHalfOpen: true }, s => { s.on('error', () => {}); s.pipe(s) })
-  await new Promise<void>(resolve => echo.listen(0, '127.0.0.1', resolve))
-  const relay = await startRelay()
-  const client = makeClient(relay, [tcpSpec(service.port), tcpSpec((echo.address() as net.AddressInfo).port)])
-  t.teardown(async () => { await client.close(); await relay.close(100); service.close(); echo.close() })
-  const [up, both] = await client.start()
+  const echo = await startEcho()
+  t.teardown(async () => { service.close(); await echo.close() })
+  const [up, both] = await muxTunnel(t, pool, [service.port, echo.port])
   const payloads = Array.from({ length: 24 }, (_, i) => randomBytes(512 * 1024 + i * 4099))
-  const answers = await Promise.all(payloads.map(async p => String(await roundTrip(await connectTo(up!.remotePort!), p))))
-  t.same(answers, payloads.map(sha), 'every upload arrived intact')
+  const answers = await Promise.all(payloads.map(async p => String(await roundTrip(await connectTo(up!), p))))
+  t.same(answers, payloads.map(sha256), 'every upload arrived intact')
   const data = randomBytes(16 * 1024 * 1024)
-  t.equal(sha(await roundTrip(await connectTo(both!.remotePort!), data)), sha(data), 'the echo came back intact both ways')
-  t.ok(receiveBuffers.stats.reused > before, `receive buffers were reused (${receiveBuffers.stats.reused - before} times)`)
+  t.equal(sha256(await roundTrip(await connectTo(both!), data)), sha256(data), 'the echo came back intact both ways')
+  t.ok(pool.stats.reused > 0, `receive buffers were reused (${pool.stats.reused} times)`)
+})
+
+t.test('a chunk nobody reports written keeps its buffer: a plain reader never sees it overwritten', async t => {
+  const pool = new ReceiveBufferPool()
+  pool.poison = true
+  const conn = await tlsTransport().connect()
+  const a = new Session(conn.client, { client: true, receiveBuffers: pool })
+  const b = new Session(conn.server, { client: false, receiveBuffers: pool })
+  t.teardown(async () => { a.destroy(); b.destroy(); await conn.close() })
+  const data = randomBytes(4 * 1024 * 1024)
+  const accepted = b.accept()
+  a.open().end(data)
+  const stream = await accepted
+  const kept: Buffer[] = []
+  stream.on('data', (c: Buffer) => kept.push(c))
+  await new Promise(resolve => stream.once('end', resolve))
+  t.equal(sha256(Buffer.concat(kept)), sha256(data), 'every kept chunk still holds its bytes')
+  t.equal(pool.stats.reused, 0, 'no buffer was reused')
 })
