@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
-import { proxy, type ProxyResult } from '../../src/tunnel/proxy.js'
+import { proxy, type FreshReadMeter, type ProxyResult } from '../../src/tunnel/proxy.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 /** A connected pair of sockets on 127.0.0.1: [the end we dial, the end the server accepted]. */
@@ -26,10 +26,10 @@ async function socketPair (t: Test): Promise<[net.Socket, net.Socket]> {
 /**
  * visitor ⇄ a ═proxy═ b ⇄ service: `visitor` and `service` are the outer ends the test drives.
  */
-async function joined (t: Test, shaping?: Parameters<typeof proxy>[3]): Promise<{ visitor: net.Socket, service: net.Socket, a: net.Socket, b: net.Socket, done: Promise<ProxyResult> }> {
+async function joined (t: Test, shaping?: Parameters<typeof proxy>[3], meter?: FreshReadMeter): Promise<{ visitor: net.Socket, service: net.Socket, a: net.Socket, b: net.Socket, done: Promise<ProxyResult> }> {
   const [visitor, a] = await socketPair(t)
   const [b, service] = await socketPair(t)
-  const done = proxy(a, b, undefined, shaping)
+  const done = proxy(a, b, undefined, shaping, meter)
   return { visitor, service, a, b, done }
 }
 
@@ -55,6 +55,18 @@ t.test('bytes cross both ways intact and are counted; each FIN crosses on its ow
   t.equal(sha(await atVisitor), sha(down), 'download intact')
   const result = await withTimeout(done, { what: 'proxy result' })
   t.same(result, { aToB: up.length, bToA: down.length }, 'counted both ways, no error')
+})
+
+t.test('the read meter is told every byte read from either socket', async t => {
+  let metered = 0
+  const { visitor, service, done } = await joined(t, undefined, bytes => { metered += bytes })
+  const atService = collect(service)
+  const atVisitor = collect(visitor)
+  visitor.end(randomBytes(1024 * 1024 + 3))
+  service.end(randomBytes(256 * 1024 + 1))
+  await Promise.all([atService, atVisitor])
+  const result = await withTimeout(done, { what: 'proxy result' })
+  t.equal(metered, result.aToB + result.bToA, 'the meter saw both directions, byte for byte')
 })
 
 t.test('a reader that stops stalls its sender without the proxy holding its data', async t => {
