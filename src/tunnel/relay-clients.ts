@@ -7,6 +7,7 @@
 import type { TLSSocket } from 'node:tls'
 import { InvalidMessageError, MportError, SessionClosedError } from '../errors.js'
 import type { MuxConfig } from '../mux/config.js'
+import { ReceiveBufferPool } from '../mux/receive-buffers.js'
 import { Session } from '../mux/session.js'
 import type { Account, Accounts } from './accounts.js'
 import { RELAY_AGENT } from './constants.js'
@@ -48,6 +49,8 @@ export class RelayClients {
   readonly #sessions = new Set<Session>()
   /** Authenticated connections. */
   readonly #conns = new Set<ClientConn>()
+  /** One pool for every client session: idle receive buffers are shared, not kept per client. */
+  readonly #receiveBuffers = new ReceiveBufferPool()
   #nextClientId = 1
   #stopped = false
 
@@ -65,7 +68,7 @@ export class RelayClients {
   accept (socket: TLSSocket): void {
     const remoteAddress = socket.remoteAddress ?? 'unknown'
     if (this.#stopped) { socket.destroy(); return }
-    const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#o.mux })
+    const session = new Session(socket, { client: false, keepAliveInterval: 15_000, keepAliveTimeout: 10_000, ...this.#o.mux, receiveBuffers: this.#receiveBuffers })
     this.#sessions.add(session)
     const meter = this.#o.onFreshRead
     if (meter !== undefined) socket.on('data', (chunk: Buffer) => meter(chunk.length)) // each TLS record read is a new Buffer
