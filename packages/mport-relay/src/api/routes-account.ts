@@ -4,7 +4,7 @@ import { RateLimitedError } from 'mport/errors'
 import { InvalidInputError, NotFoundError } from 'mport/errors'
 import type { LimitOverrides, Role, User } from '../store/types.js'
 import { MAX_PASSWORD } from '../store/validate.js'
-import type { ApiContext } from './app.js'
+import type { ApiContext } from './context.js'
 import { ForbiddenError, UnauthenticatedError } from 'mport/errors'
 import { errors, idParams, ref, secured } from './schemas.js'
 

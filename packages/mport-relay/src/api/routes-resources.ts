@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { InvalidInputError, NotFoundError } from 'mport/errors'
 import { DAY, HOUR } from '../store/time.js'
 import type { ApiToken, ReservationKind } from '../store/types.js'
-import type { ApiContext, LiveTunnel } from './app.js'
+import type { ApiContext, LiveTunnel } from './context.js'
 import { ForbiddenError, UnavailableError } from 'mport/errors'
 import { errors, idParams, ref, secured } from './schemas.js'
 

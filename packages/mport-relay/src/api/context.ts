@@ -1,0 +1,76 @@
+/**
+ * What the API's modules share: its options, the caller a request carries, the auth level a
+ * route declares, and the context route modules receive from createApi. Types only: app.ts and
+ * the route modules all import it, so none of them imports another.
+ */
+import type { FastifyRequest } from 'fastify'
+import type { FailureLimiter } from 'mport/relay'
+import type { Store, User } from '../store/types.js'
+
+/** A live tunnel as the relay reports it. */
+export interface LiveTunnel {
+  /** Handle for DELETE /v1/tunnels/:id, unique across the relay. */
+  id: string
+  name: string
+  /** The owner: Principal.id, which StoreAuthenticator sets to the user id. */
+  userId: string
+  userName?: string
+  port?: number
+  url?: string
+  online?: boolean
+  connections?: number
+  bytesIn?: number
+  bytesOut?: number
+}
+
+export interface ApiOptions {
+  store: Store
+  /** Live tunnels of the relay (all users); without it, the tunnel routes answer 503. */
+  relayInfo?: () => LiveTunnel[] | Promise<LiveTunnel[]>
+  /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */
+  closeTunnel?: (id: string) => boolean | Promise<boolean>
+  /** Lets anyone create an account with POST /v1/signup (default false). */
+  openSignup?: boolean
+  /** Called after a token is revoked or a user disabled, so the relay can drop their live sessions at once. */
+  onRevoke?: (event: { userId: string, tokenId?: string }) => void
+  /** Login session lifetime (default 12 h). */
+  sessionTtlMs?: number
+  /** Failed logins (and sign-ups) allowed per client address per window (default 5 per 60 s). */
+  loginLimit?: { max: number, windowMs: number }
+  /** Trust X-Forwarded-For from a reverse proxy (default false). */
+  trustProxy?: boolean
+  /** Fastify logger option (default off). */
+  logger?: boolean
+  /** Shown in the OpenAPI document and in /v1/health. */
+  version?: string
+}
+
+export interface Caller {
+  user: User
+  /** How the caller authenticated. */
+  via: 'session' | 'token'
+  /** The bearer credential (to log out a session). */
+  raw: string
+}
+
+export type AuthLevel = 'public' | 'user' | 'admin'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthLevel
+  }
+  interface FastifyRequest {
+    caller: Caller | null
+  }
+}
+
+/** What route modules share. */
+export interface ApiContext {
+  opts: Required<Pick<ApiOptions, 'sessionTtlMs' | 'openSignup' | 'version'>> & ApiOptions
+  store: Store
+  loginLimiter: FailureLimiter
+  /** The authenticated caller (routes with auth 'user' or 'admin' always have one). */
+  caller (req: FastifyRequest): Caller
+  /** Writes an audit entry for a mutating call. */
+  audit (req: FastifyRequest, action: string, target?: string | null, details?: Record<string, unknown>): Promise<void>
+}
