@@ -28,7 +28,7 @@ class ReceiveBlock {
 export class ReceiveBufferPool {
   readonly blockSize: number
   readonly maxFree: number
-  /** Overwrites released buffers, so one reused too early corrupts data visibly (tests). */
+  /** @internal Overwrites released buffers, so one reused too early corrupts data visibly (tests). */
   poison = false
   readonly #blocks = new WeakMap<ArrayBuffer, ReceiveBlock>()
   readonly #free: ReceiveBlock[] = []
@@ -41,7 +41,7 @@ export class ReceiveBufferPool {
     this.maxFree = maxFree
   }
 
-  /** A buffer of `size` bytes (at most blockSize) to gather into. */
+  /** @internal A buffer of `size` bytes (at most blockSize) to gather into. */
   take (size: number): Buffer {
     let block = this.#free.pop()
     if (block === undefined) {
@@ -55,13 +55,13 @@ export class ReceiveBufferPool {
     return block.buf.subarray(0, size)
   }
 
-  /** The stream hands `chunk`, a part of a buffer from take(), to its reader. */
+  /** @internal The stream hands `chunk`, a part of a buffer from take(), to its reader. */
   handedOut (chunk: Buffer): void {
     const block = this.#blocks.get(chunk.buffer as ArrayBuffer)
     if (block !== undefined) block.outstanding += chunk.length
   }
 
-  /** The stream will not gather into `buf` any more. */
+  /** @internal The stream will not gather into `buf` any more. */
   doneFilling (buf: Buffer): void {
     const block = this.#blocks.get(buf.buffer as ArrayBuffer)
     if (block === undefined) return
@@ -70,8 +70,8 @@ export class ReceiveBufferPool {
   }
 
   /**
-   * For a writer about to write `chunk` to a net.Socket: the callback to pass to write(), when
-   * the chunk comes from this pool; undefined otherwise.
+   * @internal For a writer about to write `chunk` to a net.Socket: the callback to pass to
+   * write(), when the chunk comes from this pool; undefined otherwise (MuxStream.writeCallbackFor).
    */
   writeCallback (chunk: Buffer): ((err?: Error | null) => void) | undefined {
     const block = this.#blocks.get(chunk.buffer as ArrayBuffer)
@@ -92,6 +92,7 @@ export class ReceiveBufferPool {
     this.#free.push(block)
   }
 
+  /** Buffers made, reuses, and idle buffers kept now. */
   get stats (): { created: number, reused: number, free: number } {
     return { created: this.#created, reused: this.#reused, free: this.#free.length }
   }

@@ -37,7 +37,7 @@ export enum StreamState {
   Reset,
 }
 
-/** What a stream may ask of its session. */
+/** @internal What a stream may ask of its session (one object per session, shared by its streams). */
 export interface StreamLink {
   readonly maxSendFrameSize: number
   readonly maxStreamWindow: number
@@ -145,7 +145,7 @@ export class MuxStream extends Duplex {
     this.#link.schedule(this)
   }
 
-  /** The writer's turn: at most one frame, and whether more is ready (so turns go round-robin). */
+  /** @internal The writer's turn: at most one frame, and whether more is ready (so turns go round-robin). */
   [emitFrame] (): boolean {
     const out = this.#out
     if (out !== undefined) {
@@ -196,6 +196,7 @@ export class MuxStream extends Duplex {
     return flags
   }
 
+  /** @internal */
   [addSendCredit] (delta: number): void {
     const wasBlocked = this.#sendWindow === 0
     this.#sendWindow += delta
@@ -205,6 +206,7 @@ export class MuxStream extends Duplex {
 
   // ---- Readable side ----
 
+  /** @internal */
   [reserveRecv] (length: number): void {
     if (length > this.#recvWindow) throw new RecvWindowExceededError(this.id, length, this.#recvWindow)
     this.#recvWindow -= length
@@ -212,6 +214,7 @@ export class MuxStream extends Duplex {
   }
 
   /**
+   * @internal
    * A piece of Data payload, already counted by reserveRecv. A `transient` piece is a view of
    * a read buffer the socket reuses, valid only during this call: it is always copied.
    */
@@ -238,12 +241,12 @@ export class MuxStream extends Duplex {
     if (!this.#remoteFin && this.#state !== StreamState.Reset && !this.destroyed) this.push(chunk)
   }
 
-  /** The current Data frame is complete: hand over what was gathered of it. */
+  /** @internal The current Data frame is complete: hand over what was gathered of it. */
   [endOfData] (): void {
     this.#gather?.flush()
   }
 
-  /** ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
+  /** @internal ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
   [receiveFlags] (flags: number): void {
     if (flags & Flag.ACK && this.#state === StreamState.SynSent) this.#state = StreamState.Established
     if (flags & Flag.RST) {
@@ -311,7 +314,7 @@ export class MuxStream extends Duplex {
     callback(err)
   }
 
-  /** The session is going away: reset without sending anything. */
+  /** @internal The session is going away: reset without sending anything. */
   [abort] (err: Error | undefined): void {
     if (this.#state !== StreamState.Closed) this.#state = StreamState.Reset
     this.#resetByPeer = true // nothing more goes on the wire
