@@ -5,6 +5,6 @@
  * @packageDocumentation
  */
 export { Client, type ClientOptions } from './tunnel/client.js'
-export type { ClientEvents, TunnelStatus, VisitorInfo } from './tunnel/client-events.js'
+export type { ClientEvents, TunnelStatus, VisitorInfo, VisitorStats } from './tunnel/client-events.js'
 export { parseTunnelSpec, parseHostPort, type TunnelSpec, type HostPort } from './tunnel/spec.js'
 export { KnownRelays, type KnownRelay } from './transport/known-relays.js'

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { Relay } from './tunnel/relay.js'
+export { Relay, type TunnelListing } from './tunnel/relay.js'
 export { DEFAULT_CONTROL_PORT } from './tunnel/constants.js'
 export { DEFAULT_PORT_RANGE, type RelayOptions } from './tunnel/relay-options.js'
 export type { RelayEvents, ClientInfo, TunnelInfo, ConnectionInfo } from './tunnel/relay-events.js'

@@ -21,8 +21,10 @@ export interface PlanLimits {
   connectionsPerMinute: number | null
 }
 
+/** Usage to add to a user's record: bytes each way and new connections. */
 export interface UsageCounts { bytesIn?: number, bytesOut?: number, connections?: number }
 
+/** Where the relay gets each user's plan, month total, token validity and reservations, and where it reports usage. */
 export interface RelayPolicy {
   limits (principal: Principal): Promise<PlanLimits>
   /** Bytes (in + out) the user moved this calendar month, as recorded so far. */
@@ -50,6 +52,7 @@ export interface LiveConnection {
   abort (err: Error): void
 }
 
+/** A plan with no limits: what every user has on a relay without a policy. */
 export const UNLIMITED: PlanLimits = { maxTunnels: null, maxConnections: null, monthlyBytes: null, bandwidthBytesPerSecond: null, connectionsPerMinute: null }
 
 /** One user's live state on this relay. */

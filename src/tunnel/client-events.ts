@@ -1,6 +1,7 @@
 /** What the client reports: its events, a tunnel's status and a visitor's description. */
 import type { MportError } from '../errors.js'
 
+/** One tunnel as the client sees it: its public address once opened, whether it is up, its counters. */
 export interface TunnelStatus {
   id: number
   name: string
@@ -19,11 +20,13 @@ export interface TunnelStatus {
   bytesOut: number
 }
 
+/** A visitor of a tunnel, as the relay described it in the visitor stream's header. */
 export interface VisitorInfo { tunnel: string, remoteAddress: string, remotePort: number }
 
 /** Bytes of one finished visitor connection: visitor → local service (in) and back (out). */
 export interface VisitorStats { bytesIn: number, bytesOut: number, error?: Error }
 
+/** The events a Client emits, with their arguments. */
 export interface ClientEvents {
   connecting: [attempt: number]
   connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string }]

@@ -19,6 +19,7 @@ import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
 import type { FreshReadMeter } from './proxy.js'
 import { parseHostPort, type TunnelSpec } from './spec.js'
 
+/** What a Client is given: the relay, the token, the tunnels, how to trust the relay, and how to retry. */
 export interface ClientOptions {
   /** Relay address, `host[:port]` (default port 7835). */
   relay: string
@@ -54,6 +55,7 @@ const MIN_BACKOFF = 50 // ms
 /** Errors after which retrying cannot help. */
 const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPORT_ERR_CERT_UNTRUSTED', 'MPORT_ERR_VERSION_MISMATCH', 'MPORT_ERR_INVALID_CONFIG'])
 
+/** The private side of mport: exposes local services through a relay, over one TLS connection it keeps up. */
 export class Client extends EventEmitter<ClientEvents> {
   readonly #opts: ClientOptions
   readonly #relay: { host: string, port: number }

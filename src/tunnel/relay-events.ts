@@ -9,6 +9,7 @@ import type { Principal } from './auth.js'
 import type { Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
 
+/** A client connection the relay accepted: its id, who it authenticated as, from where, and whether it took up its old lease. */
 export interface ClientInfo {
   id: string
   principal: Principal
@@ -16,6 +17,7 @@ export interface ClientInfo {
   resumed: boolean
 }
 
+/** A tunnel as relay events name it: its lease (`client`), owner, id, name and public port. */
 export interface TunnelInfo {
   client: string
   principal: string
@@ -24,6 +26,7 @@ export interface TunnelInfo {
   port: number
 }
 
+/** A visitor connection: its tunnel and the visitor's address. */
 export interface ConnectionInfo {
   tunnel: TunnelInfo
   remoteAddress: string
@@ -33,6 +36,7 @@ export interface ConnectionInfo {
 /** Bytes of one finished visitor connection: visitor → service (in) and back (out). */
 export interface ConnectionStats { bytesIn: number, bytesOut: number, error?: Error }
 
+/** The events a Relay emits, with their arguments. */
 export interface RelayEvents {
   listening: [address: net.AddressInfo]
   client: [info: ClientInfo]

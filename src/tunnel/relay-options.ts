@@ -9,6 +9,7 @@ import type { FreshReadMeter } from './proxy.js'
 /** Ports tunnels may use unless the relay is given a range. */
 export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
 
+/** What a Relay is given: its certificate, authenticator, addresses, port range, shared HTTP(S) ports, policy and timeouts. */
 export interface RelayOptions {
   /** PEM certificate and key for the control listener. */
   cert: string | Buffer

@@ -23,6 +23,7 @@ import { VisitorForwarder } from './visitor-forwarder.js'
 /** A live tunnel as `Relay.tunnels` lists it. */
 export type TunnelListing = TunnelInfo & { key: string, principalId: string, url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean }
 
+/** The public side of mport: accepts clients over TLS and gives their tunnels public ports and names. */
 export class Relay extends EventEmitter<RelayEvents> {
   readonly #opts: ResolvedRelayOptions
   readonly #accounts: Accounts
