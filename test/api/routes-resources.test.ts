@@ -1,47 +1,24 @@
-/** REST API: users (admin), tokens, tunnels, reservations, usage, limits, audit log; valid, invalid and unauthorised input. */
+/** api/routes-resources.ts: health, tokens, tunnels, reservations, usage, audit log; valid, invalid and unauthorised input. */
 import t from 'tap'
+import { createApi } from '../../packages/mport-relay/src/api/index.js'
+import { openStore } from '../../packages/mport-relay/src/store/index.js'
 import { tokenId } from '../../src/tunnel/auth.js'
 import { PASSWORD, startApi } from './fixtures/api.js'
 
-t.test('users: admin only; create, get, disable (ends sessions and tokens), enable', async t => {
-  const { call, users, store, revoked } = await startApi(t)
-  const admin = users.admin.session
-  for (const [method, url, body] of [['GET', '/v1/users'], ['POST', '/v1/users', { name: 'carol', password: PASSWORD }], ['GET', `/v1/users/${users.bob.id}`], ['PATCH', `/v1/users/${users.bob.id}`, { disabled: true }]] as const) {
-    t.equal((await call(method, url, { token: users.alice.session, ...(body ? { body } : {}) })).status, 403, `${method} ${url} as a user → 403`)
-    t.equal((await call(method, url, body ? { body } : {})).status, 401, `${method} ${url} without auth → 401`)
-  }
+t.test('health answers without auth, and 503 when the database does not', async t => {
+  const api = await startApi(t)
+  api.tunnels.push({ id: 'c1:1', name: 'web', userId: api.users.alice.id })
+  const ok = await api.call('GET', '/v1/health')
+  t.equal(ok.status, 200)
+  t.match(ok.body, { status: 'ok', database: 'sqlite', tunnels: 1, uptimeSeconds: Number, version: String })
 
-  const list = await call('GET', '/v1/users', { token: admin })
-  t.same(list.body.map((u: { name: string }) => u.name).sort(), ['admin', 'alice', 'bob'])
-  const created = await call('POST', '/v1/users', { token: admin, body: { name: 'carol', password: PASSWORD, role: 'admin' } })
-  t.equal(created.status, 201)
-  t.match(created.body, { id: /^usr_/, name: 'carol', role: 'admin', disabled: false })
-  t.equal((await call('POST', '/v1/users', { token: admin, body: { name: 'carol', password: PASSWORD } })).body.error.code, 'MPORT_ERR_USER_EXISTS')
-  t.equal((await call('POST', '/v1/users', { token: admin, body: { name: 'carol2', password: PASSWORD, role: 'root' } })).status, 400)
-  t.equal((await call('POST', '/v1/users', { token: admin, body: { name: 'carol2' } })).status, 400)
-  t.equal((await call('GET', `/v1/users/${created.body.id}`, { token: admin })).body.name, 'carol')
-  const missing = await call('GET', '/v1/users/usr_nope', { token: admin })
-  t.equal(missing.status, 404)
-  t.equal(missing.body.error.code, 'MPORT_ERR_NOT_FOUND')
-
-  const { raw } = await store.createToken(users.bob.id, 'cli')
-  const disabled = await call('PATCH', `/v1/users/${users.bob.id}`, { token: admin, body: { disabled: true } })
-  t.equal(disabled.status, 200)
-  t.equal(disabled.body.disabled, true)
-  t.same(revoked, [{ userId: users.bob.id }], 'the relay is told to drop his tunnels')
-  t.equal((await call('GET', '/v1/me', { token: users.bob.session })).status, 401, 'his session ended')
-  t.equal((await call('GET', '/v1/me', { token: raw })).status, 401, 'his token no longer works')
-  t.equal((await call('PATCH', `/v1/users/${users.bob.id}`, { token: admin, body: { disabled: false } })).body.disabled, false)
-  t.equal((await call('GET', '/v1/me', { token: raw })).status, 200, 'enabled again')
-
-  t.equal((await call('PATCH', `/v1/users/${users.admin.id}`, { token: admin, body: { disabled: true } })).status, 400, 'no self-lockout')
-  t.equal((await call('PATCH', `/v1/users/${users.bob.id}`, { token: admin, body: {} })).status, 400, 'empty change')
-  t.equal((await call('PATCH', `/v1/users/${users.bob.id}`, { token: admin, body: { name: 'robert' } })).status, 400, 'unknown field')
-  t.equal((await call('PATCH', '/v1/users/usr_nope', { token: admin, body: { disabled: true } })).status, 404)
-  t.equal((await call('PATCH', `/v1/users/${users.bob.id}`, { token: admin, body: { password: 'bob new password' } })).status, 200)
-  t.equal((await call('POST', '/v1/login', { body: { name: 'bob', password: 'bob new password' } })).status, 200)
-  const entry = (await store.listAudit()).entries.find(e => e.action === 'user.update' && e.details?.password !== undefined)
-  t.equal(entry?.details?.password, 'changed', 'the audit log never holds a password')
+  const dead = await openStore({ url: ':memory:' })
+  await dead.close()
+  const app = await createApi({ store: dead })
+  t.teardown(() => app.close())
+  const r = await app.inject({ method: 'GET', url: '/v1/health' })
+  t.equal(r.statusCode, 503)
+  t.match(r.json(), { status: 'unavailable', error: { code: 'MPORT_ERR_DATABASE' } })
 })
 
 t.test('tokens: created and shown once, listed without secrets, used as bearer, revoked', async t => {
@@ -152,28 +129,6 @@ t.test('usage: own by hour and day, admins any user or everyone, range checks', 
     t.equal(r.body.error.code, 'MPORT_ERR_INVALID_INPUT')
   }
   t.equal((await call('GET', '/v1/usage')).status, 401)
-})
-
-t.test('limits: own effective limits; admins set per-user overrides', async t => {
-  const { call, users } = await startApi(t)
-  const admin = users.admin.session
-  const url = `/v1/users/${users.alice.id}/limits`
-  t.same((await call('GET', '/v1/limits', { token: users.alice.session })).body, { maxTunnels: null, maxConnections: null, monthlyBytes: null, bandwidthBytesPerSecond: null, connectionsPerMinute: null })
-  t.equal((await call('PUT', url, { token: users.alice.session, body: { maxTunnels: 100 } })).status, 403, 'users cannot raise their own limits')
-  t.equal((await call('GET', url, { token: users.alice.session })).status, 403)
-  t.equal((await call('PUT', url, { body: { maxTunnels: 100 } })).status, 401)
-  const set = await call('PUT', url, { token: admin, body: { maxTunnels: 3, bandwidthBytesPerSecond: 1_000_000 } })
-  t.equal(set.status, 200)
-  t.same(set.body, { maxTunnels: 3, bandwidthBytesPerSecond: 1_000_000 })
-  t.same((await call('PUT', url, { token: admin, body: { maxTunnels: null } })).body, { bandwidthBytesPerSecond: 1_000_000 })
-  for (const body of [{ maxTunnels: -1 }, { maxTunnels: 1.5 }, { maxTunnels: 'lots' }, { tunnels: 3 }]) {
-    t.equal((await call('PUT', url, { token: admin, body })).status, 400, `400 for ${JSON.stringify(body)}`)
-  }
-  t.equal((await call('PUT', '/v1/users/usr_nope/limits', { token: admin, body: { maxTunnels: 1 } })).status, 404)
-  t.equal((await call('GET', '/v1/users/usr_nope/limits', { token: admin })).status, 404)
-  const view = await call('GET', url, { token: admin })
-  t.match(view.body, { overrides: { bandwidthBytesPerSecond: 1_000_000 }, effective: { bandwidthBytesPerSecond: 1_000_000, maxTunnels: null }, defaults: { bandwidthBytesPerSecond: null } })
-  t.equal((await call('GET', '/v1/me', { token: users.alice.session })).body.limits.bandwidthBytesPerSecond, 1_000_000)
 })
 
 t.test('audit: every mutating call is logged with who, what, target and address; admins page through it', async t => {
