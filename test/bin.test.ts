@@ -6,7 +6,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
 import t, { type Test } from 'tap'
@@ -14,6 +13,7 @@ import { formatStatus } from '../src/cli/output.js'
 import { InvalidConfigError, PortNotAllowedError } from '../src/index.js'
 import { cleanup, REPO_ROOT, relayArgs, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
 import { connectTo, roundTrip, startEcho } from './helpers/tunnel.js'
+import { closedPort } from './helpers/ports.js'
 
 t.teardown(cleanup)
 
@@ -47,15 +47,6 @@ async function mapLimit<T, R> (items: T[], limit: number, fn: (item: T) => Promi
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
   return results
-}
-
-/** A port nothing listens on (bound, then closed). */
-async function closedPort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>(resolve => server.close(() => resolve()))
-  return port
 }
 
 interface RelayProc { proc: BinProcess, port: number, fingerprint: string, token: string, dataDir: string }

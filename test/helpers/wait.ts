@@ -10,6 +10,8 @@ export interface WaitOptions {
   timeoutMs?: number
   /** Completes the message "timed out after N ms waiting for <what>". */
   what: string
+  /** Called on timeout; what it returns is added to the message (state worth seeing). */
+  diag?: (() => string) | undefined
 }
 
 export interface PollOptions extends WaitOptions {
@@ -20,8 +22,8 @@ export interface PollOptions extends WaitOptions {
 const DEFAULT_TIMEOUT_MS = 10_000
 
 export class WaitTimeoutError extends Error {
-  constructor (readonly timeoutMs: number, readonly what: string) {
-    super(`timed out after ${timeoutMs} ms waiting for ${what}`)
+  constructor (readonly timeoutMs: number, readonly what: string, diag?: () => string) {
+    super(`timed out after ${timeoutMs} ms waiting for ${what}${diag === undefined ? '' : `\n${diag()}`}`)
     this.name = 'WaitTimeoutError'
   }
 }
@@ -33,7 +35,7 @@ export async function waitFor (predicate: () => boolean | Promise<boolean>, opts
   const deadline = Date.now() + timeoutMs
   while (true) {
     if (await predicate()) return
-    if (Date.now() >= deadline) throw new WaitTimeoutError(timeoutMs, opts.what)
+    if (Date.now() >= deadline) throw new WaitTimeoutError(timeoutMs, opts.what, opts.diag)
     await sleep(Math.min(interval, Math.max(1, deadline - Date.now())))
   }
 }
@@ -43,7 +45,7 @@ export function withTimeout<T> (promise: Promise<T>, opts: WaitOptions): Promise
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new WaitTimeoutError(timeoutMs, opts.what)), timeoutMs)
+    timer = setTimeout(() => reject(new WaitTimeoutError(timeoutMs, opts.what, opts.diag)), timeoutMs)
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

@@ -11,11 +11,12 @@ import {
 } from '../../src/errors.js'
 import type { MuxConfig } from '../../src/mux/config.js'
 import {
-  decodeHeader, encodeHeader, Flag, FrameType, GoAwayCode, HEADER_LENGTH, INITIAL_STREAM_WINDOW, MAX_UINT32, type FrameHeader,
+  encodeHeader, Flag, FrameType, GoAwayCode, INITIAL_STREAM_WINDOW, MAX_UINT32,
 } from '../../src/mux/frame.js'
 import { Session } from '../../src/mux/session.js'
 import type { MuxStream } from '../../src/mux/stream.js'
 import { duplexPair, type PipeEnd } from '../helpers/duplex-pair.js'
+import { FrameLog } from '../helpers/frame-log.js'
 import { tcpTransport } from '../helpers/transports.js'
 import { nextEvent, sleep, waitFor, withTimeout } from '../helpers/wait.js'
 
@@ -34,57 +35,14 @@ const data = (streamId: number, payload: Buffer, flags = 0): Buffer => Buffer.co
 const dataHeader = (streamId: number, length: number, flags = 0): Buffer => encodeHeader({ type: FrameType.Data, flags, streamId, length })
 const ping = (flags: number, value: number, streamId = 0): Buffer => encodeHeader({ type: FrameType.Ping, flags, streamId, length: value })
 
-/** Parses what the session wrote to the raw end. */
-class Reply {
-  readonly frames: FrameHeader[] = []
-  #buf = Buffer.alloc(0)
-  #skip = 0
-  ended = false
-
-  constructor (raw: PipeEnd) {
-    raw.on('data', (c: Buffer) => this.#push(c))
-    raw.on('end', () => { this.ended = true })
-  }
-
-  #push (chunk: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, chunk])
-    while (true) {
-      if (this.#skip > 0) {
-        const n = Math.min(this.#skip, this.#buf.length)
-        if (n === 0) return
-        this.#skip -= n
-        this.#buf = this.#buf.subarray(n)
-        continue
-      }
-      if (this.#buf.length < HEADER_LENGTH) return
-      const h = decodeHeader(this.#buf)
-      this.#buf = this.#buf.subarray(HEADER_LENGTH)
-      this.frames.push(h)
-      if (h.type === FrameType.Data) this.#skip = h.length
-    }
-  }
-
-  goAways (): number[] {
-    return this.frames.filter(h => h.type === FrameType.GoAway).map(h => h.length)
-  }
-
-  resets (): number[] {
-    return this.frames.filter(h => (h.flags & Flag.RST) !== 0).map(h => h.streamId)
-  }
-
-  pingAcks (): number[] {
-    return this.frames.filter(h => h.type === FrameType.Ping && (h.flags & Flag.ACK) !== 0).map(h => h.length)
-  }
-}
-
-interface Target { session: Session, raw: PipeEnd, reply: Reply }
+interface Target { session: Session, raw: PipeEnd, reply: FrameLog }
 
 /** A Session (server role unless told otherwise) whose peer is a raw pipe end we write frames into. */
 function target (t: Test, opts: Partial<MuxConfig> & { client?: boolean } = {}): Target {
   const { client = false, ...config } = opts
   const [a, raw] = duplexPair()
   const session = new Session(a, { client, windowAutoTuning: false, ...config })
-  const reply = new Reply(raw)
+  const reply = new FrameLog(raw)
   t.teardown(() => {
     session.destroy()
     raw.destroy()

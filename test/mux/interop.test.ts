@@ -13,6 +13,8 @@ import type { MuxConfig } from '../../src/mux/config.js'
 import {
   runLibp2pYamux, toBuffer, type Libp2pPeer, type Libp2pStream, type Libp2pYamuxOptions,
 } from '../helpers/libp2p-yamux.js'
+import { sha256 } from '../helpers/digest.js'
+import { waitFor, withTimeout } from '../helpers/wait.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -30,10 +32,6 @@ function payload (seed: number, size: number): Buffer {
   if (size > MAX_PAYLOAD) throw new RangeError(`payload of ${size} B: at most ${MAX_PAYLOAD}`)
   const offset = (seed % 1024) * 64
   return BASE.subarray(offset, offset + size)
-}
-
-function sha256 (data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
 }
 
 /** Digest of payload(seed, size), computed once. */
@@ -62,26 +60,10 @@ interface Received { bytes: number, sha: string }
 // ---- Bounded waits ----
 
 /** Rejects with a message naming `what` (plus diagnostics) if `p` does not settle in time. */
-async function within<T> (p: Promise<T>, what: string, diag?: () => string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}${diag === undefined ? '' : `\n${diag()}`}`)), ms)
-  })
-  try {
-    return await Promise.race([p, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const within = <T>(p: Promise<T>, what: string, diag?: () => string, ms = WAIT_MS): Promise<T> => withTimeout(p, { what, diag, timeoutMs: ms })
 
-/** Polls `cond` every 5 ms until it holds; bounded. */
-async function until (cond: () => boolean, what: string, diag?: () => string, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}${diag === undefined ? '' : `\n${diag()}`}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
+/** Polls `cond` until it holds; bounded. */
+const until = (cond: () => boolean, what: string, diag?: () => string, ms = WAIT_MS): Promise<void> => waitFor(cond, { what, diag, timeoutMs: ms })
 
 /**
  * Waits for `p` while `progress()` keeps changing: fails if it stalls for `stallMs` or the whole

@@ -2,7 +2,7 @@
 // tls-reversed), as hashicorp yamux runs its session tests over testConnTypes: open/accept,
 // data riding with SYN, checksummed echo on 1 and 100 streams, half-close, reset, ping,
 // GoAway, destroy, stream bookkeeping, keepalive, accept backlog and stream limits.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import t, { type Test } from 'tap'
 import {
@@ -12,7 +12,9 @@ import type { MuxConfig } from '../../src/mux/config.js'
 import { decodeHeader, encodeHeader, Flag, FrameType, HEADER_LENGTH, type FrameHeader } from '../../src/mux/frame.js'
 import { Session } from '../../src/mux/session.js'
 import { StreamState, type MuxStream } from '../../src/mux/stream.js'
+import { sha256 } from '../helpers/digest.js'
 import { duplexPair } from '../helpers/duplex-pair.js'
+import { readAll as readAllWithin } from '../helpers/read-all.js'
 import { transports, type Connected, type TransportCase } from '../helpers/transports.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
@@ -35,19 +37,8 @@ async function setup (t: Test, tr: TransportCase, clientOpts: Partial<MuxConfig>
   return { client, server, conn }
 }
 
-function sha256 (data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
-}
-
 /** Reads a stream to its end (bounded). */
-function readAll (s: Duplex, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  return withTimeout(new Promise<Buffer>((resolve, reject) => {
-    s.on('data', (c: Buffer) => chunks.push(c))
-    s.once('end', () => resolve(Buffer.concat(chunks)))
-    s.once('error', reject)
-  }), { timeoutMs: WAIT_MS, what })
-}
+const readAll = (s: Duplex, what: string): Promise<Buffer> => readAllWithin(s, what, WAIT_MS)
 
 /** The error a stream is destroyed with (bounded); a clean end rejects. */
 function streamError (s: MuxStream, what: string): Promise<Error> {

@@ -2,16 +2,17 @@
 // window, a sender without credit blocks until a WindowUpdate, window auto-tuning grows only
 // when the link's RTT (not the reader) limits throughput, half-close states, zero-length writes.
 // Assertions are on bytes, windows and states, never on timing.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import t, { type Test } from 'tap'
 import type { MuxConfig } from '../../src/mux/config.js'
-import {
-  decodeHeader, encodeHeader, Flag, FrameType, HEADER_LENGTH, INITIAL_STREAM_WINDOW, type FrameHeader,
-} from '../../src/mux/frame.js'
+import { encodeHeader, Flag, FrameType, INITIAL_STREAM_WINDOW } from '../../src/mux/frame.js'
 import { Session } from '../../src/mux/session.js'
 import { StreamState, type MuxStream } from '../../src/mux/stream.js'
+import { sha256 } from '../helpers/digest.js'
 import { duplexPair, type DuplexPairOptions } from '../helpers/duplex-pair.js'
+import { FrameLog } from '../helpers/frame-log.js'
+import { readAll as readAllWithin } from '../helpers/read-all.js'
 import { tcpTransport, type TransportCase, pipeTransport } from '../helpers/transports.js'
 import { nextEvent, sleep, turns, waitFor, withTimeout } from '../helpers/wait.js'
 
@@ -19,18 +20,7 @@ const KiB = 1024
 const MiB = 1024 * KiB
 const WAIT_MS = 20_000
 
-function sha256 (data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
-}
-
-function readAll (s: Duplex, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  return withTimeout(new Promise<Buffer>((resolve, reject) => {
-    s.on('data', (c: Buffer) => chunks.push(c))
-    s.once('end', () => resolve(Buffer.concat(chunks)))
-    s.once('error', reject)
-  }), { timeoutMs: WAIT_MS, what })
-}
+const readAll = (s: Duplex, what: string): Promise<Buffer> => readAllWithin(s, what, WAIT_MS)
 
 function noErrors (t: Test, s: MuxStream, who: string): MuxStream {
   s.on('error', err => t.fail(`${who} stream ${s.id} failed: ${err.message}`))
@@ -47,41 +37,6 @@ async function sessions (t: Test, tr: TransportCase, clientOpts: Partial<MuxConf
     await conn.close()
   })
   return { client, server, conn }
-}
-
-/** Collects the frames a session writes to a raw peer end (Data payloads counted per stream). */
-class WireLog {
-  readonly frames: FrameHeader[] = []
-  readonly dataBytes = new Map<number, number>()
-  #buf = Buffer.alloc(0)
-  #payloadLeft = 0
-  #payloadStream = 0
-
-  constructor (raw: Duplex) {
-    raw.on('data', (c: Buffer) => this.#push(c))
-  }
-
-  #push (chunk: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, chunk])
-    while (true) {
-      if (this.#payloadLeft > 0) {
-        const n = Math.min(this.#payloadLeft, this.#buf.length)
-        if (n === 0) return
-        this.#payloadLeft -= n
-        this.dataBytes.set(this.#payloadStream, (this.dataBytes.get(this.#payloadStream) ?? 0) + n)
-        this.#buf = this.#buf.subarray(n)
-        continue
-      }
-      if (this.#buf.length < HEADER_LENGTH) return
-      const h = decodeHeader(this.#buf)
-      this.#buf = this.#buf.subarray(HEADER_LENGTH)
-      this.frames.push(h)
-      if (h.type === FrameType.Data) {
-        this.#payloadLeft = h.length
-        this.#payloadStream = h.streamId
-      }
-    }
-  }
 }
 
 for (const tr of [pipeTransport(), tcpTransport()]) {
@@ -102,7 +57,7 @@ for (const tr of [pipeTransport(), tcpTransport()]) {
       if (s.id === 2 * BUSY + 1) stalled = s // the last one opened: nobody reads it for now
       else received.set(s.id, readAll(s, `busy stream ${s.id}`))
     })
-    const wire = new WireLog(conn.server) // what the client session wrote
+    const wire = new FrameLog(conn.server) // what the client session wrote
     // Runs after the session's own 'data' listener: every push into the stalled stream has happened.
     conn.server.on('data', () => {
       if (stalled === undefined) return
@@ -154,7 +109,7 @@ t.test('a peer that grants no credit: write() returns false and drain follows on
   const [a, raw] = duplexPair()
   const client = new Session(a, { client: true, windowAutoTuning: false })
   t.teardown(() => { client.destroy(); raw.destroy() })
-  const wire = new WireLog(raw)
+  const wire = new FrameLog(raw)
   const s = noErrors(t, client.open(), 'client')
 
   const chunk = Buffer.alloc(16 * KiB, 0x61)
@@ -292,7 +247,7 @@ t.test('zero-length writes and zero-length Data frames', async t => {
     const client = new Session(a, { client: true, windowAutoTuning: false })
     const server = new Session(b, { client: false, windowAutoTuning: false })
     t.teardown(() => { client.destroy(); server.destroy() })
-    const wire = new WireLog(b)
+    const wire = new FrameLog(b)
     const accepted = nextEvent<[MuxStream]>(server, 'stream', { what: 'a stream opened by an empty write' })
     const c = noErrors(t, client.open(), 'client')
     const wrote = new Promise<void>((resolve, reject) => c.write(Buffer.alloc(0), err => err ? reject(err) : resolve()))
@@ -314,7 +269,7 @@ t.test('zero-length writes and zero-length Data frames', async t => {
     const [a, raw] = duplexPair()
     const server = new Session(a, { client: false })
     t.teardown(() => { server.destroy(); raw.destroy() })
-    const wire = new WireLog(raw)
+    const wire = new FrameLog(raw)
     const accepted = nextEvent<[MuxStream]>(server, 'stream', { what: 'a stream opened by Data|SYN of length 0' })
     raw.write(encodeHeader({ type: FrameType.Data, flags: Flag.SYN, streamId: 1, length: 0 }))
     const [s] = await accepted
