@@ -4,7 +4,7 @@
  * typed failures as one line with their exit codes, and signals. The token must never appear
  * in a client's output.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import tls from 'node:tls'
@@ -13,6 +13,7 @@ import { formatStatus } from '../src/cli/output.js'
 import { InvalidConfigError, PortNotAllowedError } from '../src/index.js'
 import { cleanup, REPO_ROOT, relayArgs, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
 import { connectTo, roundTrip, startEcho } from './helpers/tunnel.js'
+import { sha256 } from './helpers/digest.js'
 import { closedPort } from './helpers/ports.js'
 
 t.teardown(cleanup)
@@ -20,7 +21,6 @@ t.teardown(cleanup)
 const VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version
 const STACK_LINE = /^ {4}at /m
 
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** Exactly one non-empty line on stderr, matching `re`, and no stack trace. */
 function oneStderrLine (tt: Test, stderr: string, re: RegExp, what: string): void {

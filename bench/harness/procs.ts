@@ -1,5 +1,5 @@
 /**
- * Process plumbing for the tunnel bench: spawn children with a raised fd limit, read CPU time
+ * Process plumbing for the side-by-side benches (bench/tunnel, bench/http): spawn children with a raised fd limit, read CPU time
  * and RSS from /proc, find descendants (sshd forks per connection), wait for output lines,
  * and kill everything we started, even on failure.
  */
@@ -26,9 +26,9 @@ export function spawnLimited (cmd: string, args: string[], opts: SpawnOptions = 
   return child
 }
 
-/** A TypeScript file of this directory as a Node child (through tsx). */
-export function spawnTs (file: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  return spawnLimited(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(file, import.meta.url)), ...args], opts)
+/** A TypeScript file as a Node child (through tsx): pass `new URL('./x.ts', import.meta.url)`. */
+export function spawnTs (file: URL, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  return spawnLimited(process.execPath, ['--import', 'tsx', fileURLToPath(file), ...args], opts)
 }
 
 /** Kills a child (SIGTERM, then SIGKILL after `graceMs`) and waits until it has exited. */
@@ -161,8 +161,6 @@ export function processTree (pid: number): number[] {
   }
   return out
 }
-
-export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
 
 export function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))

@@ -12,22 +12,16 @@
  * BENCH_HTTP_WARMUP_S (2), BENCH_HTTP_BODY (64 bytes), BENCH_ONLY (direct,proxy,mport),
  * BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE, BENCH_MPORT_NODE_FLAGS, BENCH_OUT.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { ROOT, cpuSeconds, killAllSync, killChild, sum, withTimeout } from '../tunnel/procs.js'
-import { buildMport, mportBins } from '../tunnel/contestants.js'
-import { stat, type Stat } from '../tunnel/report.js'
-import { direct, proxy, mport, portChild, spawnHere, HOST, type Contestant, type Running } from './contestants.js'
+import { LoadGen } from '../harness/load-gen.js'
+import { buildMport, mportBins } from '../harness/mport.js'
+import { portChild } from '../harness/port-child.js'
+import { ROOT, cpuSeconds, killChild } from '../harness/procs.js'
+import { envNumber as num, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
+import { cell, fmt, stat, sum, type Stat } from '../harness/stats.js'
+import { direct, proxy, mport, HOST, type Contestant, type Running } from './contestants.js'
 import type { HttpLoadRequest, HttpLoadResult } from './load.js'
 
-const num = (name: string, dflt: number): number => {
-  const v = process.env[name]
-  const n = v === undefined || v === '' ? dflt : Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`)
-  return n
-}
 const ROUNDS = Math.floor(num('BENCH_ROUNDS', 3))
 const SECONDS = num('BENCH_HTTP_SECONDS', 5)
 const WARMUP_S = num('BENCH_HTTP_WARMUP_S', 2)
@@ -38,55 +32,15 @@ const ONLY = process.env.BENCH_ONLY?.split(',')
 /** The target of issue 5: mport's p50 at most this many times the plain reverse proxy's. */
 const TARGET_P50_FACTOR = 1.5
 
-const log = (s: string): void => { process.stderr.write(`${s}\n`) }
-
-class LoadGen {
-  #child: ChildProcess | undefined
-  #next = 0
-  #pending = new Map<number, { resolve: (v: HttpLoadResult) => void, reject: (e: Error) => void }>()
-
-  #spawn (): ChildProcess {
-    const child = spawnHere('./load.ts', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    child.on('message', (m: { id: number, result?: HttpLoadResult, error?: string }) => {
-      const p = this.#pending.get(m.id)
-      this.#pending.delete(m.id)
-      if (m.error !== undefined || m.result === undefined) p?.reject(new Error(m.error ?? 'no result'))
-      else p?.resolve(m.result)
-    })
-    child.once('exit', (code, sig) => {
-      if (this.#child === child) this.#child = undefined
-      for (const p of this.#pending.values()) p.reject(new Error(`load generator exited (${code ?? sig})`))
-      this.#pending.clear()
-    })
-    return child
-  }
-
-  async run (r: HttpLoadRequest): Promise<HttpLoadResult> {
-    this.#child ??= this.#spawn()
-    const child = this.#child
-    const id = this.#next++
-    const p = new Promise<HttpLoadResult>((resolve, reject) => this.#pending.set(id, { resolve, reject }))
-    child.send({ id, ...r })
-    try {
-      return await withTimeout(p, (r.warmupMs / 1000 + r.seconds) * 1000 + r.timeoutMs + 15_000, `load with ${r.conns} connection(s)`)
-    } catch (err) {
-      this.#pending.delete(id)
-      if (/timed out/.test((err as Error).message)) await killChild(child) // a stuck generator would poison the next run
-      throw err
-    }
-  }
-
-  async stop (): Promise<void> {
-    if (this.#child !== undefined) await killChild(this.#child)
-  }
-}
+/** Bounds one load run: warm-up and measured time, the request timeout, and slack. */
+const loadBound = (r: HttpLoadRequest): number => (r.warmupMs / 1000 + r.seconds) * 1000 + r.timeoutMs + 15_000
 
 /** One contestant, one connection count, one round. */
 interface Figures { rps?: number, p50us?: number, p99us?: number, failures?: number, cpuUsPerReq?: number, error?: string }
 type Metric = 'rps' | 'p50us' | 'p99us' | 'failures' | 'cpuUsPerReq'
 const METRICS: Metric[] = ['rps', 'p50us', 'p99us', 'failures', 'cpuUsPerReq']
 
-async function oneRound (c: Contestant, originPort: number, load: LoadGen): Promise<{ figures: Map<number, Figures>, raw: Record<string, unknown> }> {
+async function oneRound (c: Contestant, originPort: number, load: LoadGen<HttpLoadRequest>): Promise<{ figures: Map<number, Figures>, raw: Record<string, unknown> }> {
   const figures = new Map<number, Figures>()
   const raw: Record<string, unknown> = {}
   let run: Running
@@ -101,7 +55,8 @@ async function oneRound (c: Contestant, originPort: number, load: LoadGen): Prom
     for (const conns of CONNS) {
       try {
         const cpu0 = sum(run.pids().map(cpuSeconds))
-        const r = await load.run({ port: run.port, host: HOST, path: '/', conns, warmupMs: WARMUP_S * 1000, seconds: SECONDS, bodyBytes: BODY, timeoutMs: 10_000 })
+        const req: HttpLoadRequest = { port: run.port, host: HOST, path: '/', conns, warmupMs: WARMUP_S * 1000, seconds: SECONDS, bodyBytes: BODY, timeoutMs: 10_000 }
+        const r = await load.request<HttpLoadResult>(req, loadBound(req), `load with ${conns} connection(s)`)
         const cpu = sum(run.pids().map(cpuSeconds)) - cpu0
         raw[`c${conns}`] = { ...r, cpuSeconds: cpu }
         figures.set(conns, {
@@ -124,13 +79,6 @@ async function oneRound (c: Contestant, originPort: number, load: LoadGen): Prom
 }
 
 // ---- report ----
-
-const fmt = (x: number, digits?: number): string => {
-  const d = digits ?? (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2)
-  return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
-}
-const cell = (s: Stat | undefined, digits?: number): string =>
-  s === undefined ? '–' : s.n === 1 || s.min === s.max ? fmt(s.median, digits) : `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
 
 type Summary = Map<string, Map<number, Partial<Record<Metric, Stat>>>>
 
@@ -194,61 +142,34 @@ function targetTable (checks: TargetCheck[]): string {
     ...checks.map(c => `| mport p50 ≤ ${TARGET_P50_FACTOR}× reverse proxy p50 | ${c.conns} | ${c.met === undefined ? 'not measured' : c.met ? 'met' : '**not met**'} | ${c.note} |`)].join('\n')
 }
 
-function machine (): Record<string, string | number | undefined> {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
-  let commit: string | undefined
-  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { /* not a checkout */ }
-  return {
-    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
-    cores: os.cpus().length,
-    memoryGiB: Math.round(os.totalmem() / 1024 ** 3 * 10) / 10,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    mportCommit: commit,
-    mportBins: mportBins().relay.replace(ROOT, ''),
-    loadAverageAtStart: os.loadavg().map(x => x.toFixed(2)).join(' '),
-  }
-}
-
 async function main (): Promise<void> {
   const t0 = Date.now()
-  process.on('exit', killAllSync)
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAllSync(); process.exit(130) })
-
   buildMport(log)
   const contestants = [direct, proxy, mport].filter(c => ONLY === undefined || ONLY.includes(c.key))
-  const info = machine()
+  const info = machine({ mportBins: mportBins().relay.replace(ROOT, '') })
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.kernel}, node ${info.node}; load average ${info.loadAverageAtStart}`)
   log(`rounds ${ROUNDS}; connections ${CONNS.join(', ')}; ${WARMUP_S} s warm-up + ${SECONDS} s measured; ${BODY}-byte bodies; contestants ${contestants.map(c => c.key).join(', ')}`)
 
-  const origin = await portChild('./origin.ts', [String(BODY)], 'origin')
-  const load = new LoadGen()
-  const rounds = new Map<string, Array<Map<number, Figures>>>(contestants.map(c => [c.key, []]))
-  const raws = new Map<string, Array<Record<string, unknown>>>(contestants.map(c => [c.key, []]))
+  const origin = await portChild(new URL('./origin.ts', import.meta.url), [String(BODY)], 'origin')
+  const load = new LoadGen<HttpLoadRequest>(new URL('./load.ts', import.meta.url))
+  let results: Map<string, Array<{ figures: Map<number, Figures>, raw: Record<string, unknown> }>>
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const c of contestants) {
-        const r0 = Date.now()
-        const r = await oneRound(c, origin.port, load)
-        rounds.get(c.key)?.push(r.figures)
-        raws.get(c.key)?.push(r.raw)
-        const line = CONNS.map(n => {
-          const f = r.figures.get(n)
-          return `${n} conn: ${f?.rps !== undefined ? fmt(f.rps) : '–'} req/s p50 ${f?.p50us !== undefined ? fmt(f.p50us) : '–'} µs p99 ${f?.p99us !== undefined ? fmt(f.p99us) : '–'} µs, ${f?.failures ?? '–'} failed${f?.cpuUsPerReq !== undefined ? `, ${fmt(f.cpuUsPerReq)} CPU-µs/req` : ''}${f?.error !== undefined ? ` (${f.error.split('\n')[0] ?? ''})` : ''}`
-        }).join('; ')
-        log(`round ${round}/${ROUNDS} ${c.key.padEnd(6)} ${line}  [${((Date.now() - r0) / 1000).toFixed(1)} s]`)
-      }
-    }
+    results = await interleave(contestants, ROUNDS, c => oneRound(c, origin.port, load), r => CONNS.map(n => {
+      const f = r.figures.get(n)
+      return `${n} conn: ${f?.rps !== undefined ? fmt(f.rps) : '–'} req/s p50 ${f?.p50us !== undefined ? fmt(f.p50us) : '–'} µs p99 ${f?.p99us !== undefined ? fmt(f.p99us) : '–'} µs, ${f?.failures ?? '–'} failed${f?.cpuUsPerReq !== undefined ? `, ${fmt(f.cpuUsPerReq)} CPU-µs/req` : ''}${f?.error !== undefined ? ` (${f.error.split('\n')[0] ?? ''})` : ''}`
+    }).join('; '))
   } finally {
     await load.stop()
     await killChild(origin.child)
   }
+  const rounds = new Map([...results].map(([k, rs]) => [k, rs.map(r => r.figures)]))
+  const raws = new Map([...results].map(([k, rs]) => [k, rs.map(r => r.raw)]))
 
   const summary = summarize(contestants, rounds)
   const checks = checkTargets(summary)
   const date = new Date().toISOString().slice(0, 10)
   const elapsed = (Date.now() - t0) / 1000
-  info.loadAverageAtEnd = os.loadavg().map(x => x.toFixed(2)).join(' ')
+  finishMachine(info)
   const settings = { rounds: ROUNDS, conns: CONNS, warmupSeconds: WARMUP_S, seconds: SECONDS, bodyBytes: BODY, host: HOST, targetP50Factor: TARGET_P50_FACTOR }
   const failures = contestants.flatMap(c => (rounds.get(c.key) ?? []).flatMap((r, i) =>
     [...r].filter(([, f]) => f.error !== undefined).map(([n, f]) => `- ${c.key} round ${i + 1}, ${n} conn(s): ${(f.error ?? '').split('\n')[0] ?? ''}`)))
@@ -273,11 +194,7 @@ async function main (): Promise<void> {
     ...(failures.length > 0 ? ['## Failures', '', ...failures, ''] : []),
   ]
   const text = md.join('\n')
-  const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'bench/results')
-  mkdirSync(outDir, { recursive: true })
-  const base = path.join(outDir, `http-${date}`)
-  writeFileSync(`${base}.md`, text)
-  writeFileSync(`${base}.json`, JSON.stringify({
+  const base = writeResults('http', date, text, {
     date: new Date().toISOString(),
     machine: info,
     settings,
@@ -290,13 +207,9 @@ async function main (): Promise<void> {
       raw: raws.get(c.key) ?? [],
     })),
     targets: checks,
-  }, null, 2) + '\n')
+  })
   const verdict = checks.every(c => c.met === true) ? 'TARGET MET' : checks.some(c => c.met === undefined) ? 'TARGET NOT MEASURED' : 'TARGET NOT MET'
   process.stdout.write(`\n${text}\n${verdict}: ${checks.map(c => `${c.conns} conn(s): ${c.met === undefined ? 'not measured' : c.met ? 'met' : 'not met'} (${c.note})`).join('; ')}\nwritten to ${path.relative(ROOT, base)}.md and .json (${elapsed.toFixed(0)} s)\n`)
 }
 
-main().then(() => process.exit(0), err => {
-  log(`bench:http failed: ${(err as Error).stack ?? String(err)}`)
-  killAllSync()
-  process.exit(1)
-})
+runBench('bench:http', main)

@@ -9,7 +9,9 @@
  * checked) so the generator costs little and the same for every contestant. A failed request
  * (bad status, wrong length, closed connection, timeout) is counted and its connection replaced.
  */
-import net from 'node:net'
+import type net from 'node:net'
+import { connect } from '../harness/connect.js'
+import { serveLoad } from '../harness/load-gen.js'
 
 export interface HttpLoadRequest {
   port: number
@@ -48,14 +50,6 @@ const MAX_HEAD = 16 * 1024
 
 class Stop extends Error {}
 
-function connect (port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, noDelay: true })
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to ${port} timed out`)) }, timeoutMs)
-    s.once('connect', () => { clearTimeout(timer); s.off('error', reject); resolve(s) })
-    s.once('error', err => { clearTimeout(timer); reject(err) })
-  })
-}
 
 async function run (r: HttpLoadRequest): Promise<HttpLoadResult> {
   const request = Buffer.from(`GET ${r.path} HTTP/1.1\r\nHost: ${r.host}\r\nUser-Agent: mport-bench\r\nAccept: */*\r\n\r\n`)
@@ -160,10 +154,4 @@ async function run (r: HttpLoadRequest): Promise<HttpLoadResult> {
   }
 }
 
-process.on('message', (m: { id: number } & HttpLoadRequest) => {
-  run(m).then(
-    result => process.send?.({ id: m.id, result }),
-    (err: Error) => process.send?.({ id: m.id, error: err.message }),
-  )
-})
-process.on('disconnect', () => process.exit(0))
+serveLoad<HttpLoadRequest>(run)

@@ -9,7 +9,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodS
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { FD_LIMIT, LineReader, ROOT, killChild, processTree, spawnLimited, spawnTs } from './procs.js'
+import { startMport } from '../harness/mport.js'
+import { isJsonWith as hasKey, jsonOf as parseJsonLine, portChild } from '../harness/port-child.js'
+import { FD_LIMIT, LineReader, killChild, processTree, spawnLimited, spawnTs } from '../harness/procs.js'
 import type { ChildProcess } from 'node:child_process'
 
 export interface Running {
@@ -32,29 +34,8 @@ export interface Contestant {
 
 const START_TIMEOUT = 20_000
 
-function parseJsonLine<T> (line: string): T {
-  return JSON.parse(line.slice(line.indexOf('{'))) as T
-}
-const hasKey = (key: string) => (l: string): boolean => {
-  if (!l.trimStart().startsWith('{')) return false
-  try { return key in (JSON.parse(l) as object) } catch { return false }
-}
-
 async function stopAll (children: ChildProcess[]): Promise<void> {
   await Promise.all(children.map(c => killChild(c)))
-}
-
-/** A Node child that prints {"port": N}. */
-async function nodeChild (file: string, args: string[], label: string): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawnTs(file, args)
-  const out = new LineReader(child, label)
-  try {
-    const line = await out.waitLine(hasKey('port'), START_TIMEOUT, 'its port')
-    return { child, port: parseJsonLine<{ port: number }>(line).port }
-  } catch (err) {
-    await killChild(child)
-    throw err
-  }
 }
 
 export const direct: Contestant = {
@@ -71,7 +52,7 @@ export const tcpForwarder: Contestant = {
   fdsFor: n => 2 * n + 64,
   name: 'Node TCP forwarder',
   async start (sinkPort) {
-    const f = await nodeChild('./forwarder.ts', ['tcp', String(sinkPort)], 'tcp forwarder')
+    const f = await portChild(new URL('./forwarder.ts', import.meta.url), ['tcp', String(sinkPort)], 'tcp forwarder')
     return { port: f.port, pids: () => ({ relay: [f.child.pid as number], client: [] }), stop: () => stopAll([f.child]) }
   },
 }
@@ -81,9 +62,9 @@ export const tlsForwarder: Contestant = {
   fdsFor: n => 2 * n + 64,
   name: 'Node TLS forwarder',
   async start (sinkPort) {
-    const exit = await nodeChild('./forwarder.ts', ['tls-exit', String(sinkPort)], 'tls exit')
+    const exit = await portChild(new URL('./forwarder.ts', import.meta.url), ['tls-exit', String(sinkPort)], 'tls exit')
     try {
-      const entry = await nodeChild('./forwarder.ts', ['tls-entry', String(exit.port)], 'tls entry')
+      const entry = await portChild(new URL('./forwarder.ts', import.meta.url), ['tls-entry', String(exit.port)], 'tls entry')
       return {
         port: entry.port,
         pids: () => ({ relay: [entry.child.pid as number], client: [exit.child.pid as number] }),
@@ -101,12 +82,12 @@ export const libp2pYamux: Contestant = {
   fdsFor: n => n + 64,
   name: 'libp2p-yamux tunnel (no TLS)',
   async start (sinkPort) {
-    const relay = spawnTs('./yamux-tunnel.ts', ['relay'])
+    const relay = spawnTs(new URL('./yamux-tunnel.ts', import.meta.url), ['relay'])
     const relayOut = new LineReader(relay, 'libp2p-yamux relay')
     let client: ChildProcess | undefined
     try {
       const control = parseJsonLine<{ control: number }>(await relayOut.waitLine(hasKey('control'), START_TIMEOUT, 'control port')).control
-      client = spawnTs('./yamux-tunnel.ts', ['client', String(control), String(sinkPort)])
+      client = spawnTs(new URL('./yamux-tunnel.ts', import.meta.url), ['client', String(control), String(sinkPort)])
       const clientOut = new LineReader(client, 'libp2p-yamux client')
       await clientOut.waitLine(hasKey('connected'), START_TIMEOUT, 'connection')
       const port = parseJsonLine<{ port: number }>(await relayOut.waitLine(hasKey('port'), START_TIMEOUT, 'public port')).port
@@ -126,61 +107,17 @@ export function childFdLimit (): number {
   return Number.isFinite(n) ? n : 1024
 }
 
-/** Where mport's bins are run from: the build when it is there (index.ts builds first), else source through tsx. */
-/**
- * Builds mport so the contestant runs the real dist bins; falls back to the source bins (through
- * tsx) when the build fails. BENCH_NO_BUILD=1 skips it, BENCH_MPORT_FROM_SOURCE=1 always uses source.
- */
-export function buildMport (log: (line: string) => void): void {
-  if (process.env.BENCH_NO_BUILD !== undefined || process.env.BENCH_MPORT_FROM_SOURCE !== undefined) return
-  log('building mport (npm run build) …')
-  try {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
-  } catch (err) {
-    log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
-    process.env.BENCH_MPORT_FROM_SOURCE = '1'
-  }
-}
-
-export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
-  const dist = path.join(ROOT, 'dist/bin')
-  if (existsSync(path.join(dist, 'mport-relay.js')) && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
-    return { cmd: process.execPath, pre: [], relay: path.join(dist, 'mport-relay.js'), connect: path.join(dist, 'mport-connect.js') }
-  }
-  return { cmd: process.execPath, pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
-}
-
-/** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-
 export const mport: Contestant = {
   key: 'mport',
   fdsFor: n => n + 64,
   name: 'mport (relay + connect, TLS)',
   async start (sinkPort) {
-    const bins = mportBins()
-    const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
-    const home = path.join(tmp, 'home')
-    mkdirSync(home)
-    const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
-    const relay = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
-      '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json'], { env })
-    const relayOut = new LineReader(relay, 'mport-relay')
-    let client: ChildProcess | undefined
-    try {
-      const listening = parseJsonLine<{ port: number, fingerprint: string, connect?: string }>(
-        await relayOut.waitLine(l => l.includes('"listening"'), START_TIMEOUT, 'listening'))
-      const token = /--token (\S+)/.exec(listening.connect ?? '')?.[1] ?? readFileSync(path.join(tmp, 'data/token'), 'utf8').trim()
-      client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, String(sinkPort), '--relay', `127.0.0.1:${listening.port}`,
-        '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
-      const clientOut = new LineReader(client, 'mport-connect')
-      const tunnel = parseJsonLine<{ remotePort: number }>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), START_TIMEOUT, 'tunnel'))
-      const c = client
-      return { port: tunnel.remotePort, pids: () => ({ relay: [relay.pid as number], client: [c.pid as number] }), stop: () => stopAll([c, relay]) }
-    } catch (err) {
-      await stopAll(client === undefined ? [relay] : [client, relay])
-      throw err
+    const m = await startMport([], [String(sinkPort)])
+    if (m.tunnel.remotePort === undefined) {
+      await m.stop()
+      throw new Error('the client\'s tunnel event has no remotePort')
     }
+    return { port: m.tunnel.remotePort, pids: () => ({ relay: [m.relay.pid as number], client: [m.client.pid as number] }), stop: m.stop }
   },
 }
 

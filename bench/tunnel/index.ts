@@ -12,24 +12,21 @@
  * BENCH_MPORT_NODE_FLAGS, BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
  * every line each process prints goes to <prefix>-<label>-<pid>.log, e.g. for --trace-gc).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { LoadGen } from '../harness/load-gen.js'
+import { buildMport, mportBins } from '../harness/mport.js'
+import { portChild } from '../harness/port-child.js'
+import { ROOT, cpuSeconds, killChild, peakRssBytes, resetPeakRss, rssBytes, sleep } from '../harness/procs.js'
+import { envNumber as env, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
+import { sum } from '../harness/stats.js'
 import {
-  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, mportBins, buildMport, childFdLimit,
+  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, childFdLimit,
   type Contestant, type Running,
 } from './contestants.js'
-import { LineReader, ROOT, cpuSeconds, killAllSync, killChild, peakRssBytes, resetPeakRss, rssBytes, spawnTs, sum, withTimeout, sleep } from './procs.js'
 import { summarize, mainTable, splitTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
 import type { LoadRequest, BulkResult, LatencyResult, ConnRateResult, IdleResult } from './load.js'
 
-const env = (name: string, dflt: number): number => {
-  const v = process.env[name]
-  const n = v === undefined || v === '' ? dflt : Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`)
-  return n
-}
 const MiB = 1024 * 1024
 const ROUNDS = Math.floor(env('BENCH_ROUNDS', 3))
 const BULK1 = env('BENCH_BULK_MIB', 256) * MiB
@@ -42,59 +39,6 @@ const IDLE_ROUNDS = Math.floor(env('BENCH_IDLE_ROUNDS', 1))
 const IDLE_DEADLINE_S = env('BENCH_IDLE_DEADLINE_S', 150)
 const CASES = new Set((process.env.BENCH_CASES ?? 'bulk,latency,connrate,idle').split(','))
 const ONLY = process.env.BENCH_ONLY?.split(',')
-
-const log = (s: string): void => { process.stderr.write(`${s}\n`) }
-
-// ---- load generator and sink processes ----
-
-class LoadGen {
-  #child: ChildProcess | undefined
-  #next = 0
-  #pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
-
-  #spawn (): ChildProcess {
-    const child = spawnTs('./load.ts', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    child.on('message', (m: { id: number, result?: unknown, error?: string }) => {
-      const p = this.#pending.get(m.id)
-      this.#pending.delete(m.id)
-      if (m.error !== undefined) p?.reject(new Error(m.error))
-      else p?.resolve(m.result)
-    })
-    child.once('exit', (code, sig) => {
-      if (this.#child === child) this.#child = undefined
-      for (const p of this.#pending.values()) p.reject(new Error(`load generator exited (${code ?? sig})`))
-      this.#pending.clear()
-    })
-    return child
-  }
-
-  async request<T> (r: LoadRequest, ms: number, what: string): Promise<T> {
-    this.#child ??= this.#spawn()
-    const child = this.#child
-    const id = this.#next++
-    const p = new Promise<T>((resolve, reject) => this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject }))
-    child.send({ id, ...r })
-    try {
-      return await withTimeout(p, ms, what)
-    } catch (err) {
-      // A stuck generator would poison the next case: replace it.
-      this.#pending.delete(id)
-      if (/timed out/.test((err as Error).message)) await killChild(child)
-      throw err
-    }
-  }
-
-  async stop (): Promise<void> {
-    if (this.#child !== undefined) await killChild(this.#child)
-  }
-}
-
-async function startSink (): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawnTs('./sink.ts', [])
-  const out = new LineReader(child, 'sink')
-  const line = await out.waitLine(l => l.startsWith('{"port"'), 20_000, 'sink port')
-  return { child, port: (JSON.parse(line) as { port: number }).port }
-}
 
 // ---- one round of one contestant ----
 
@@ -125,7 +69,7 @@ async function measured<T> (run: Running, f: () => Promise<T>): Promise<{ result
 
 interface RawRound { figures: RoundFigures, raw: Record<string, unknown> }
 
-async function oneRound (c: Contestant, sinkPort: number, load: LoadGen, round: number): Promise<RawRound> {
+async function oneRound (c: Contestant, sinkPort: number, load: LoadGen<LoadRequest>, round: number): Promise<RawRound> {
   const figures: RoundFigures = { errors: {} }
   const raw: Record<string, unknown> = {}
   let run: Running
@@ -231,35 +175,12 @@ async function oneRound (c: Contestant, sinkPort: number, load: LoadGen, round: 
 
 // ---- machine, report ----
 
-function machine (): Record<string, string | number | undefined> {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
-  const git = (args: string[]): string | undefined => {
-    try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return undefined }
-  }
-  return {
-    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
-    cores: os.cpus().length,
-    memoryGiB: Math.round(os.totalmem() / 1024 ** 3 * 10) / 10,
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    openssh: opensshVersion(),
-    libp2pYamux: (JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@chainsafe/libp2p-yamux/package.json'), 'utf8')) as { version: string }).version,
-    mportCommit: git(['rev-parse', '--short', 'HEAD']),
-    mportBins: mportBins().relay.replace(ROOT, ''),
-    fdLimit: FD_LIMIT_CHILD,
-    loadAverageAtStart: os.loadavg().map(x => x.toFixed(2)).join(' '),
-  }
-}
-
 function fmtFigure (x: number | undefined): string {
   return x === undefined ? '–' : x >= 100 ? x.toFixed(0) : x.toFixed(2)
 }
 
 async function main (): Promise<void> {
   const t0 = Date.now()
-  process.on('exit', killAllSync)
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAllSync(); process.exit(130) })
-
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
   const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport]
@@ -267,26 +188,23 @@ async function main (): Promise<void> {
   for (const c of contestants) if (c.key.startsWith('ssh') && sshSkip !== undefined) c.skip = sshSkip
   for (const c of contestants) if (c.skip !== undefined) log(`SKIPPING ${c.name}: ${c.skip}`)
 
-  const info = machine()
+  const info = machine({
+    openssh: opensshVersion(),
+    libp2pYamux: (JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@chainsafe/libp2p-yamux/package.json'), 'utf8')) as { version: string }).version,
+    mportBins: mportBins().relay.replace(ROOT, ''),
+    fdLimit: FD_LIMIT_CHILD,
+  })
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.kernel}, node ${info.node}, ${info.openssh ?? 'no openssh'}`)
   log(`rounds ${ROUNDS}; bulk ${BULK1 / MiB} MiB (1 conn), ${BULK8 / MiB} MiB (8 conns); ${RTT} round trips; conn rate ${CONNRATE_S} s; ${IDLE} idle connections in ${IDLE_ROUNDS} round(s); cases ${[...CASES].join(',')}`)
 
-  const sink = await startSink()
-  const load = new LoadGen()
-  const rounds = new Map<string, RawRound[]>(contestants.map(c => [c.key, []]))
+  const sink = await portChild(new URL('./sink.ts', import.meta.url), [], 'sink')
+  const load = new LoadGen<LoadRequest>(new URL('./load.ts', import.meta.url))
+  let rounds: Map<string, RawRound[]>
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const c of contestants) {
-        if (c.skip !== undefined) continue
-        const r0 = Date.now()
-        const r = await oneRound(c, sink.port, load, round)
-        rounds.get(c.key)?.push(r)
-        const f = r.figures
-        log(`round ${round}/${ROUNDS} ${c.key.padEnd(13)} bulk1 ${fmtFigure(f.bulk1MBps)} MB/s, bulk8 ${fmtFigure(f.bulk8MBps)} MB/s, p50 ${fmtFigure(f.p50us)} µs, p99 ${fmtFigure(f.p99us)} µs, ` +
-          `${fmtFigure(f.connPerSec)} conn/s (${f.connFailures ?? '–'} failed), idle ${f.idleOpen ?? '–'} open/${f.idleFailures ?? '–'} failed ${fmtFigure(f.idleRssMiB)} MiB, ` +
-          `peak ${fmtFigure(f.bulkPeakMiB)} MiB, ${fmtFigure(f.cpuSecPerGB)} CPU-s/GB  [${((Date.now() - r0) / 1000).toFixed(1)} s]`)
-      }
-    }
+    rounds = await interleave(contestants, ROUNDS, (c, round) => oneRound(c, sink.port, load, round), ({ figures: f }) =>
+      `bulk1 ${fmtFigure(f.bulk1MBps)} MB/s, bulk8 ${fmtFigure(f.bulk8MBps)} MB/s, p50 ${fmtFigure(f.p50us)} µs, p99 ${fmtFigure(f.p99us)} µs, ` +
+      `${fmtFigure(f.connPerSec)} conn/s (${f.connFailures ?? '–'} failed), idle ${f.idleOpen ?? '–'} open/${f.idleFailures ?? '–'} failed ${fmtFigure(f.idleRssMiB)} MiB, ` +
+      `peak ${fmtFigure(f.bulkPeakMiB)} MiB, ${fmtFigure(f.cpuSecPerGB)} CPU-s/GB`)
   } finally {
     await load.stop()
     await killChild(sink.child)
@@ -297,7 +215,7 @@ async function main (): Promise<void> {
   const checks = checkTargets(by)
   const date = new Date().toISOString().slice(0, 10)
   const elapsed = (Date.now() - t0) / 1000
-  info.loadAverageAtEnd = os.loadavg().map(x => x.toFixed(2)).join(' ')
+  finishMachine(info)
   const settings = { rounds: ROUNDS, bulk1MiB: BULK1 / MiB, bulk8MiB: BULK8 / MiB, roundTrips: RTT, connRateSeconds: CONNRATE_S, connRateInFlight: 50, idleConnections: IDLE, idleRounds: IDLE_ROUNDS, idleDeadlineSeconds: IDLE_DEADLINE_S, cases: [...CASES] }
 
   const md: string[] = [
@@ -331,23 +249,15 @@ async function main (): Promise<void> {
   if (failures.length > 0) md.push('## Failures and skipped cases', '', ...failures, '')
   const text = md.join('\n')
 
-  const outDir = process.env.BENCH_OUT ?? path.join(ROOT, 'bench/results')
-  mkdirSync(outDir, { recursive: true })
-  const base = path.join(outDir, `tunnel-${date}`)
-  writeFileSync(`${base}.md`, text)
-  writeFileSync(`${base}.json`, JSON.stringify({
+  const base = writeResults('tunnel', date, text, {
     date: new Date().toISOString(),
     machine: info,
     settings,
     elapsedSeconds: elapsed,
     contestants: summaries.map(s => ({ ...s, raw: (rounds.get(s.key) ?? []).map(r => r.raw) })),
     targets: checks,
-  }, null, 2) + '\n')
+  })
   process.stdout.write(`\n${text}\nwritten to ${path.relative(ROOT, base)}.md and .json (${elapsed.toFixed(0)} s)\n`)
 }
 
-main().then(() => process.exit(0), err => {
-  log(`bench:tunnel failed: ${(err as Error).stack ?? String(err)}`)
-  killAllSync()
-  process.exit(1)
-})
+runBench('bench:tunnel', main)

@@ -3,7 +3,9 @@
  * bench/tunnel/index.ts. Each request `{id, op, ...}` gets one reply `{id, result}` or
  * `{id, error}`. Every wait is bounded; every socket has TCP_NODELAY.
  */
-import net from 'node:net'
+import type net from 'node:net'
+import { connect } from '../harness/connect.js'
+import { serveLoad } from '../harness/load-gen.js'
 
 export type LoadRequest =
   | { op: 'bulk', port: number, bytes: number, conns: number, timeoutMs: number }
@@ -19,14 +21,6 @@ export interface IdleResult { open: number, failures: number, seconds: number, f
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x61)
 
-function connect (port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, noDelay: true })
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to ${port} timed out`)) }, timeoutMs)
-    s.once('connect', () => { clearTimeout(timer); s.off('error', reject); resolve(s) })
-    s.once('error', err => { clearTimeout(timer); reject(err) })
-  })
-}
 
 /** Reads exactly `n` bytes (resolving with them) within `timeoutMs`. */
 function readExactly (s: net.Socket, n: number, timeoutMs: number): Promise<Buffer> {
@@ -231,10 +225,4 @@ async function handle (r: LoadRequest): Promise<unknown> {
   }
 }
 
-process.on('message', (m: { id: number } & LoadRequest) => {
-  handle(m).then(
-    result => process.send?.({ id: m.id, result }),
-    (err: Error) => process.send?.({ id: m.id, error: err.message }),
-  )
-})
-process.on('disconnect', () => process.exit(0))
+serveLoad<LoadRequest>(handle)

@@ -2,6 +2,7 @@
  * Turns the raw figures of every round into medians (min–max), ratios and the issue's target
  * checks, as Markdown.
  */
+import { cell, fmt, stat, type Stat } from '../harness/stats.js'
 
 /** One contestant's figures from one round; a missing field means the case failed or was skipped. */
 export interface RoundFigures {
@@ -29,16 +30,6 @@ export interface RoundFigures {
 
 export type Metric = Exclude<keyof RoundFigures, 'errors'>
 
-export interface Stat { median: number, min: number, max: number, n: number }
-
-export function stat (xs: Array<number | undefined>): Stat | undefined {
-  const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return undefined
-  const mid = Math.floor(v.length / 2)
-  const median = v.length % 2 === 1 ? v[mid] as number : ((v[mid - 1] as number) + (v[mid] as number)) / 2
-  return { median, min: v[0] as number, max: v[v.length - 1] as number, n: v.length }
-}
-
 export interface ContestantSummary {
   key: string
   name: string
@@ -56,17 +47,6 @@ export function summarize (key: string, name: string, rounds: RoundFigures[], sk
     if (s !== undefined) stats[m] = s
   }
   return { key, name, rounds, stats, ...(skipped === undefined ? {} : { skipped }) }
-}
-
-const fmt = (x: number, digits?: number): string => {
-  const d = digits ?? (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2)
-  return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })
-}
-
-function cell (s: Stat | undefined, digits?: number): string {
-  if (s === undefined) return '–'
-  if (s.n === 1 || s.min === s.max) return fmt(s.median, digits)
-  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
 }
 
 interface Column { m: Metric, title: string, digits?: number }

@@ -1,0 +1,85 @@
+/**
+ * mport as a contestant: build it once, run its bins (the build, or the source through tsx),
+ * and bring up a relay plus one `mport-connect` on loopback with a fresh HOME and data dir.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { jsonOf } from './port-child.js'
+import { LineReader, ROOT, killChild, spawnLimited } from './procs.js'
+
+const START_TIMEOUT = 20_000
+
+/**
+ * Builds mport so the contestant runs the real dist bins; falls back to the source bins (through
+ * tsx) when the build fails. BENCH_NO_BUILD=1 skips it, BENCH_MPORT_FROM_SOURCE=1 always uses source.
+ */
+export function buildMport (log: (line: string) => void): void {
+  if (process.env.BENCH_NO_BUILD !== undefined || process.env.BENCH_MPORT_FROM_SOURCE !== undefined) return
+  log('building mport (npm run build) …')
+  try {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 })
+  } catch (err) {
+    log(`npm run build failed (${(err as Error).message.split('\n')[0]}); running mport from source instead`)
+    process.env.BENCH_MPORT_FROM_SOURCE = '1'
+  }
+}
+
+/** Where mport's bins are run from: the build when it is there (the benches build first), else source through tsx. */
+export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
+  const dist = path.join(ROOT, 'dist/bin')
+  if (existsSync(path.join(dist, 'mport-relay.js')) && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
+    return { cmd: process.execPath, pre: [], relay: path.join(dist, 'mport-relay.js'), connect: path.join(dist, 'mport-connect.js') }
+  }
+  return { cmd: process.execPath, pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
+}
+
+/** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
+const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+
+export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string }
+export interface TunnelLine { remotePort?: number, url?: string }
+
+export interface MportPair {
+  relay: ChildProcess
+  client: ChildProcess
+  /** The relay's `listening` event. */
+  listening: Listening
+  /** The client's first `tunnel` event. */
+  tunnel: TunnelLine
+  /** Kills both (SIGTERM first, so a --cpu-prof profile is written) and removes the temp dir. */
+  stop: () => Promise<void>
+}
+
+/**
+ * A relay with `relayArgs` beyond the loopback defaults, and one `mport-connect connectArgs…`
+ * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up.
+ */
+export async function startMport (relayArgs: string[], connectArgs: string[]): Promise<MportPair> {
+  const bins = mportBins()
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
+  const home = path.join(tmp, 'home')
+  mkdirSync(home)
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
+  const relay = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
+    '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json', ...relayArgs], { env })
+  const relayOut = new LineReader(relay, 'mport-relay')
+  let client: ChildProcess | undefined
+  const stop = async (): Promise<void> => {
+    await Promise.all((client === undefined ? [relay] : [client, relay]).map(c => killChild(c, 5000)))
+    rmSync(tmp, { recursive: true, force: true })
+  }
+  try {
+    const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), START_TIMEOUT, 'listening'))
+    const token = /--token (\S+)/.exec(listening.connect ?? '')?.[1] ?? readFileSync(path.join(tmp, 'data/token'), 'utf8').trim()
+    client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, ...connectArgs, '--relay', `127.0.0.1:${listening.port}`,
+      '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
+    const clientOut = new LineReader(client, 'mport-connect')
+    const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), START_TIMEOUT, 'tunnel'))
+    return { relay, client, listening, tunnel, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
