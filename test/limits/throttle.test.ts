@@ -1,7 +1,7 @@
 /**
  * Throttle mechanics without rate measurements: pieces, byte counts, bounded buffers when the
  * consumer stalls, rate changes waking a waiting throttle, destroy clearing its timer and
- * refunding its tokens. (Rates through real TCP: throttle-rate.test.ts.)
+ * refunding its tokens. (Rates through real TCP, on a manual clock: throttle.tcp.test.ts.)
  */
 import t from 'tap'
 import { Readable, Writable } from 'node:stream'

@@ -5,7 +5,7 @@
  *
  * Bandwidth is checked without a wall clock: the plan's bucket is checked on the Account the
  * relay keeps (rate, burst, live re-rating), the Throttle's rate on a manual clock in
- * test/limits/throttle-rate.test.ts, and end to end a plan so tight (16 KiB/s) that only its
+ * test/limits/throttle.tcp.test.ts, and end to end a plan so tight (16 KiB/s) that only its
  * burst can pass while the test runs: the relay accounts for what reached the sink, holds back
  * the rest at the visitor by backpressure, and lets it all through once the plan is lifted.
  */
