@@ -19,6 +19,7 @@ import { resourceRoutes } from './routes-resources.js'
 
 export type { ApiContext, ApiOptions, AuthLevel, Caller, LiveTunnel } from './context.js'
 
+/** Builds the REST API's fastify app (routes, auth, OpenAPI, Swagger UI); the caller listens on it. */
 export async function createApi (options: ApiOptions): Promise<FastifyInstance> {
   const opts = { sessionTtlMs: 12 * 3_600_000, openSignup: false, version: '0.1.0', ...options }
   const limit = options.loginLimit ?? { max: 5, windowMs: 60_000 }

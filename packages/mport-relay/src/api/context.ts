@@ -23,6 +23,7 @@ export interface LiveTunnel {
   bytesOut?: number
 }
 
+/** What createApi needs: the store, the relay's seams, and login and sign-up settings. */
 export interface ApiOptions {
   store: Store
   /** Live tunnels of the relay (all users); without it, the tunnel routes answer 503. */
@@ -45,6 +46,7 @@ export interface ApiOptions {
   version?: string
 }
 
+/** The authenticated user of a request, and how they authenticated. */
 export interface Caller {
   user: User
   /** How the caller authenticated. */
@@ -53,6 +55,7 @@ export interface Caller {
   raw: string
 }
 
+/** Who may call a route: anyone, any signed-in user, or admins only. */
 export type AuthLevel = 'public' | 'user' | 'admin'
 
 declare module 'fastify' {

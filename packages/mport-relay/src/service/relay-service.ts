@@ -14,6 +14,7 @@ import { Relay, type RelayOptions } from 'mport/relay'
 import type { PlanLimits } from 'mport/relay'
 import path from 'node:path'
 
+/** The relay's options plus the data dir, the database, plans and the REST API listener. */
 export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy'> {
   dataDir: string
   /** Control-listener certificate; default: the data dir's self-signed one. */
@@ -32,6 +33,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   version?: string
 }
 
+/** A running relay service: the relay, its store and API, and how to close them in order. */
 export interface RelayService {
   relay: Relay
   store: SqlStore
@@ -45,6 +47,7 @@ export interface RelayService {
   close (graceMs?: number): Promise<void>
 }
 
+/** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
   const { dataDir, cert, key, token: givenToken, database, api, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])

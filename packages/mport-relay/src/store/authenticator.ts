@@ -6,6 +6,7 @@
 import type { Authenticator, Credential } from 'mport/relay'
 import type { Store } from './types.js'
 
+/** The relay's Authenticator over the store: API tokens of enabled users open tunnels. */
 export class StoreAuthenticator implements Authenticator {
   readonly #store: Store
   readonly #onError: (err: Error) => void

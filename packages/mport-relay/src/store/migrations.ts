@@ -10,8 +10,10 @@ import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Database } from './schema.js'
 import { SchemaTooNewError } from 'mport/errors'
 
+/** The SQL backend a store runs on. */
 export type Dialect = 'sqlite' | 'postgres'
 
+/** One schema step: `up` runs once per database, in a transaction where the backend allows it. */
 export interface Migration {
   version: number
   name: string

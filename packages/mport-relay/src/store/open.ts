@@ -15,6 +15,7 @@ import { migrate } from './migrations.js'
 import type { Database } from './schema.js'
 import { SqlStore, type SqlStoreOptions } from './sql-store.js'
 
+/** Where the store lives, plus the SqlStore options. */
 export interface OpenStoreOptions extends SqlStoreOptions {
   /**
    * `postgres://user:pass@host:port/db` (or `postgresql://`), `sqlite:<path>`, or a file path.
@@ -39,6 +40,7 @@ export function parseDatabaseUrl (url: string): { dialect: 'postgres', url: stri
   return { dialect: 'sqlite', file: url }
 }
 
+/** Opens the store the URL (or the data dir) names, runs pending migrations, and returns it; DatabaseError when it cannot. */
 export async function openStore (options: OpenStoreOptions): Promise<SqlStore> {
   const url = options.url ?? (options.dataDir !== undefined ? path.join(options.dataDir, 'mport.db') : undefined)
   if (url === undefined) throw new DatabaseError('no database: give a URL or a data directory')

@@ -5,6 +5,7 @@
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 
+/** scrypt cost parameters (N: CPU/memory cost, r: block size, p: parallelism). */
 export interface ScryptParams {
   N: number
   r: number
@@ -26,6 +27,7 @@ function derive (password: string, salt: Buffer, params: ScryptParams): Promise<
   })
 }
 
+/** A new `scrypt$N$r$p$salt$hash` string for `password` (NFC-normalised), with a fresh salt. */
 export async function hashPassword (password: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
   const salt = randomBytes(16)
   const key = await derive(password, salt, params)

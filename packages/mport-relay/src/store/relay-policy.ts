@@ -9,6 +9,7 @@ import type { StoreAuthenticator } from './authenticator.js'
 import type { Store } from './types.js'
 import type { UsageRecorder } from './usage-recorder.js'
 
+/** The relay's RelayPolicy over the store: plan limits, reservations and usage per user. */
 export class StoreRelayPolicy implements RelayPolicy {
   readonly #store: Store
   readonly #usage: UsageRecorder

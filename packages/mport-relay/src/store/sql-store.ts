@@ -23,6 +23,7 @@ import { SqlTokens } from './sql/tokens.js'
 import { SqlUsage } from './sql/usage.js'
 import { SqlUsers } from './sql/users.js'
 
+/** Plan defaults, password cost, usage retention and the clock of a SqlStore. */
 export interface SqlStoreOptions {
   /** Relay-wide plan defaults (unset keys: unlimited). */
   defaults?: Partial<Limits>
@@ -34,8 +35,10 @@ export interface SqlStoreOptions {
   now?: () => number
 }
 
+/** The Store on SQLite or PostgreSQL through Kysely, composed of one class per aggregate. */
 export class SqlStore implements Store {
   readonly dialect: Dialect
+  readonly defaultLimits: Limits
   readonly #db: Kysely<Database>
   readonly #users: SqlUsers
   readonly #tokens: SqlTokens
@@ -55,6 +58,7 @@ export class SqlStore implements Store {
     this.#reservations = new SqlReservations(ctx, this.#users)
     this.#usage = new SqlUsage(ctx, options.hourRetentionMs ?? 35 * DAY)
     this.#limits = new SqlLimits(ctx, this.#users, options.defaults)
+    this.defaultLimits = this.#limits.defaultLimits
     this.#audit = new SqlAudit(ctx)
   }
 
@@ -75,7 +79,6 @@ export class SqlStore implements Store {
   getUserByName (name: string): Promise<User | undefined> { return this.#users.getUserByName(name) }
   listUsers (): Promise<User[]> { return this.#users.listUsers() }
   countUsers (): Promise<number> { return this.#users.countUsers() }
-  checkPassword (name: string, password: string): Promise<User | undefined> { return this.#users.checkPassword(name, password) }
 
   /** Disabling a user also ends their REST API sessions. */
   async updateUser (id: string, change: { role?: Role, disabled?: boolean, password?: string }): Promise<User> {
@@ -84,11 +87,13 @@ export class SqlStore implements Store {
     return user
   }
 
+  checkPassword (name: string, password: string): Promise<User | undefined> { return this.#users.checkPassword(name, password) }
+
   // API tokens
   createToken (userId: string, name: string): Promise<{ token: ApiToken, raw: string }> { return this.#tokens.createToken(userId, name) }
   listTokens (userId: string): Promise<ApiToken[]> { return this.#tokens.listTokens(userId) }
   revokeToken (id: string, userId?: string): Promise<ApiToken> { return this.#tokens.revokeToken(id, userId) }
-  credential (tokenId: string): Promise<{ key: Buffer, user: User, token: ApiToken } | undefined> { return this.#tokens.credential(tokenId) }
+  credential (id: string): Promise<{ key: Buffer, user: User, token: ApiToken } | undefined> { return this.#tokens.credential(id) }
   resolveToken (raw: string): Promise<{ user: User, token: ApiToken } | undefined> { return this.#tokens.resolveToken(raw) }
   touchToken (id: string, at?: number): Promise<void> { return this.#tokens.touchToken(id, at) }
 
@@ -110,7 +115,6 @@ export class SqlStore implements Store {
   monthBytes (userId: string, now?: number): Promise<number> { return this.#usage.monthBytes(userId, now) }
 
   // Limits
-  get defaultLimits (): Limits { return this.#limits.defaultLimits }
   getLimitOverrides (userId: string): Promise<LimitOverrides> { return this.#limits.getLimitOverrides(userId) }
   setLimitOverrides (userId: string, overrides: LimitOverrides): Promise<LimitOverrides> { return this.#limits.setLimitOverrides(userId, overrides) }
   effectiveLimits (userId: string): Promise<Limits> { return this.#limits.effectiveLimits(userId) }

@@ -6,10 +6,14 @@
 import type { PlanLimits } from 'mport/relay'
 import type { Dialect } from './migrations.js'
 
+/** What a user may do: admins manage users, plans and the audit log. */
 export type Role = 'admin' | 'user'
+/** What a reservation holds: an HTTP subdomain or a TCP port. */
 export type ReservationKind = 'subdomain' | 'port'
+/** The size of a usage row's bucket. */
 export type Granularity = 'minute' | 'hour' | 'day'
 
+/** A relay account, as the store returns it (never its password hash). */
 export interface User {
   id: string
   name: string
@@ -31,6 +35,7 @@ export interface ApiToken {
   revokedAt: number | null
 }
 
+/** A REST API login session (the raw `mps_…` token is returned once, at login). */
 export interface Session {
   id: string
   userId: string
@@ -38,6 +43,7 @@ export interface Session {
   expiresAt: number
 }
 
+/** A subdomain or port that only its owner's tunnels may use. */
 export interface Reservation {
   id: string
   userId: string
@@ -46,6 +52,7 @@ export interface Reservation {
   createdAt: number
 }
 
+/** What usage counts: bytes each way, connections and seconds a tunnel was up. */
 export interface UsageCounters {
   bytesIn: number
   bytesOut: number
@@ -60,6 +67,7 @@ export interface UsageDelta extends UsageCounters {
   at: number
 }
 
+/** Usage of one (user, tunnel) in one hour or day bucket. */
 export interface UsageBucket extends UsageCounters {
   /** Bucket start, ms since the epoch (UTC). */
   start: number
@@ -67,6 +75,7 @@ export interface UsageBucket extends UsageCounters {
   tunnel: string
 }
 
+/** Which usage to read: a time range, a granularity, optionally one user and one tunnel. */
 export interface UsageQuery {
   /** One user, or every user when undefined. */
   userId?: string
@@ -77,13 +86,13 @@ export interface UsageQuery {
   granularity: 'hour' | 'day'
 }
 
-/** Plan limits; null means unlimited. */
 /** A plan's limits (the relay core's type): null means unlimited. */
 export type Limits = PlanLimits
 
 /** Per-user overrides: a key set to a number overrides the default, null clears the override. */
 export type LimitOverrides = { [K in keyof Limits]?: number | null }
 
+/** An audit entry to write: who did what to which target, from where. */
 export interface AuditInput {
   actorId?: string | null
   actorName?: string | null
@@ -94,6 +103,7 @@ export interface AuditInput {
   at?: number
 }
 
+/** An audit entry as read back, with its id (the paging cursor). */
 export interface AuditEntry {
   id: number
   at: number
@@ -105,6 +115,7 @@ export interface AuditEntry {
   details: Record<string, unknown> | null
 }
 
+/** How many usage rows a rollup moved. */
 export interface RollupResult {
   /** Minute rows moved into hour rows. */
   minutes: number
@@ -112,6 +123,7 @@ export interface RollupResult {
   hours: number
 }
 
+/** Everything the relay and the REST API keep across restarts, on one backend. */
 export interface Store {
   readonly dialect: Dialect
 

@@ -7,6 +7,7 @@
 import type { Store, UsageDelta } from './types.js'
 import { HOUR, MINUTE } from './time.js'
 
+/** How often UsageRecorder flushes and rolls up, and where its failures go. */
 export interface UsageRecorderOptions {
   /** Flush period in ms (default 10000). */
   flushIntervalMs?: number
@@ -29,6 +30,7 @@ interface Active {
   carryMs: number
 }
 
+/** Counts usage in memory and writes it to the store in one transaction per flush. */
 export class UsageRecorder {
   readonly #store: Store
   readonly #now: () => number

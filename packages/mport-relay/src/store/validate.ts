@@ -4,7 +4,9 @@ import type { ReservationKind, Role } from './types.js'
 
 /** Lower-case letter first, then lower-case letters, digits, `-`, `_` or `.`; 2–32 characters. */
 export const USER_NAME = /^[a-z][a-z0-9._-]{1,31}$/
+/** Fewest characters a password may have. */
 export const MIN_PASSWORD = 8
+/** Most characters a password may have (bounds the scrypt input). */
 export const MAX_PASSWORD = 1024
 /** One DNS label, lower case. */
 export const SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
