@@ -61,13 +61,19 @@ export const ErrorCodes = [
   'MPORT_ERR_INTERNAL',
 ] as const
 
+/** One of the stable `MPORT_ERR_*` codes in {@link ErrorCodes}; compare `err.code` against it rather than matching messages. */
 export type ErrorCode = typeof ErrorCodes[number]
 
 /** The layers that define error classes, bottom to top (PROTOCOL.md's Layer column). */
 export const ErrorLayers = ['mux', 'tunnel', 'http', 'store', 'api'] as const
 
+/** The layer an error class belongs to, as PROTOCOL.md's error table names it. */
 export type ErrorLayer = typeof ErrorLayers[number]
 
+/**
+ * The base class of every error mport raises on purpose. Check errors with `instanceof` or
+ * by `code`, which stays stable across releases; `name` is the concrete class's name.
+ */
 export class MportError extends Error {
   /**
    * The layer this class belongs to, set once by each layer's base class (MuxError, TunnelError,
@@ -75,6 +81,7 @@ export class MportError extends Error {
    */
   static readonly layer: ErrorLayer | undefined = undefined
 
+/** The stable code, listed with its meaning in PROTOCOL.md's error table. */
   readonly code: ErrorCode
   constructor (code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options)

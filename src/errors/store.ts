@@ -37,12 +37,14 @@ export class NotFoundError extends StoreError {
   }
 }
 
+/** Creating a user with a `userName` that another user has; the API answers 409. */
 export class UserExistsError extends StoreError {
   constructor (readonly userName: string) {
     super('MPORT_ERR_USER_EXISTS', `a user named "${userName}" already exists`)
   }
 }
 
+/** The subdomain or port (`kind`, `value`) is already reserved by someone; the API answers 409. */
 export class ReservationTakenError extends StoreError {
   constructor (readonly kind: string, readonly value: string) {
     super('MPORT_ERR_RESERVATION_TAKEN', `${kind} "${value}" is already reserved`)
