@@ -96,6 +96,10 @@ export function formatCidr (cidr: Cidr): string {
   return `${formatIp(cidr)}/${cidr.prefix}`
 }
 
+/**
+ * Options of {@link IpFilter}: address or CIDR strings (`10.0.0.0/8`, `::1`); a malformed
+ * entry is an InvalidConfigError.
+ */
 export interface IpFilterOptions {
   /** When non-empty, only these networks may connect. An empty list means "no allow list". */
   allow?: readonly string[]

@@ -8,13 +8,16 @@ import type { Readable, Writable } from 'node:stream'
 import { MportError } from '../errors.js'
 import { ExitCode, lastValueWins } from './output.js'
 
+/** The streams and environment a command uses, so tests can run it without a process. */
 export interface CliIo {
+  /** Where secrets are read; a TTY gets a hidden prompt (raw mode), a pipe is read to EOF. */
   stdin: Readable & { isTTY?: boolean, setRawMode?: (mode: boolean) => unknown }
   stdout: Writable
   stderr: Writable
   env: NodeJS.ProcessEnv
 }
 
+/** The real process's stdin, stdout, stderr and environment. */
 export function processIo (): CliIo {
   return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }
 }

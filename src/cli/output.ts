@@ -6,14 +6,20 @@ import { MportError } from '../errors.js'
 import { VERSION } from '../version.js'
 import type { TunnelStatus } from '../tunnel/client-events.js'
 
+/** Where a bin reports: human lines, or JSON lines with `time` and `event` under --json. */
 export interface Printer {
   /** A human line, or a JSON object with `event` and the fields. */
   event (event: string, human: string, fields?: Record<string, unknown>): void
+  /** One line on the error stream: `prefix: message [CODE]`, or a JSON `error` event with `code`. */
   error (err: unknown, prefix?: string): void
 }
 
 const ignore = (): void => {}
 
+/**
+ * A Printer writing to `out` (events) and `errOut` (errors); `json` picks JSON lines. Write
+ * errors on either stream (a reader that went away) are ignored, so a relay keeps serving.
+ */
 export function createPrinter (json: boolean, out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr): Printer {
   // A reader that went away (`mport-relay | head`) must not crash a relay that serves others.
   // (Always our own listener: a pipe's error handler re-throws once it is the last one left.)
@@ -39,6 +45,7 @@ export function oneLine (err: unknown): string {
   return String(err)
 }
 
+/** Bytes in binary units for humans: `512 B`, `1.5 MiB`. */
 export function formatBytes (n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let i = 0

@@ -7,6 +7,10 @@ import { inspect } from 'node:util'
 
 const MASK = '***'
 
+/**
+ * A string that prints as `***` everywhere (inspect, JSON, templates), so tokens and passwords
+ * in config cannot leak into logs; `reveal()` gives the value where it is used.
+ */
 export class Secret {
   readonly #value: string
 
@@ -27,10 +31,12 @@ export class Secret {
     return timingSafeEqual(a, b)
   }
 
+  /** True for the empty string (an unset secret). */
   get isEmpty (): boolean {
     return this.#value.length === 0
   }
 
+  /** `***`, never the value. */
   toString (): string {
     return MASK
   }

@@ -80,6 +80,7 @@ export function validateHostname (hostname: string, baseDomain?: string): string
   return name
 }
 
+/** What a request's host name routes to, as routeHost decides it. */
 export type Route =
   /** `<label>.<base>`: look the label up among subdomain tunnels. */
   | { kind: 'subdomain', label: string }

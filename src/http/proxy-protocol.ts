@@ -21,11 +21,13 @@ const V2_TCP4 = 0x11
 const V2_TCP6 = 0x21
 const V2_UNSPEC = 0x00
 
+/** An IP address and port. */
 export interface Endpoint {
   address: string
   port: number
 }
 
+/** The addresses a PROXY protocol header carries to the local service. */
 export interface ProxyInfo {
   /** The visitor (the connection's remote end at the relay). */
   source: Endpoint

@@ -27,10 +27,13 @@ export type BodyFraming =
   /** A chunked body follows (Transfer-Encoding: chunked). */
   | { kind: 'chunked' }
 
+/** One parsed HTTP/1.x request head, as RequestHeadParser returns it. */
 export interface RequestHead {
+  /** The request method as sent (a token, case kept). */
   method: string
   /** The request target as sent (origin-form `/path?q`, absolute-form, `*`). */
   target: string
+  /** HTTP version of the request line. */
   version: '1.0' | '1.1'
   /** Header fields in order, names and values as sent (latin1), values without surrounding whitespace. */
   headers: Array<[name: string, value: string]>
@@ -46,13 +49,17 @@ export interface RequestHead {
   upgrade: string | undefined
   /** Whether the client expects the connection to stay open after this request. */
   keepAlive: boolean
+  /** How the body after this head is framed, so the next request is found. */
   body: BodyFraming
   /** Size in bytes of the head as received, including the blank line (and any empty lines before it). */
   size: number
 }
 
+/** Limits of one request head; over either one the parser raises HeadersTooLargeError. */
 export interface HeadLimits {
+  /** Largest head in bytes, blank line included (default MAX_HEAD_SIZE, 32 KiB). */
   maxHeadSize?: number
+  /** Most header fields (default MAX_HEADERS, 100). */
   maxHeaders?: number
 }
 

@@ -23,8 +23,11 @@ import { MAX_HEAD_SIZE, RequestHeadParser, rewriteHead, type HeadLimits, type Re
 /** Longest chunk-size line (with extensions) accepted in a chunked body. */
 export const MAX_CHUNK_LINE = 4096
 
+/** Options of {@link HttpRequestStream}, with the head limits of RequestHeadParser. */
 export interface HttpRequestStreamOptions extends HeadLimits {
+  /** The visitor's IP address, written as X-Forwarded-For on every request. */
   forwardedFor: string
+  /** The scheme the visitor used towards the relay (X-Forwarded-Proto). */
   proto: 'http' | 'https'
   /**
    * Called with every request head before it is forwarded; throw to refuse the request (the
@@ -48,6 +51,11 @@ type State =
   | 'upgrade-wait' // paused until settleUpgrade()
   | 'raw' // after a protocol switch: everything passes through
 
+/**
+ * The visitor→service half of an HTTP tunnel connection: rewrites every request head on a
+ * keep-alive connection (X-Forwarded-*), streams bodies through unbuffered, and goes raw after
+ * an Upgrade. Fails with BadRequestError or HeadersTooLargeError on a malformed or oversized head.
+ */
 export class HttpRequestStream extends Transform {
   readonly #opts: HttpRequestStreamOptions
   readonly #heads: RequestHeadParser

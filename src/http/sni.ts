@@ -25,6 +25,7 @@ const EXT_SERVER_NAME = 0
 const EXT_ALPN = 16
 const NAME_TYPE_HOST = 0
 
+/** The answer of a ClientHello parse: more bytes needed, not TLS, or the server name and ALPN list read. */
 export type ClientHelloResult =
   /** Not enough bytes yet: push more. */
   | { state: 'need-more' }
@@ -33,6 +34,11 @@ export type ClientHelloResult =
   /** A whole ClientHello was read. */
   | { state: 'done', serverName: string | undefined, alpn: string[] | undefined }
 
+/**
+ * An incremental parser for the first bytes of a connection on the shared TLS port: push chunks
+ * as they arrive until the answer is `done` or `not-tls`, then replay `buffered` to the handler.
+ * Buffers at most MAX_CLIENT_HELLO_BUFFER bytes; malformed input throws InvalidClientHelloError.
+ */
 export class ClientHelloParser {
   #chunks: Buffer[] = []
   #length = 0
@@ -45,6 +51,7 @@ export class ClientHelloParser {
     return this.#chunks[0] ?? Buffer.alloc(0)
   }
 
+  /** The latest answer (`need-more` until a push completes it). */
   get result (): ClientHelloResult {
     return this.#result
   }

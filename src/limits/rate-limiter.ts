@@ -13,6 +13,7 @@ import { parseCidr, parseIp, formatCidr, formatIp } from '../access/cidr.js'
 import { InvalidConfigError } from '../errors.js'
 import { TokenBucket } from './token-bucket.js'
 
+/** Options of {@link ConnectionRateLimiter}. A limit of 0 refuses every connection. */
 export interface ConnectionRateLimiterOptions {
   /** New connections per minute for all addresses together; null/undefined = no overall limit. */
   perMinute?: number | null
@@ -26,6 +27,7 @@ export interface ConnectionRateLimiterOptions {
   now?: () => number
 }
 
+/** The answer of ConnectionRateLimiter.check: allowed, or which limit refused and when to retry. */
 export type RateVerdict =
   | { ok: true }
   | {
@@ -42,8 +44,14 @@ export type RateVerdict =
 
 const DEFAULT_MAX_TRACKED = 10_000
 
+/**
+ * Limits how fast visitors open new connections, overall and per address (IPv6 per /64).
+ * Each bucket holds a minute's worth, so a quiet limit of 60 admits 60 at once, then 1 per second.
+ */
 export class ConnectionRateLimiter {
+  /** The overall limit in connections per minute; null for none. */
   readonly perMinute: number | null
+  /** The per-address limit in connections per minute; null for none. */
   readonly perIpPerMinute: number | null
   readonly #maxTracked: number
   readonly #v6Prefix: number

@@ -18,6 +18,7 @@
 import { Transform, type TransformCallback, type TransformOptions } from 'node:stream'
 import type { TokenBucket } from './token-bucket.js'
 
+/** Options of {@link Throttle}, plus the usual Transform options (high-water marks in bytes). */
 export interface ThrottleOptions extends Omit<TransformOptions, 'transform' | 'flush' | 'objectMode' | 'readableObjectMode' | 'writableObjectMode'> {
   /** Buckets to charge; every byte is charged to each one. Duplicates are charged once. */
   buckets: Iterable<TokenBucket>
@@ -40,6 +41,10 @@ const realTimer: SetTimer = (fn, ms) => {
 
 const DEFAULT_MAX_WAIT_MS = 100
 
+/**
+ * A pass-through Transform that limits bandwidth by holding the write callback while any of its
+ * buckets (one token per byte) is in debt, so a piped sender slows down instead of losing data.
+ */
 export class Throttle extends Transform {
   #buckets: TokenBucket[]
   readonly #maxWaitMs: number
@@ -74,6 +79,7 @@ export class Throttle extends Transform {
   /** True while a piece waits for tokens (a timer or a rate change will release it). */
   get waiting (): boolean { return this.#piece !== undefined }
 
+  /** The buckets charged, without duplicates. */
   get buckets (): readonly TokenBucket[] { return this.#buckets }
 
   /** Charges these buckets from now on; a piece that was waiting is re-reserved on them. */

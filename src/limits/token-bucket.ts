@@ -16,6 +16,7 @@
  */
 import { InvalidConfigError } from '../errors.js'
 
+/** Options of {@link TokenBucket}; tokens are whatever the caller counts (bytes, connections). */
 export interface TokenBucketOptions {
   /** Tokens added per second; `Infinity` means unlimited, 0 means paused (until setRate). */
   ratePerSecond: number
@@ -25,8 +26,13 @@ export interface TokenBucketOptions {
   now?: () => number
 }
 
+/** Called with the bucket after each setRate, so a waiter can re-arm its timer. */
 export type RateListener = (bucket: TokenBucket) => void
 
+/**
+ * A token bucket without timers: `tryTake` refuses when empty, `take`/`reserve` go into debt
+ * and answer how many ms to wait. See the module comment for the ticket arithmetic.
+ */
 export class TokenBucket {
   #rate: number
   #burst: number
@@ -51,6 +57,7 @@ export class TokenBucket {
   /** Tokens per second (`Infinity` = unlimited). */
   get rate (): number { return this.#rate }
 
+  /** The most tokens the bucket holds. */
   get burst (): number { return this.#burst }
 
   /** Tokens available now; negative while reservations wait to be covered. */

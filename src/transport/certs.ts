@@ -15,9 +15,12 @@ const VALIDITY_YEARS = 10
 /** notBefore is backdated this much so a client whose clock is a little behind still accepts. */
 const CLOCK_SKEW = 24 * 60 * 60 * 1000 // ms
 
+/** File name of the relay's certificate in its data directory. */
 export const CERT_FILE = 'cert.pem'
+/** File name of the relay's private key in its data directory (mode 0600). */
 export const KEY_FILE = 'key.pem'
 
+/** A PEM certificate and its private key, as a TLS listener takes them. */
 export interface CertificatePair {
   /** PEM certificate. */
   cert: string
@@ -25,6 +28,7 @@ export interface CertificatePair {
   key: string
 }
 
+/** The relay's certificate as loaded from, or generated into, its data directory. */
 export interface StoredCertificate extends CertificatePair {
   /** `sha256:` + 64 lowercase hex digits. */
   fingerprint: string

@@ -11,7 +11,9 @@ import path from 'node:path'
 import { InvalidConfigError } from '../errors.js'
 import { parseFingerprint, writeAtomic } from './certs.js'
 
+/** One remembered relay in the known-relays file. */
 export interface KnownRelay {
+  /** The relay certificate's `sha256:` fingerprint. */
   fingerprint: string
   /** ISO 8601 time the fingerprint was first remembered. */
   firstSeen: string
@@ -21,7 +23,13 @@ interface StoreFile {
   relays: Record<string, KnownRelay>
 }
 
+/**
+ * The trust-on-first-use store: one JSON file mapping `host:port` to the fingerprint first
+ * seen there. Pass it as `knownRelays` to connectTls; a damaged file is an InvalidConfigError,
+ * never reset, since resetting would trust whatever answers next.
+ */
 export class KnownRelays {
+  /** The JSON file; created (with its directory) on the first `remember`. */
   readonly path: string
   /** Serializes read-modify-write cycles within this process. */
   #queue: Promise<unknown> = Promise.resolve()

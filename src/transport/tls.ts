@@ -21,7 +21,9 @@ import { DEFAULT_CONNECT_TIMEOUT, formatHostPort, setKeepAlive, setNoDelay, time
 export const ALPN_PROTOCOL = 'mport/1'
 /** Label of the RFC 5705 / RFC 8446 §7.5 exporter used for the auth channel binding. */
 export const AUTH_BINDING_LABEL = 'EXPORTER-mport-auth'
+/** Length of the exported auth binding, in bytes. */
 export const AUTH_BINDING_LENGTH = 32
+/** Default deadline for a client's TLS handshake on the relay's listener, in ms. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000 // ms
 const MIN_VERSION = 'TLSv1.3'
 /**
@@ -35,12 +37,15 @@ const EMPTY = Buffer.alloc(0)
 
 // ---- Listener ----
 
+/** Options of {@link listenTls}. */
 export interface ListenTlsOptions {
   /** Address to bind (default: all interfaces). */
   host?: string
+  /** Port to bind; 0 picks a free one (read it from `TlsListener.address`). */
   port: number
-  /** PEM certificate (chain) and key. */
+  /** PEM certificate, with its chain. */
   cert: string | Buffer
+  /** PEM private key of `cert`. */
   key: string | Buffer
   /** A client that has not completed the TLS handshake within this many ms is dropped (default 10 000). */
   handshakeTimeout?: number
@@ -50,8 +55,11 @@ export interface ListenTlsOptions {
   onClientError?: (err: Error, remoteAddress: string | undefined) => void
 }
 
+/** A listening relay socket, as {@link listenTls} resolves it. */
 export interface TlsListener {
+  /** The bound address, with the actual port when 0 was asked for. */
   address: AddressInfo
+  /** The underlying Node TLS server, for listeners of its own events. */
   server: tls.Server
   /** TCP connections accepted and not yet closed, handshaking or handed over. */
   readonly connections: number
@@ -155,11 +163,22 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
 
 // ---- Dialer ----
 
-/** How the relay's certificate came to be trusted. */
+/**
+ * How the relay's certificate came to be trusted: `ca` (a CA chain and the hostname),
+ * `pinned` (the `fingerprint` option), `tofu-new` (first use, now remembered), `tofu-known`
+ * (matches the remembered fingerprint), `insecure` (not checked).
+ */
 export type TrustMode = 'ca' | 'pinned' | 'tofu-new' | 'tofu-known' | 'insecure'
 
+/**
+ * Options of {@link connectTls}. Trust is decided in this order: `insecure`, `fingerprint`,
+ * the CA chain (with `ca`) and hostname, then `knownRelays`; with none of them matching, the
+ * connection fails with CertificateUntrustedError.
+ */
 export interface ConnectTlsOptions {
+  /** Relay host name or IP address. */
   host: string
+  /** Relay control port. */
   port: number
   /** Name to send in SNI and to verify the certificate against (default: `host` unless it is an IP). */
   servername?: string
@@ -180,12 +199,15 @@ export interface ConnectTlsOptions {
   reuseReadBuffer?: boolean
 }
 
+/** A verified connection to a relay, as {@link connectTls} resolves it. */
 export interface TlsConnection {
+  /** The TLS socket, after the handshake and verification; nothing has been written to it yet. */
   socket: tls.TLSSocket
   /** With `reuseReadBuffer`: where the received bytes come from (the socket emits no 'data'). */
   input?: ChunkSource
   /** The relay certificate's `sha256:` fingerprint. */
   fingerprint: string
+  /** Which rule accepted the certificate. */
   trust: TrustMode
 }
 

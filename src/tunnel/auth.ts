@@ -16,6 +16,7 @@ export interface Principal {
   builtin?: boolean
 }
 
+/** What an Authenticator knows about a token: the key to check its proof with, and whose it is. */
 export interface Credential {
   /** HMAC key derived from the token (tokenKey()). */
   key: Buffer

@@ -8,14 +8,23 @@ import path from 'node:path'
 import { loadOrCreateCertificate } from '../transport/certs.js'
 import { generateToken } from './auth.js'
 
+/** What prepareRelayData found or created in the data directory. */
 export interface RelayData {
+  /** The data directory. */
   dir: string
+  /** PEM certificate for the relay's TLS listener. */
   cert: string
+  /** Its PEM private key. */
   key: string
+  /** The certificate's `sha256:` fingerprint, for clients to pin. */
   fingerprint: string
+  /** True when this call generated the certificate (worth printing the fingerprint). */
   certCreated: boolean
+  /** The relay-level access token; keep it secret. */
   token: string
+  /** Path of the file holding `token` (mode 0600). */
   tokenFile: string
+  /** True when this call generated the token. */
   tokenCreated: boolean
 }
 
@@ -26,6 +35,10 @@ export function defaultDataDir (): string {
   return home ? path.join(home, '.mport') : path.resolve('.mport')
 }
 
+/**
+ * Loads the relay's certificate and token from `dir`, generating each on first start (the
+ * certificate covers `hostnames` plus the loopback names); reused unchanged after that.
+ */
 export async function prepareRelayData (dir: string, hostnames: string[]): Promise<RelayData> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const { cert, key, fingerprint, created } = await loadOrCreateCertificate(dir, hostnames)

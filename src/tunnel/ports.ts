@@ -7,12 +7,15 @@ import net from 'node:net'
 import { randomInt } from 'node:crypto'
 import { PortInUseError, PortNotAllowedError } from '../errors.js'
 
+/** An inclusive range of public ports, e.g. `{ min: 20000, max: 29999 }`. */
 export interface PortRange { min: number, max: number }
 
+/** `min-max`, the form parsePortRange reads and error messages show. */
 export function formatRange (r: PortRange): string {
   return `${r.min}-${r.max}`
 }
 
+/** Parses `20000-29999` (or `20000:29999`); throws RangeError unless 1 ≤ min ≤ max ≤ 65535. */
 export function parsePortRange (s: string): PortRange {
   const m = /^(\d{1,5})\s*[-:]\s*(\d{1,5})$/.exec(s.trim())
   const min = Number(m?.[1])

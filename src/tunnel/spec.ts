@@ -5,11 +5,16 @@
  */
 import { InvalidConfigError } from '../errors.js'
 
+/**
+ * One tunnel a client asks the relay for: which local service, under what name, on which
+ * public port or name. parseTunnelSpec fills the first four members; the rest come from options.
+ */
 export interface TunnelSpec {
   /** Name of the tunnel on the relay (default: the local port). */
   name: string
   /** Local service to expose (host defaults to 127.0.0.1). */
   localHost: string
+  /** Local service port (1–65535). */
   localPort: number
   /** Public port to ask for; 0 lets the relay choose. */
   remotePort: number
@@ -21,13 +26,15 @@ export interface TunnelSpec {
   hostname?: string
   /** http: `user:pass` the relay asks visitors for (it keeps only a hash). */
   basicAuth?: string
-  /** Visitor addresses (CIDRs) allowed, or denied; any kind. */
+  /** Visitor addresses or CIDRs allowed, for any kind; with a list, only these pass. */
   allowIp?: string[]
+  /** Visitor addresses or CIDRs refused; deny wins over allow. */
   denyIp?: string[]
   /** Send a PROXY protocol header (v1 text or v2 binary) to the local service first. */
   proxyProtocol?: 1 | 2
 }
 
+/** A host (name, IPv4 or unbracketed IPv6) and a port. */
 export interface HostPort { host: string, port: number }
 
 function port (s: string, what: string, allowZero = false): number {
@@ -48,6 +55,11 @@ export function parseHostPort (s: string, defaultPort: number, what = 'relay'): 
   return { host: v, port: defaultPort } // bare IPv6
 }
 
+/**
+ * Parses `[name=][host:]localPort[:remotePort]` (`5555`, `web=8080`, `5555:45555`,
+ * `192.168.1.20:5555`, `[::1]:22:2222`); the name defaults to the local port, the host to
+ * 127.0.0.1 and the remote port to 0. Throws InvalidConfigError naming the bad part.
+ */
 export function parseTunnelSpec (input: string): TunnelSpec {
   const s = input.trim()
   const eq = s.indexOf('=')
