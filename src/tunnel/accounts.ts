@@ -14,10 +14,15 @@ import type { Principal } from './auth.js'
 
 /** A user's plan; null means unlimited. */
 export interface PlanLimits {
+  /** Tunnels open at once, across all of the user's clients. */
   maxTunnels: number | null
+  /** Visitor connections open at once, across all of the user's tunnels. */
   maxConnections: number | null
+  /** Bytes (in + out) per calendar month; reaching it cuts live connections. */
   monthlyBytes: number | null
+  /** Bandwidth in bytes per second, shared by all of the user's connections (0 means unlimited). */
   bandwidthBytesPerSecond: number | null
+  /** New visitor connections per minute, per tunnel (0 means unlimited). */
   connectionsPerMinute: number | null
 }
 
@@ -26,13 +31,17 @@ export interface UsageCounts { bytesIn?: number, bytesOut?: number, connections?
 
 /** Where the relay gets each user's plan, month total, token validity and reservations, and where it reports usage. */
 export interface RelayPolicy {
+  /** The user's plan; asked when the user connects and on every accounting round. */
   limits (principal: Principal): Promise<PlanLimits>
   /** Bytes (in + out) the user moved this calendar month, as recorded so far. */
   monthBytes (principal: Principal): Promise<number>
   /** False once the token is revoked or the user disabled: live sessions are then cut. */
   stillValid (tokenId: string): Promise<boolean>
+  /** A tunnel of the user opened; for live tunnel listings. */
   tunnelUp (principal: Principal, tunnel: string): void
+  /** A tunnel of the user closed. */
   tunnelDown (principal: Principal, tunnel: string): void
+  /** Usage to add: a new connection, or the bytes that flowed since the last report (deltas, not totals). */
   record (principal: Principal, tunnel: string, counts: UsageCounts): void
   /** Subdomains and ports reserved by users: theirs across days, nobody else's. */
   reservations (): Promise<Array<{ kind: 'subdomain' | 'port', value: string, userId: string }>>
@@ -58,9 +67,11 @@ export const UNLIMITED: PlanLimits = { maxTunnels: null, maxConnections: null, m
 /** One user's live state on this relay. */
 export class Account {
   readonly principal: Principal
+  /** The plan as the policy last gave it. */
   limits: PlanLimits = UNLIMITED
   /** Shared by every connection of the user; undefined when bandwidth is unlimited. */
   bucket: TokenBucket | undefined
+  /** Tunnels the user has open on this relay. */
   tunnels = 0
   readonly #live = new Set<LiveConnection>()
   #monthBase = 0
@@ -72,6 +83,7 @@ export class Account {
     this.#perIp = perIpPerMinute
   }
 
+  /** Visitor connections the user has open on this relay. */
   get connections (): number { return this.#live.size }
   /** Bytes this month: recorded before, plus what flowed since. */
   get monthBytes (): number { return this.#monthBase + this.#monthLive }
@@ -99,6 +111,7 @@ export class Account {
     return new ConnectionRateLimiter({ perMinute: perMinute !== null && perMinute > 0 ? perMinute : null, perIpPerMinute: this.#perIp })
   }
 
+  /** Throws QuotaExceededError when one more tunnel would break the plan. */
   checkTunnel (): void {
     const max = this.limits.maxTunnels
     if (max !== null && this.tunnels >= max) throw new QuotaExceededError('maxTunnels', max, `your plan allows ${max} tunnel${max === 1 ? '' : 's'}`)
@@ -111,6 +124,7 @@ export class Account {
     this.checkMonth()
   }
 
+  /** Throws QuotaExceededError once the month's bytes reach the plan's `monthlyBytes`. */
   checkMonth (): void {
     const quota = this.limits.monthlyBytes
     if (quota !== null && this.monthBytes >= quota) throw new QuotaExceededError('monthlyBytes', quota, `monthly transfer quota of ${formatGiB(quota)} reached`)

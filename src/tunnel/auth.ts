@@ -10,7 +10,9 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 
 /** Who a token belongs to. */
 export interface Principal {
+  /** Stable identifier (a user id, or `token-N` for relay-level tokens); accounting is keyed by it. */
   id: string
+  /** Display name, shown to the client in `welcome` and in relay events. */
   name: string
   /** A relay-level token (from --token or the data dir), not a user account: no plan limits apply. */
   builtin?: boolean
@@ -20,11 +22,13 @@ export interface Principal {
 export interface Credential {
   /** HMAC key derived from the token (tokenKey()). */
   key: Buffer
+  /** Whose token it is. */
   principal: Principal
 }
 
 /** Resolves a token id to its verification key and principal, or undefined when unknown or revoked. */
 export interface Authenticator {
+  /** The credential for a token id (see tokenId()), or undefined when unknown or revoked. */
   resolve (tokenId: string): Promise<Credential | undefined> | Credential | undefined
 }
 
@@ -112,6 +116,7 @@ export class FailureLimiter {
     return times[0]! + this.#windowMs - now
   }
 
+  /** Counts one failed attempt from `addr` (ms timestamps; `now` for tests). */
   fail (addr: string, now = Date.now()): void {
     const times = this.#recent(addr, now)
     times.push(now)
@@ -120,6 +125,7 @@ export class FailureLimiter {
     if (this.#failures.size > this.#maxEntries) this.#failures.delete(this.#failures.keys().next().value!)
   }
 
+  /** Forgets `addr`'s failures after a successful attempt. */
   succeed (addr: string): void {
     this.#failures.delete(addr)
   }

@@ -3,40 +3,70 @@ import type { MportError } from '../errors.js'
 
 /** One tunnel as the client sees it: its public address once opened, whether it is up, its counters. */
 export interface TunnelStatus {
+  /** The tunnel's id in the control protocol (1, 2, … in the order of the client's tunnels). */
   id: number
+  /** The tunnel's name (from the spec; default the local port). */
   name: string
+  /** The local service, `host:port`. */
   local: string
   /** Public address on the relay, once opened. */
   remoteHost?: string
+  /** Public port on the relay; for http/tls tunnels, the relay's shared port. */
   remotePort?: number
+  /** What visitors use: `tcp://host:port`, or the `http://`, `https://` or `tls://` URL of a named tunnel. */
   url?: string
   /** Why the relay refused it, if it did. */
   error?: MportError
   /** Open on the relay right now (false while reconnecting). */
   online: boolean
+  /** Visitor connections open now. */
   connections: number
+  /** Visitor connections since the client started. */
   totalConnections: number
+  /** Bytes from visitors to the local service, over finished connections. */
   bytesIn: number
+  /** Bytes from the local service back to visitors, over finished connections. */
   bytesOut: number
 }
 
-/** A visitor of a tunnel, as the relay described it in the visitor stream's header. */
+/**
+ * A visitor of a tunnel, as the relay described it in the visitor stream's header: the tunnel's
+ * name and the visitor's address and port.
+ */
 export interface VisitorInfo { tunnel: string, remoteAddress: string, remotePort: number }
 
-/** Bytes of one finished visitor connection: visitor → local service (in) and back (out). */
+/**
+ * Bytes of one finished visitor connection: visitor → local service (in) and back (out), and
+ * the error that ended it, if any.
+ */
 export interface VisitorStats { bytesIn: number, bytesOut: number, error?: Error }
 
 /** The events a Client emits, with their arguments. */
 export interface ClientEvents {
+  /** Dialing the relay; `attempt` counts from 1 since the last successful connection. */
   connecting: [attempt: number]
+  /**
+   * Authenticated: `resumed` when the relay kept the old lease (same public ports), `trust` how
+   * the certificate was accepted (a TrustMode), `principal` the name the token belongs to.
+   */
   connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string }]
+  /** A tunnel is open on the relay (again, after a reconnect); `status.url` is its public address. */
   tunnel: [status: TunnelStatus]
+  /** The relay refused a tunnel (`err`, e.g. PortInUseError); the other tunnels are unaffected. */
   'tunnel-error': [status: TunnelStatus, err: MportError]
+  /** An established connection to the relay ended; `reconnecting` follows unless the client stops. */
   disconnected: [err: Error]
+  /** Waiting `delayMs` (exponential backoff with full jitter) before the next attempt; `error` is why the last one failed. */
   reconnecting: [info: { delayMs: number, attempt: number, error: Error }]
+  /** A visitor connected and the local service accepted the connection. */
   connection: [info: VisitorInfo]
+  /**
+   * A visitor connection finished, with its byte counts; also (with 0 bytes and a
+   * LocalUnreachableError, without a `connection` before it) when the local service refused it.
+   */
   'connection-closed': [info: VisitorInfo, stats: VisitorStats]
   /** A fatal error: the client stopped (wrong token, certificate mismatch, version mismatch). */
   error: [err: MportError]
+  /** close() has finished: the relay connection and every proxied connection are closed. */
   close: []
 }

@@ -23,7 +23,9 @@ import { parseHostPort, type TunnelSpec } from './spec.js'
 export interface ClientOptions {
   /** Relay address, `host[:port]` (default port 7835). */
   relay: string
+  /** The access token; only its id and an HMAC proof go on the wire, never the token itself. */
   token: string
+  /** The tunnels to open, in order (their ids are 1, 2, …). */
   tunnels: TunnelSpec[]
   /** Pin the relay's certificate (`sha256:<hex>`, as the relay prints it). */
   fingerprint?: string
@@ -39,11 +41,13 @@ export interface ClientOptions {
   reconnect?: boolean
   /** Keep retrying when the very first connection fails with a network error (default false). */
   retryInitial?: boolean
+  /** Reconnect delays in ms: full jitter up to `initial` × 2^(attempt−1), capped at `max` (defaults 500 and 30 000). */
   backoff?: { initial?: number, max?: number }
   /** Budget for TLS + hello + auth (default 10 s). */
   handshakeTimeout?: number
   /** Budget for dialing the local service (default 10 s). */
   localConnectTimeout?: number
+  /** Multiplexer settings for the relay connection, over the client's defaults (keepalive every 5 s, 10 s timeout). */
   mux?: Partial<MuxConfig>
   /** Told the size of every socket read that arrived in a new Buffer (`mport/gc-tuning`'s meter); default: nothing. */
   onFreshRead?: FreshReadMeter
@@ -91,7 +95,9 @@ export class Client extends EventEmitter<ClientEvents> {
     })
   }
 
+  /** Every tunnel's live status, in the order of `options.tunnels`. */
   get tunnels (): readonly TunnelStatus[] { return this.#tunnels }
+  /** True while a connection to the relay is open (from the TLS handshake on, until it drops). */
   get connected (): boolean { return this.#session !== undefined && !this.#session.closed }
 
   /**

@@ -11,24 +11,33 @@ import type { Lease, PublicTunnel } from './lease.js'
 
 /** A client connection the relay accepted: its id, who it authenticated as, from where, and whether it took up its old lease. */
 export interface ClientInfo {
+  /** This connection's id (`c1`, `c2`, …), unique within the relay process. */
   id: string
+  /** Who the client's token belongs to. */
   principal: Principal
+  /** The client's IP address, as the relay's socket sees it. */
   remoteAddress: string
+  /** True when the client took up its lease from before a reconnect (its tunnels keep their ports). */
   resumed: boolean
 }
 
 /** A tunnel as relay events name it: its lease (`client`), owner, id, name and public port. */
 export interface TunnelInfo {
+  /** The id of the lease that holds the tunnel; stable across the client's reconnects. */
   client: string
+  /** The name of the tunnel's owner. */
   principal: string
+  /** The tunnel's id within its lease. */
   id: number
   name: string
+  /** The public TCP port; 0 for http/tls tunnels, which are reached by name on the shared ports. */
   port: number
 }
 
 /** A visitor connection: its tunnel and the visitor's address. */
 export interface ConnectionInfo {
   tunnel: TunnelInfo
+  /** The visitor's IP address (`unknown` if the socket did not say). */
   remoteAddress: string
   remotePort: number
 }
@@ -38,13 +47,24 @@ export interface ConnectionStats { bytesIn: number, bytesOut: number, error?: Er
 
 /** The events a Relay emits, with their arguments. */
 export interface RelayEvents {
+  /** The control listener is bound; `address.port` is the actual port when 0 was asked for. */
   listening: [address: net.AddressInfo]
+  /** A client authenticated and was welcomed. */
   client: [info: ClientInfo]
+  /**
+   * A client connection ended, with the session's error if it did not end cleanly; its lease
+   * waits for a reconnect for the lease grace period before its tunnels close.
+   */
   'client-closed': [info: ClientInfo, err?: Error]
+  /** A tunnel was opened (or confirmed again for a resumed lease). */
   'tunnel-up': [info: TunnelInfo]
+  /** A tunnel closed: by its client, on revocation, when its lease expired or the relay stops (`reason` says which). */
   'tunnel-down': [info: TunnelInfo, reason: string]
+  /** A visitor connected to a tunnel and is being forwarded to its client. */
   connection: [info: ConnectionInfo]
+  /** A visitor connection finished, with its byte counts. */
   'connection-closed': [info: ConnectionInfo, stats: ConnectionStats]
+  /** A client from `remoteAddress` failed to authenticate (counted towards its failure limit). */
   'auth-failed': [remoteAddress: string, err: MportError]
   /** A visitor was refused by a rate limit or the user's plan. */
   'visitor-refused': [info: ConnectionInfo, err: MportError]

@@ -11,13 +11,15 @@ export const DEFAULT_PORT_RANGE: PortRange = { min: 20000, max: 29999 }
 
 /** What a Relay is given: its certificate, authenticator, addresses, port range, shared HTTP(S) ports, policy and timeouts. */
 export interface RelayOptions {
-  /** PEM certificate and key for the control listener. */
+  /** PEM certificate (with its chain) for the control listener. */
   cert: string | Buffer
+  /** PEM private key of `cert`. */
   key: string | Buffer
   /** Resolves token ids to principals (StaticTokens for a single-owner relay). */
   authenticator: Authenticator
-  /** Control listener address (default 0.0.0.0:7835; port 0 picks one). */
+  /** Control listener address (default 0.0.0.0, every IPv4 interface). */
   host?: string
+  /** Control listener port (default 7835; 0 picks a free one, see the `listening` event). */
   port?: number
   /** Address the public tunnel ports bind to (default 0.0.0.0). */
   bindHost?: string
@@ -29,6 +31,7 @@ export interface RelayOptions {
   leaseGrace?: number // ms
   /** Budget for TLS + hello + auth of one client (default 10 s). */
   handshakeTimeout?: number // ms
+  /** Most tunnels one lease may hold (default 64); more are refused with TunnelLimitError. */
   maxTunnelsPerClient?: number
   /** Failed authentications allowed per source address per window before refusing. */
   authFailureLimit?: { max: number, windowMs: number }
@@ -38,8 +41,9 @@ export interface RelayOptions {
   httpPort?: number
   /** Shared HTTPS port: SNI routing for tls tunnels, and http tunnels when `httpsCert` is given. */
   httpsPort?: number
-  /** PEM certificate and key (usually a wildcard for `*.<domain>`) to terminate TLS of http tunnels. */
+  /** PEM certificate (usually a wildcard for `*.<domain>`) to terminate TLS of http tunnels. */
   httpsCert?: string | Buffer
+  /** PEM private key of `httpsCert`. */
   httpsKey?: string | Buffer
   /** A visitor must send its request head or ClientHello within this time (default 10 s). */
   headersTimeout?: number // ms
@@ -49,6 +53,7 @@ export interface RelayOptions {
   connectionsPerIpPerMinute?: number
   /** How often usage is sampled, quotas enforced and tokens re-checked (default 2 s). */
   accountingInterval?: number // ms
+  /** Multiplexer settings for every client connection, over the relay's defaults (keepalive every 15 s, 10 s timeout). */
   mux?: Partial<MuxConfig>
   /** Told the size of every socket read that arrived in a new Buffer (`mport/gc-tuning`'s meter); default: nothing. */
   onFreshRead?: FreshReadMeter
