@@ -109,7 +109,9 @@ export interface IpFilterOptions {
 
 /** Per-tunnel visitor filter: deny wins; with an allow list, only the listed networks pass. */
 export class IpFilter {
+  /** Networks allowed; empty means every address not denied. */
   readonly allow: readonly Cidr[]
+  /** Networks refused; deny wins over allow. */
   readonly deny: readonly Cidr[]
 
   constructor (opts: IpFilterOptions = {}) {

@@ -12,8 +12,11 @@ import { ExitCode, lastValueWins } from './output.js'
 export interface CliIo {
   /** Where secrets are read; a TTY gets a hidden prompt (raw mode), a pipe is read to EOF. */
   stdin: Readable & { isTTY?: boolean, setRawMode?: (mode: boolean) => unknown }
+  /** Where results, tables and JSON go. */
   stdout: Writable
+  /** Where errors and prompts go. */
   stderr: Writable
+  /** Read for MPORT_* fallbacks of flags and for XDG_CONFIG_HOME/HOME. */
   env: NodeJS.ProcessEnv
 }
 

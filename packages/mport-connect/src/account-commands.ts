@@ -26,16 +26,23 @@ interface ApiToken { id: string, name: string, tokenId: string, createdAt: numbe
 
 /** One stored login. */
 export interface StoredSession {
+  /** The session's bearer token for the API (the file is mode 0600). */
   token: string
+  /** Who logged in: id, name and role, as the API answered. */
   user: ApiUser
+  /** When the API stops accepting `token`, in ms since the epoch. */
   expiresAt: number
+  /** ISO 8601 time of the login. */
   loggedInAt: string
 }
 
 /** credentials.json: logins by API address, and the address of the last one. */
 export interface CredentialsFile {
+  /** File format version. */
   version: 1
+  /** The API address of the last login, used when no --api or MPORT_API is given. */
   default?: string
+  /** Logins keyed by API base address. */
   sessions: Record<string, StoredSession>
 }
 
