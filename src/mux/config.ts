@@ -2,6 +2,10 @@
 import { InvalidConfigError } from '../errors.js'
 import { INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
 
+/**
+ * Settings of one Session (both ends may differ); times are in ms, sizes in bytes. Pass a
+ * Partial as SessionOptions; verifyMuxConfig() rejects bad values with InvalidConfigError.
+ */
 export interface MuxConfig {
   /** Send a keepalive ping this often; 0 disables keepalive. */
   keepAliveInterval: number // ms
@@ -29,6 +33,7 @@ export interface MuxConfig {
   closeTimeout: number // ms
 }
 
+/** The values a Session uses for every setting it is not given (PROTOCOL.md's limits table). */
 export const defaultMuxConfig: Readonly<MuxConfig> = Object.freeze({
   keepAliveInterval: 30_000, // ms
   keepAliveTimeout: 10_000, // ms

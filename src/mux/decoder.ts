@@ -22,6 +22,10 @@ export interface FrameSink {
   onDataEnd (h: FrameHeader): void
 }
 
+/**
+ * Parses a byte stream into yamux frames for a FrameSink, synchronously, across any chunk
+ * splits. A Data length over `maxFrameSize` (bytes) throws FrameTooLargeError from the header.
+ */
 export class FrameDecoder {
   readonly #sink: FrameSink
   readonly #maxFrameSize: number
@@ -41,6 +45,10 @@ export class FrameDecoder {
   /** Bytes of a partial header held between chunks (never more than 11). */
   get bufferedBytes (): number { return this.#headerFill }
 
+  /**
+   * Feeds the next bytes; the sink is called before push returns. After a throw (the decoder's or
+   * the sink's), every later push throws the same error: the stream position is lost.
+   */
   push (chunk: Buffer): void {
     if (this.#failed !== undefined) throw this.#failed
     try {

@@ -19,6 +19,7 @@ export const INITIAL_STREAM_WINDOW = 256 * 1024
 /** Largest value of the 32-bit length field. */
 export const MAX_UINT32 = 0xffff_ffff
 
+/** The frame's type byte (header offset 1); any other value is InvalidFrameTypeError. */
 export enum FrameType {
   /** Carries `length` bytes of stream payload after the header. */
   Data = 0,
@@ -30,6 +31,7 @@ export enum FrameType {
   GoAway = 3,
 }
 
+/** Bits of the 16-bit flags field (header offset 2); several may be set on one frame. */
 export enum Flag {
   /** Opens a new stream (on Data or WindowUpdate). */
   SYN = 1,
@@ -41,6 +43,7 @@ export enum Flag {
   RST = 8,
 }
 
+/** Why a GoAway ends the session, carried in its `length` field. */
 export enum GoAwayCode {
   /** Normal termination: existing streams may finish. */
   Normal = 0,
@@ -50,10 +53,12 @@ export enum GoAwayCode {
   InternalError = 2,
 }
 
+/** A decoded frame header; the version byte is implied (always 0). */
 export interface FrameHeader {
   type: FrameType
   /** Bitwise OR of Flag values. */
   flags: number
+  /** The stream the frame belongs to; 0 for Ping and GoAway (session frames). */
   streamId: number
   /** Payload size for Data, credit delta for WindowUpdate, opaque value for Ping, code for GoAway. */
   length: number
