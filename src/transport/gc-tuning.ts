@@ -27,6 +27,7 @@ export const FORWARDING_GC_FLAGS = '--no-concurrent-array-buffer-sweeping --expo
 /** Fresh read-buffer bytes between young-generation collections, by default. */
 export const DEFAULT_YOUNG_BUFFER_BUDGET = 8 * 1024 * 1024
 
+/** Options of {@link tuneGcForForwarding}. */
 export interface ForwardingGcOptions {
   /** Bytes of fresh socket-read buffers after which a scavenge is asked for; 0 leaves it to V8. */
   youngBufferBudget?: number
