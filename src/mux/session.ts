@@ -21,6 +21,7 @@ import { ReceiveBufferPool } from './receive-buffers.js'
 import { MuxStream, StreamState, type StreamLink } from './stream.js'
 import { FrameWriter } from './writer.js'
 
+/** Options of a Session: which end it is, plus any MuxConfig settings to override. */
 export interface SessionOptions extends Partial<MuxConfig> {
   /** Client sessions open odd stream ids, servers even ones. */
   client: boolean
@@ -36,6 +37,7 @@ export interface SessionOptions extends Partial<MuxConfig> {
   receiveBuffers?: ReceiveBufferPool
 }
 
+/** The events a Session emits, with their arguments. */
 export interface SessionEvents {
   /** A stream opened by the peer (when no listener is attached, streams wait for accept()). */
   stream: [stream: MuxStream]
@@ -47,8 +49,14 @@ export interface SessionEvents {
   error: [err: Error]
 }
 
+/**
+ * A yamux session over one connection: opens and accepts MuxStreams, keeps the connection
+ * alive with pings, and ends with GoAway. It owns the socket; the only writer to it is its own.
+ */
 export class Session extends EventEmitter<SessionEvents> {
+  /** The settings in effect: the options over defaultMuxConfig, verified. */
   readonly config: Readonly<MuxConfig>
+  /** True for the client end (odd stream ids). */
   readonly client: boolean
   readonly #socket: Duplex
   readonly #input: ChunkSource | undefined
@@ -121,6 +129,7 @@ export class Session extends EventEmitter<SessionEvents> {
   get rtt (): number { return this.#pinger.rtt }
   /** Open streams, both directions. */
   get streamCount (): number { return this.#streams.size }
+  /** True once the session has ended (destroyed, or closed and its streams finished). */
   get closed (): boolean { return this.#destroyed }
   /** The error that ended the session, if any. */
   get error (): Error | undefined { return this.#error }

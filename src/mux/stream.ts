@@ -18,6 +18,7 @@ import { abort, addSendCredit, emitFrame, endOfData, receiveData, receiveFlags, 
 import type { ReceiveBufferPool } from './receive-buffers.js'
 import { ReceiveGather } from './receive-gather.js'
 
+/** Where a stream is in its life (PROTOCOL.md's stream states). */
 export enum StreamState {
   /** Opened locally, SYN not yet sent. */
   Init,
@@ -62,7 +63,13 @@ export interface StreamLink {
 const COMPACT_RATIO = 2
 const EMPTY = Buffer.alloc(0)
 
+/**
+ * One yamux stream, as a Node Duplex whose buffers are the flow-control windows: reading
+ * returns credit to the peer, and writes wait (write() returns false) while the send window is 0.
+ * `end()` sends FIN (half-close); `destroy()` before both sides finished sends RST.
+ */
 export class MuxStream extends Duplex {
+  /** The stream id: odd when the client opened it, even when the server did. */
   readonly id: number
   readonly #link: StreamLink
   #state: StreamState
@@ -104,6 +111,7 @@ export class MuxStream extends Duplex {
     link.schedule(this)
   }
 
+  /** Where the stream is in its life. */
   get state (): StreamState { return this.#state }
   /** Bytes the peer may still send before it must wait for credit. */
   get recvWindow (): number { return this.#recvWindow }
