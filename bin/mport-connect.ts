@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // Only the client's entry points: a client never loads the relay, the store or the API.
-import { Client, KnownRelays, parseTunnelSpec, type TunnelSpec } from 'mport/client'
+import { Client, KnownRelays, LeaseFile, parseTunnelSpec, type TunnelSpec } from 'mport/client'
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
@@ -56,7 +56,8 @@ const argv = yargs(hideBin(process.argv))
     config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, fingerprint, …' },
     json: { type: 'boolean', describe: 'Print one JSON object per event' },
     reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
-    retry: { type: 'boolean', describe: 'Keep retrying when the relay cannot be reached at start' },
+    retry: { type: 'boolean', describe: 'Also keep retrying when the relay cannot be reached at start; --no-retry: exit when a tunnel is refused instead of waiting for its address' },
+    'lease-file': { type: 'boolean', default: true, describe: 'Keep the lease and the tunnels\' addresses in ~/.config/mport/leases/ so a restart gets them back (--no-lease-file: forget them on exit)' },
     verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (failed ones are always printed)' },
     subdomain: { type: 'string', describe: 'http/tls: the name to ask for under the relay\'s domain (random when omitted)' },
     hostname: { type: 'string', describe: 'http/tls: a custom host name (its DNS must point at the relay)' },
@@ -85,7 +86,8 @@ interface Settings {
   insecure: boolean
   json: boolean
   reconnect: boolean
-  retry: boolean
+  /** true: also retry the first connection; false: do not wait for a refused tunnel's address; undefined: neither. */
+  retry: boolean | undefined
 }
 
 async function settings (): Promise<Settings> {
@@ -163,7 +165,7 @@ async function settings (): Promise<Settings> {
     insecure: bool(argv.insecure, 'insecure') === true,
     json: bool(argv.json, 'json') === true,
     reconnect: bool(argv.reconnect, 'reconnect') !== false,
-    retry: bool(argv.retry, 'retry') === true,
+    retry: bool(argv.retry, 'retry'),
   }
 }
 
@@ -186,7 +188,9 @@ async function main (): Promise<void> {
     insecure: s.insecure,
     ...(argv.tofu && !s.insecure && s.fingerprint === undefined ? { knownRelays: KnownRelays.default() } : {}),
     reconnect: s.reconnect,
-    retryInitial: s.retry,
+    retryInitial: s.retry === true,
+    ...(s.retry === false ? { tunnelRetry: false as const } : {}),
+    ...(argv['lease-file'] ? { leaseStore: LeaseFile.for(s.relay, s.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) }) } : {}),
     onFreshRead: gc.onFreshRead,
   })
   let started = false
@@ -202,7 +206,13 @@ async function main (): Promise<void> {
       out.event('warning', `  note: ${hint}`, { name: t.name, hint })
     }
   })
-  client.on('tunnel-error', (t, err) => out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message }))
+  client.on('tunnel-error', (t, err) => {
+    out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message })
+    if (started && !stopping) exitIfHopeless()
+  })
+  client.on('tunnel-waiting', (t, err, r) => out.event('tunnel-waiting', `tunnel ${t.name} (${t.local}) waiting for ${t.waitingFor}: ${oneLine(err)}; asking again in ${(r.delayMs / 1000).toFixed(1)} s`,
+    { name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs }))
+  client.on('warning', err => out.event('warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close
     out.event('disconnected', `disconnected: ${oneLine(err)}`, { code: err instanceof MportError ? err.code : undefined, message: err.message })
@@ -223,6 +233,14 @@ async function main (): Promise<void> {
     process.exit(ExitCode.Failure)
   })
 
+  /** Every tunnel refused for good (none open, none waiting for its address): nothing left to do. */
+  const exitIfHopeless = (): void => {
+    if (!client.tunnels.every(t => t.state === 'refused')) return
+    stopping = true
+    out.error(new Error(client.tunnels.length === 1 ? 'the only tunnel was refused' : 'no tunnel could be opened'), 'mport-connect')
+    client.close().finally(() => process.exit(ExitCode.Failure))
+  }
+
   const stop = (signal: string): void => {
     if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
     stopping = true
@@ -240,12 +258,7 @@ async function main (): Promise<void> {
     process.exit(err instanceof MportError && err.code === 'MPORT_ERR_RELAY_UNREACHABLE' ? ExitCode.Unreachable : ExitCode.Failure)
   }
   started = true
-  if (client.tunnels.every(t => t.error !== undefined)) {
-    stopping = true
-    out.error(new Error(client.tunnels.length === 1 ? 'the only tunnel was refused' : 'no tunnel could be opened'), 'mport-connect')
-    await client.close()
-    process.exit(ExitCode.Failure)
-  }
+  exitIfHopeless()
 
   // On a terminal, a summary line every STATUS_INTERVAL_MS when something changed.
   if (process.stdout.isTTY === true && !s.json) {

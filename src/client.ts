@@ -1,10 +1,11 @@
 /**
- * `mport/client`: the client core (exposes local services through a relay), tunnel specs and
- * the store of relays whose certificates the user trusts.
+ * `mport/client`: the client core (exposes local services through a relay), tunnel specs, the
+ * store of relays whose certificates the user trusts and the store of its lease between processes.
  *
  * @packageDocumentation
  */
 export { Client, type ClientOptions } from './tunnel/client.js'
-export type { ClientEvents, TunnelStatus, VisitorInfo, VisitorStats } from './tunnel/client-events.js'
+export type { ClientEvents, TunnelState, TunnelStatus, VisitorInfo, VisitorStats } from './tunnel/client-events.js'
+export { LeaseFile, memoryOnlyLeaseStore, type LeaseFileOptions, type LeaseStore, type RememberedTunnel, type StoredLease } from './tunnel/client-lease-store.js'
 export { parseTunnelSpec, parseHostPort, type TunnelSpec, type HostPort } from './tunnel/spec.js'
 export { KnownRelays, type KnownRelay } from './transport/known-relays.js'

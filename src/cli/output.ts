@@ -58,8 +58,9 @@ export function formatBytes (n: number): string {
  * address (or why it is not up), open connections and the bytes of finished connections.
  * `status: 8080 tcp://relay:30001 (2 open, 1.5 MiB in, 20.0 KiB out) | ssh offline`
  */
-export function formatStatus (tunnels: ReadonlyArray<Pick<TunnelStatus, 'name' | 'url' | 'online' | 'connections' | 'bytesIn' | 'bytesOut' | 'error'>>): string {
+export function formatStatus (tunnels: ReadonlyArray<Pick<TunnelStatus, 'name' | 'url' | 'online' | 'connections' | 'bytesIn' | 'bytesOut' | 'error' | 'waitingFor'>>): string {
   const parts = tunnels.map(t => {
+    if (t.waitingFor !== undefined) return `${t.name} waiting for ${t.waitingFor}`
     if (t.error !== undefined) return `${t.name} refused [${t.error.code}]`
     if (!t.online || t.url === undefined) return `${t.name} offline`
     return `${t.name} ${t.url} (${t.connections} open, ${formatBytes(t.bytesIn)} in, ${formatBytes(t.bytesOut)} out)`

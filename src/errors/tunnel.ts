@@ -141,8 +141,9 @@ export class LocalUnreachableError extends TunnelError {
 
 /** A requested subdomain or hostname is held by another client's lease. */
 export class NameTakenError extends TunnelError {
-  constructor (readonly hostname: string) {
-    super('MPORT_ERR_NAME_TAKEN', `the name ${hostname} is already in use by another client`)
+  /** `holder` says who holds it, when the relay may tell (another client of the same user). */
+  constructor (readonly hostname: string, holder = 'another client') {
+    super('MPORT_ERR_NAME_TAKEN', `the name ${hostname} is already in use by ${holder}`)
   }
 }
 

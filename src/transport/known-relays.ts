@@ -40,9 +40,7 @@ export class KnownRelays {
 
   /** `$XDG_CONFIG_HOME/mport/known_relays.json`, else `~/.config/mport/known_relays.json`. */
   static default (): KnownRelays {
-    const xdg = process.env.XDG_CONFIG_HOME
-    const base = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.config')
-    return new KnownRelays(path.join(base, 'mport', 'known_relays.json'))
+    return new KnownRelays(path.join(mportConfigDir(), 'known_relays.json'))
   }
 
   /** The fingerprint remembered for `host:port`, if any. */
@@ -113,6 +111,13 @@ export class KnownRelays {
     }
     return { relays: out }
   }
+}
+
+/** The user's mport config directory: `$XDG_CONFIG_HOME/mport`, else `~/.config/mport`. */
+export function mportConfigDir (): string {
+  const xdg = process.env.XDG_CONFIG_HOME
+  const base = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.config')
+  return path.join(base, 'mport')
 }
 
 function normalizeKey (hostPort: string): string {

@@ -1,6 +1,9 @@
 /** What the client reports: its events, a tunnel's status and a visitor's description. */
 import type { MportError } from '../errors.js'
 
+/** Where a tunnel is: see TunnelStatus.state. */
+export type TunnelState = 'opening' | 'online' | 'waiting' | 'refused'
+
 /** One tunnel as the client sees it: its public address once opened, whether it is up, its counters. */
 export interface TunnelStatus {
   /** The tunnel's id in the control protocol (1, 2, … in the order of the client's tunnels). */
@@ -19,6 +22,13 @@ export interface TunnelStatus {
   error?: MportError
   /** Open on the relay right now (false while reconnecting). */
   online: boolean
+  /**
+   * `opening` (asked for, or reconnecting), `online`, `waiting` (refused because its address
+   * is taken or held: asked for again with backoff) or `refused` (for good).
+   */
+  state: TunnelState
+  /** While `waiting`: the address it waits for (`port 19755`, `name myapp`, `a free port`). */
+  waitingFor?: string
   /** Visitor connections open now. */
   connections: number
   /** Visitor connections since the client started. */
@@ -52,8 +62,15 @@ export interface ClientEvents {
   connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string }]
   /** A tunnel is open on the relay (again, after a reconnect); `status.url` is its public address. */
   tunnel: [status: TunnelStatus]
-  /** The relay refused a tunnel (`err`, e.g. PortInUseError); the other tunnels are unaffected. */
+  /** The relay refused a tunnel (`err`, e.g. PortNotAllowedError); the other tunnels are unaffected. */
   'tunnel-error': [status: TunnelStatus, err: MportError]
+  /**
+   * The relay refused a tunnel because its address is taken or held (`err`: PortInUseError,
+   * NameTakenError); it is asked for again in `delayMs` (`attempt` counts the refusals).
+   */
+  'tunnel-waiting': [status: TunnelStatus, err: MportError, retry: { attempt: number, delayMs: number }]
+  /** Something went wrong that does not stop the client (the lease store could not be read or written). */
+  warning: [err: Error]
   /** An established connection to the relay ended; `reconnecting` follows unless the client stops. */
   disconnected: [err: Error]
   /** Waiting `delayMs` (exponential backoff with full jitter) before the next attempt; `error` is why the last one failed. */

@@ -13,6 +13,7 @@ import type { KnownRelays } from '../transport/known-relays.js'
 import { LocalDialer } from './client-dialer.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
 import { handshakeRelay } from './client-handshake.js'
+import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { ControlChannel } from './control.js'
 import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
@@ -51,10 +52,24 @@ export interface ClientOptions {
   mux?: Partial<MuxConfig>
   /** Told the size of every socket read that arrived in a new Buffer (`mport/gc-tuning`'s meter); default: nothing. */
   onFreshRead?: FreshReadMeter
+  /**
+   * Where the lease ticket and each tunnel's last public address outlive the process, so a
+   * restarted client gets its ports and names back (LeaseFile keeps them on disk); default:
+   * in memory only, for the life of this Client.
+   */
+  leaseStore?: LeaseStore
+  /**
+   * A tunnel refused because its address is taken or held waits and is asked for again: after
+   * `initial` ms, doubling up to `max` (jittered; defaults 1000 and 30 000). false: it stays refused.
+   */
+  tunnelRetry?: { initial?: number, max?: number } | false
 }
 
 /** The shortest wait before a reconnect, so a relay that drops clients at once is not hammered. */
 const MIN_BACKOFF = 50 // ms
+
+/** Refusals of a tunnel that can end by themselves: the address is taken or held by someone else. */
+const ADDRESS_HELD = new Set(['MPORT_ERR_PORT_IN_USE', 'MPORT_ERR_NAME_TAKEN', 'MPORT_ERR_RESERVATION_TAKEN'])
 
 /** Errors after which retrying cannot help. */
 const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPORT_ERR_CERT_UNTRUSTED', 'MPORT_ERR_VERSION_MISMATCH', 'MPORT_ERR_INVALID_CONFIG'])
@@ -72,6 +87,13 @@ export class Client extends EventEmitter<ClientEvents> {
   #closing = false
   #running: Promise<void> | undefined
   #sleep: { timer: NodeJS.Timeout, resolve (): void } | undefined
+  readonly #store: LeaseStore
+  /** The last public address of each tunnel, by name: asked for again by tunnels that did not ask for a fixed one. */
+  #remembered: Record<string, RememberedTunnel> = Object.create(null) as Record<string, RememberedTunnel>
+  /** Tunnels whose remembered address was taken: they ask for any address until they have one. */
+  readonly #forget = new Set<number>()
+  /** Refused tunnels waiting for their address: the retry timer and the attempt count, by id. */
+  readonly #retries = new Map<number, { timer: NodeJS.Timeout | undefined, attempt: number, delayMs: number }>()
 
   constructor (options: ClientOptions) {
     super()
@@ -79,8 +101,9 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#relay = parseHostPort(options.relay, DEFAULT_CONTROL_PORT)
     this.#tunnels = options.tunnels.map((spec, i) => {
       this.#specs.set(i + 1, spec)
-      return { id: i + 1, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
+      return { id: i + 1, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, state: 'opening', online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
     })
+    this.#store = options.leaseStore ?? memoryOnlyLeaseStore
     this.#dialer = new LocalDialer({
       tunnel: id => {
         const spec = this.#specs.get(id)
@@ -119,6 +142,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.#closing) return
     this.#closing = true
     if (this.#sleep !== undefined) { clearTimeout(this.#sleep.timer); this.#sleep.resolve() }
+    this.#stopRetries()
     this.#control?.end()
     const s = this.#session
     if (s !== undefined) {
@@ -134,6 +158,7 @@ export class Client extends EventEmitter<ClientEvents> {
   // ---- The reconnect loop ----
 
   async #run (onUp: () => void, onFail: (err: Error) => void): Promise<void> {
+    await this.#loadLease()
     let attempt = 0
     let everUp = false
     while (!this.#closing) {
@@ -170,6 +195,76 @@ export class Client extends EventEmitter<ClientEvents> {
     return Math.max(MIN_BACKOFF, Math.round(Math.random() * ceiling))
   }
 
+  // ---- The lease between processes, and tunnels waiting for their address ----
+
+  async #loadLease (): Promise<void> {
+    try {
+      const stored = await this.#store.load()
+      if (stored === undefined) return
+      this.#lease = stored.ticket
+      for (const t of this.#tunnels) {
+        const had = stored.tunnels[t.name]
+        if (had !== undefined) this.#remembered[t.name] = had
+      }
+    } catch (err) {
+      this.emit('warning', err as Error)
+    }
+  }
+
+  #saveLease (): void {
+    this.#store.save({ ...(this.#lease !== undefined ? { ticket: this.#lease } : {}), tunnels: { ...this.#remembered } })
+      .catch((err: Error) => this.emit('warning', err))
+  }
+
+  /** Remembers the address a tunnel got, for the next connection or process. */
+  #remember (t: TunnelStatus, spec: TunnelSpec): void {
+    const tcp = spec.kind === undefined || spec.kind === 'tcp'
+    let had: RememberedTunnel | undefined
+    if (tcp && t.remotePort !== undefined) had = { port: t.remotePort }
+    // A random name: the relay's host for it is `<label>.<domain>`.
+    else if (!tcp && spec.subdomain === undefined && spec.hostname === undefined && t.remoteHost !== undefined) had = { subdomain: t.remoteHost.split('.')[0]! }
+    if (had === undefined) return
+    const before = this.#remembered[t.name]
+    if (before?.port === had.port && before?.subdomain === had.subdomain) return
+    this.#remembered[t.name] = had
+    this.#saveLease()
+  }
+
+  /** Exponential backoff with equal jitter: uniform in [c/2, c] for c = min(max, initial × 2^(attempt−1)). */
+  #retryDelay (attempt: number): number {
+    const o = this.#opts.tunnelRetry === false ? {} : this.#opts.tunnelRetry ?? {}
+    const ceiling = Math.min(o.max ?? 30_000, (o.initial ?? 1000) * 2 ** Math.min(Math.max(attempt - 1, 0), 20))
+    return Math.max(MIN_BACKOFF, Math.round(ceiling / 2 + Math.random() * ceiling / 2))
+  }
+
+  /** Asks for a waiting tunnel again after its delay, on the control channel live then. */
+  #scheduleRetry (id: number): void {
+    const retry = this.#retries.get(id)
+    if (retry === undefined || this.#closing) return
+    clearTimeout(retry.timer)
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined
+      const control = this.#control
+      const t = this.#tunnels.find(x => x.id === id)
+      if (control !== undefined && t !== undefined && !this.#closing) this.#request(control, t)
+    }, retry.delayMs)
+    retry.timer.unref()
+  }
+
+  #clearRetry (id: number): void {
+    clearTimeout(this.#retries.get(id)?.timer)
+    this.#retries.delete(id)
+  }
+
+  /** Stops every retry timer; `keepAttempts` (the connection dropped) keeps the backoff for the next one. */
+  #stopRetries (keepAttempts = false): void {
+    for (const [id, retry] of this.#retries) {
+      clearTimeout(retry.timer)
+      retry.timer = undefined
+      if (!keepAttempts) this.#retries.delete(id)
+    }
+  }
+
   // ---- One connection ----
 
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
@@ -196,9 +291,11 @@ export class Client extends EventEmitter<ClientEvents> {
     try {
       const { control, welcome } = await handshakeRelay(session, socket, { token: this.#opts.token, lease: this.#lease, timeout })
       this.#lease = welcome.lease
+      this.#saveLease()
       this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal })
       await this.#openTunnels(control, timeout)
       this.#control = control
+      for (const id of this.#retries.keys()) this.#scheduleRetry(id)
       onUp()
       this.#serveControl(control).catch(() => {})
       const err = await ended
@@ -208,23 +305,36 @@ export class Client extends EventEmitter<ClientEvents> {
       session.destroy()
       throw err
     } finally {
-      for (const t of this.#tunnels) { t.connections = 0; t.online = false }
+      this.#control = undefined
+      this.#stopRetries(true)
+      for (const t of this.#tunnels) {
+        t.connections = 0
+        t.online = false
+        if (t.state === 'online') t.state = 'opening'
+      }
     }
   }
 
-  /** Asks for every tunnel (its old public port again, after a reconnect) and waits for each answer. */
+  /** Asks for every tunnel (its old public address again, after a reconnect or restart) and waits for each answer. */
   async #openTunnels (control: ControlChannel<RelayMessage>, timeout: number): Promise<void> {
-    for (const t of this.#tunnels) control.send(openRequest(t, this.#specs.get(t.id)!))
+    for (const t of this.#tunnels) this.#request(control, t)
     let pending = this.#tunnels.length
     while (pending > 0) {
       const msg = await control.recvTimeout(timeout, 'tunnel requests')
-      if (this.#handleControl(msg)) pending--
+      if (this.#handleControl(msg, control)) pending--
     }
+  }
+
+  /** Sends the open request for a tunnel: its fixed address, else the one it had (this process or a previous one), else any. */
+  #request (control: ControlChannel<RelayMessage>, t: TunnelStatus): void {
+    const spec = this.#specs.get(t.id)!
+    const had = this.#forget.has(t.id) ? undefined : this.#remembered[t.name]
+    control.send(openRequest(t, spec, had))
   }
 
   async #serveControl (control: ControlChannel<RelayMessage>): Promise<void> {
     try {
-      for (;;) this.#handleControl(await control.recv())
+      for (;;) this.#handleControl(await control.recv(), control)
     } catch {
       // The relay ended the control stream (it is shutting down) or sent a fatal error: end
       // ours too, so the session can close once the visitor connections finish.
@@ -232,8 +342,8 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Applies a relay message; returns true when it answered a tunnel request. */
-  #handleControl (msg: RelayMessage): boolean {
+  /** Applies a relay message; returns true when it answered a tunnel request for good (not with a request sent again). */
+  #handleControl (msg: RelayMessage, control: ControlChannel<RelayMessage>): boolean {
     switch (msg.t) {
       case 'opened': {
         const t = this.#tunnels.find(x => x.id === msg.id)
@@ -242,17 +352,44 @@ export class Client extends EventEmitter<ClientEvents> {
         t.remotePort = msg.port
         t.url = msg.url ?? `tcp://${msg.host.includes(':') ? `[${msg.host}]` : msg.host}:${msg.port}`
         t.online = true
+        t.state = 'online'
         delete t.error
+        delete t.waitingFor
+        this.#clearRetry(t.id)
+        this.#forget.delete(t.id)
+        this.#remember(t, this.#specs.get(t.id)!)
         this.emit('tunnel', t)
         return true
       }
       case 'closed': {
         const t = this.#tunnels.find(x => x.id === msg.id)
         if (t === undefined) return false
-        t.error = errorFromWire(msg.code, msg.message)
+        const spec = this.#specs.get(t.id)!
+        const err = errorFromWire(msg.code, msg.message)
         t.online = false
         delete t.url
-        this.emit('tunnel-error', t, t.error)
+        if (ADDRESS_HELD.has(err.code) && !this.#forget.has(t.id) && !asksFixed(spec) && this.#remembered[t.name] !== undefined) {
+          // Its address from before is taken: any address will do for a tunnel that did not ask for one.
+          this.#forget.add(t.id)
+          this.#request(control, t)
+          return false
+        }
+        t.error = err
+        if (ADDRESS_HELD.has(err.code) && this.#opts.tunnelRetry !== false && !this.#closing) {
+          t.state = 'waiting'
+          t.waitingFor = describeAddress(spec)
+          const retry = this.#retries.get(t.id) ?? { timer: undefined, attempt: 0, delayMs: 0 }
+          retry.attempt++
+          retry.delayMs = this.#retryDelay(retry.attempt)
+          this.#retries.set(t.id, retry)
+          if (this.#control === control) this.#scheduleRetry(t.id)
+          this.emit('tunnel-waiting', t, err, { attempt: retry.attempt, delayMs: retry.delayMs })
+          return true
+        }
+        t.state = 'refused'
+        delete t.waitingFor
+        this.#clearRetry(t.id)
+        this.emit('tunnel-error', t, err)
         return true
       }
       case 'error': throw errorFromWire(msg.code, msg.message)
@@ -261,15 +398,32 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
-/** The open request for a tunnel: a tcp tunnel asks for the port it had, if it had one. */
-function openRequest (t: TunnelStatus, spec: TunnelSpec): OpenRequest {
+/** True when a tunnel asked for a fixed address: a port, a subdomain or a hostname. */
+function asksFixed (spec: TunnelSpec): boolean {
+  return spec.kind === undefined || spec.kind === 'tcp' ? spec.remotePort !== 0 : spec.subdomain !== undefined || spec.hostname !== undefined
+}
+
+/** The address a refused tunnel waits for, as a user reads it. */
+function describeAddress (spec: TunnelSpec): string {
+  if (spec.kind === undefined || spec.kind === 'tcp') return spec.remotePort !== 0 ? `port ${spec.remotePort}` : 'a free port'
+  return spec.hostname ?? (spec.subdomain !== undefined ? `name ${spec.subdomain}` : 'a free name')
+}
+
+/**
+ * The open request for a tunnel: a tcp tunnel asks for its fixed port, else the port it had
+ * (`had`, from this process or a stored lease); a named tunnel that asked for a random name
+ * asks for the name it had.
+ */
+function openRequest (t: TunnelStatus, spec: TunnelSpec, had: RememberedTunnel | undefined): OpenRequest {
+  const tcp = spec.kind === undefined || spec.kind === 'tcp'
+  const subdomain = spec.subdomain ?? (spec.hostname === undefined ? had?.subdomain : undefined)
   return {
     t: 'open',
     id: t.id,
     name: spec.name,
-    port: spec.kind === undefined || spec.kind === 'tcp' ? t.remotePort ?? spec.remotePort : 0,
+    port: tcp ? (spec.remotePort !== 0 ? spec.remotePort : had?.port ?? 0) : 0,
     ...(spec.kind !== undefined ? { kind: spec.kind } : {}),
-    ...(spec.subdomain !== undefined ? { subdomain: spec.subdomain } : {}),
+    ...(subdomain !== undefined ? { subdomain } : {}),
     ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
     ...(spec.basicAuth !== undefined ? { basicAuth: spec.basicAuth } : {}),
     ...(spec.allowIp !== undefined ? { allowIp: spec.allowIp } : {}),

@@ -26,6 +26,8 @@ export interface TunnelOwner extends TunnelHolder {
   readonly control: ControlChannel<ClientMessage>
   readonly lease: Lease<TunnelOwner>
   readonly account: Account
+  /** The connection's id and address, to name it to another client of the same user. */
+  readonly info: { readonly id: string, readonly remoteAddress: string }
 }
 
 /** The shared HTTP(S) ports' addresses, once they listen. */
@@ -127,7 +129,12 @@ export class TunnelRegistry {
     const owner = lease.principal.id
     const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
     if (requested !== 0 && reservedByOther(requested)) throw new PortInUseError(requested, `port ${requested} is reserved by another user`)
-    t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
+    try {
+      t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
+    } catch (err) {
+      const by = err instanceof PortInUseError && requested !== 0 ? this.#heldBy(lease, x => x.kind === 'tcp' && x.port === requested) : undefined
+      throw by === undefined ? err : new PortInUseError(requested, `port ${requested} is already in use by ${by}`)
+    }
     t.port = (t.server.address() as net.AddressInfo).port
   }
 
@@ -140,8 +147,32 @@ export class TunnelRegistry {
     const target = this.#visitors.frontTarget(lease, t)
     const holder = msg.subdomain === undefined ? undefined : this.#accounts.reservedBy('subdomain', msg.subdomain)
     if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
-    if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
-    if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
+    try {
+      if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
+      if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
+    } catch (err) {
+      if (!(err instanceof NameTakenError)) throw err
+      const sub = msg.subdomain?.toLowerCase()
+      const host = msg.hostname?.toLowerCase()
+      const by = this.#heldBy(lease, x => (sub !== undefined && x.subdomain === sub) || (host !== undefined && x.hostname === host))
+      throw by === undefined ? err : new NameTakenError(err.hostname, by)
+    }
+  }
+
+  /**
+   * Which other client of the same user holds a tunnel matching `held`, for the refusal: its
+   * connection id and address, or that its lease waits for it to come back. Undefined when
+   * none does (then it is someone else, and the refusal names nobody).
+   */
+  #heldBy (lease: Lease<TunnelOwner>, held: (t: PublicTunnel) => boolean): string | undefined {
+    for (const other of this.#leases.of(lease.principal.id)) {
+      if (other === lease || ![...other.tunnels.values()].some(held)) continue
+      const h = other.holder
+      return h === undefined
+        ? 'another client of yours that disconnected (its lease holds it until the grace period ends, or until that client comes back)'
+        : `another client of yours: ${h.info.id} connected from ${h.info.remoteAddress}`
+    }
+    return undefined
   }
 
   /** The `opened` message for a tunnel: its public host and port, and for http/tls tunnels its URL. */
