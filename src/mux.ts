@@ -5,6 +5,7 @@
  */
 export { Session, type SessionOptions, type SessionEvents } from './mux/session.js'
 export type { ChunkSource } from './mux/chunk-source.js'
+export type { SessionStats, StrayFrame, StrayReason } from './mux/stray.js'
 export { MuxStream, StreamState } from './mux/stream.js'
 export { ReceiveBufferPool } from './mux/receive-buffers.js'
 export { defaultMuxConfig, verifyMuxConfig, type MuxConfig } from './mux/config.js'

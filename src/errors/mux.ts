@@ -53,13 +53,6 @@ export class InvalidStreamIdError extends ProtocolError {
   }
 }
 
-/** A frame without SYN arrived for a stream id that was never opened (GoAway 1). */
-export class UnknownStreamError extends ProtocolError {
-  constructor (readonly streamId: number) {
-    super('MPORT_ERR_UNKNOWN_STREAM', `frame for stream ${streamId}, which was never opened`)
-  }
-}
-
 /** A SYN arrived for a stream id that is already open (GoAway 1). */
 export class DuplicateStreamError extends ProtocolError {
   constructor (readonly streamId: number) {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import {
   DuplicateStreamError, goAwayCodeFor, InvalidStreamIdError, MportError, RemoteGoAwayError,
-  SessionClosedError, StreamLimitError, TransportError, UnknownStreamError,
+  SessionClosedError, StreamLimitError, TransportError,
 } from '../errors.js'
 import { verifyMuxConfig, type MuxConfig } from './config.js'
 import { FrameDecoder, type FrameSink } from './decoder.js'
@@ -19,6 +19,7 @@ import { Pinger } from './ping.js'
 import type { ChunkSource } from './chunk-source.js'
 import { ReceiveBufferPool } from './receive-buffers.js'
 import { MuxStream, StreamState, type StreamLink } from './stream.js'
+import { neverOpened, type SessionStats, type StrayFrame } from './stray.js'
 import { FrameWriter } from './writer.js'
 
 /** Options of a Session: which end it is, plus any MuxConfig settings to override. */
@@ -47,6 +48,11 @@ export interface SessionEvents {
   close: [err?: Error]
   /** The session ended because of an error; emitted only when a listener is attached. */
   error: [err: Error]
+  /**
+   * A frame for a stream that is not open was dropped (counted in `stats`): a debug hook.
+   * Listeners run inside the frame decoder and must not throw.
+   */
+  stray: [frame: StrayFrame]
 }
 
 /**
@@ -67,6 +73,7 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly #link: StreamLink
   #nextId: number
   #maxRemoteId = 0
+  readonly #stats: SessionStats = { strayClosed: 0, strayNeverOpened: 0, strayBytes: 0, strayResets: 0 }
 
   // Accept side.
   #backlog: MuxStream[] = []
@@ -133,6 +140,8 @@ export class Session extends EventEmitter<SessionEvents> {
   get closed (): boolean { return this.#destroyed }
   /** The error that ended the session, if any. */
   get error (): Error | undefined { return this.#error }
+  /** A snapshot of the session's counters (frames dropped for streams that are not open). */
+  get stats (): SessionStats { return { ...this.#stats } }
 
   /** Opens a new stream; data written before the next tick rides with its SYN. */
   open (): MuxStream {
@@ -284,8 +293,8 @@ export class Session extends EventEmitter<SessionEvents> {
     if (id === 0) throw new InvalidStreamIdError(0, 'Data and WindowUpdate frames need a stream')
     const s = this.#streams.get(id)
     if ((h.flags & Flag.SYN) === 0) {
-      if (s === undefined && this.#neverOpened(id)) throw new UnknownStreamError(id)
-      return s // undefined: closed or reset, and late frames are normal; drop them
+      if (s === undefined) this.#onStray(h)
+      return s
     }
     if (s !== undefined) throw new DuplicateStreamError(id)
     if ((id % 2 === 1) === this.client) throw new InvalidStreamIdError(id, `a ${this.client ? 'server' : 'client'} must open ${this.client ? 'even' : 'odd'} ids`)
@@ -293,9 +302,24 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.#acceptIncoming(id)
   }
 
-  #neverOpened (id: number): boolean {
-    const local = (id % 2 === 1) === this.client
-    return local ? id >= this.#nextId : id > this.#maxRemoteId
+  /**
+   * A frame without SYN for a stream that is not open (stray.ts): dropped, counted and
+   * reported, never an error. Data for a never-opened id is answered with RST (unless it
+   * carries RST itself), so a confused sender fails that one stream; nothing else changes.
+   */
+  #onStray (h: FrameHeader): void {
+    const stats = this.#stats
+    const never = neverOpened(h.streamId, { client: this.client, nextId: this.#nextId, maxRemoteId: this.#maxRemoteId })
+    const isData = h.type === FrameType.Data
+    const reset = never && isData && (h.flags & Flag.RST) === 0
+    if (never) stats.strayNeverOpened++
+    else stats.strayClosed++
+    if (isData) stats.strayBytes += h.length
+    if (reset) {
+      stats.strayResets++
+      this.#writer.queueControl(FrameType.WindowUpdate, Flag.RST, h.streamId, 0)
+    }
+    if (this.listenerCount('stray') > 0) this.emit('stray', { header: h, reason: never ? 'never-opened' : 'closed', reset })
   }
 
   #acceptIncoming (id: number): MuxStream | undefined {

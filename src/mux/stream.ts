@@ -306,7 +306,7 @@ export class MuxStream extends Duplex {
   override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
     if (this.#state === StreamState.Init) {
       // SYN never sent: the peer has not heard of this id, and an RST (queued ahead of data)
-      // would reach it as a frame for a stream that was never opened, a protocol error.
+      // would reach it as a stray frame for an id it never saw opened, only to be dropped.
       this.#state = StreamState.Reset
     } else if (this.#state !== StreamState.Closed && this.#state !== StreamState.Reset) {
       // Destroyed before both sides finished: tell the peer at once.

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import {
   DuplicateStreamError, FrameTooLargeError, InvalidFrameTypeError, InvalidStreamIdError, InvalidVersionError,
-  MportError, PingFloodError, ProtocolError, RecvWindowExceededError, UnknownStreamError, WindowOverflowError,
+  MportError, PingFloodError, ProtocolError, RecvWindowExceededError, WindowOverflowError,
 } from '../../src/errors.js'
 import type { MuxConfig } from '../../src/mux/config.js'
 import {
@@ -152,16 +152,6 @@ t.test('fatal protocol violations end the session with GoAway(1)', async t => {
     await expectFatal(t, tg, [dataHeader(1, 4097, Flag.SYN)], FrameTooLargeError, 'MPORT_ERR_FRAME_TOO_LARGE')
   })
 
-  t.test('Data for a stream id never opened', async t => {
-    const tg = target(t)
-    await expectFatal(t, tg, [data(7, Buffer.from('hello'))], UnknownStreamError, 'MPORT_ERR_UNKNOWN_STREAM')
-  })
-
-  t.test('WindowUpdate for an id of our own parity we never opened', async t => {
-    const tg = target(t)
-    await expectFatal(t, tg, [wu(4, 0, 100)], UnknownStreamError, 'MPORT_ERR_UNKNOWN_STREAM')
-  })
-
   t.test('SYN with the wrong parity (even id from a client)', async t => {
     const tg = target(t)
     await expectFatal(t, tg, [wu(2, Flag.SYN)], InvalidStreamIdError, 'MPORT_ERR_INVALID_STREAM_ID')
@@ -250,6 +240,22 @@ t.test('absorbed abuse: the session survives', async t => {
     const next = await withTimeout(tg.session.accept(), { what: 'the next stream' })
     t.equal(next.id, 3, 'the reset stream left the backlog')
     next.on('error', () => {})
+  })
+
+  t.test('Data for a stream id never opened is dropped and answered with RST', async t => {
+    const tg = target(t)
+    tg.raw.write(data(7, Buffer.from('hello')))
+    await stillAlive(t, tg, 6)
+    t.same(tg.reply.resets(), [7], 'RST for id 7, the only reset sent')
+    t.match(tg.session.stats, { strayNeverOpened: 1, strayBytes: 5, strayResets: 1 })
+  })
+
+  t.test('WindowUpdate for an id of our own parity we never opened is dropped silently', async t => {
+    const tg = target(t)
+    tg.raw.write(wu(4, 0, 100))
+    await stillAlive(t, tg, 7)
+    t.same(tg.reply.resets(), [], 'no RST for a window update')
+    t.match(tg.session.stats, { strayNeverOpened: 1, strayBytes: 0, strayResets: 0 })
   })
 
   t.test('stray ping ACKs and zero-length frames are harmless', async t => {

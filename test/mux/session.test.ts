@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import t, { type Test } from 'tap'
 import {
-  KeepAliveTimeoutError, MportError, RemoteGoAwayError, SessionClosedError, StreamLimitError, UnknownStreamError,
+  DuplicateStreamError, KeepAliveTimeoutError, MportError, RemoteGoAwayError, SessionClosedError, StreamLimitError,
 } from '../../src/errors.js'
 import type { MuxConfig } from '../../src/mux/config.js'
 import { decodeHeader, encodeHeader, Flag, FrameType, HEADER_LENGTH, type FrameHeader } from '../../src/mux/frame.js'
@@ -246,7 +246,7 @@ for (const tr of transports) {
 
     for (const [label, err, code] of [
       ['an internal error', new Error('boom'), 2],
-      ['a protocol error', new UnknownStreamError(99), 1],
+      ['a protocol error', new DuplicateStreamError(99), 1],
     ] as const) {
       t.test(`destroy(${label}) ends the peer with RemoteGoAwayError(${code})`, async t => {
         const { client, server } = await setup(t, tr)
