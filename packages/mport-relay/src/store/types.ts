@@ -17,6 +17,7 @@ export type Granularity = 'minute' | 'hour' | 'day'
 export interface User {
   id: string
   name: string
+  /** When the user was created, in ms since the epoch (as every time in the store). */
   role: Role
   createdAt: number
   /** When the user was disabled; null while enabled. */
@@ -30,8 +31,11 @@ export interface ApiToken {
   name: string
   /** tokenId(raw): the public id the tunnel handshake sends. */
   tokenId: string
+  /** When the token was created (ms since the epoch). */
   createdAt: number
+  /** Last time the token authenticated a REST API request; null if never. */
   lastUsedAt: number | null
+  /** When the token was revoked; null while valid (live tunnels are cut on the next accounting round). */
   revokedAt: number | null
 }
 
@@ -40,6 +44,7 @@ export interface Session {
   id: string
   userId: string
   createdAt: number
+  /** When the API stops accepting the session's token (ms since the epoch). */
   expiresAt: number
 }
 
@@ -57,12 +62,14 @@ export interface UsageCounters {
   bytesIn: number
   bytesOut: number
   connections: number
+  /** Seconds the tunnel was up within the bucket. */
   activeSeconds: number
 }
 
 /** Counters to add to the minute bucket containing `at`. */
 export interface UsageDelta extends UsageCounters {
   userId: string
+  /** Any time within the minute to count it in (ms since the epoch). */
   tunnel: string
   at: number
 }
@@ -96,10 +103,12 @@ export type LimitOverrides = { [K in keyof Limits]?: number | null }
 export interface AuditInput {
   actorId?: string | null
   actorName?: string | null
+  /** What was done, a dotted verb such as `user.create` or `token.revoke`. */
   action: string
   target?: string | null
   address?: string | null
   details?: Record<string, unknown> | null
+  /** When it happened (ms since the epoch); default now. */
   at?: number
 }
 
