@@ -47,6 +47,7 @@ export const memoryOnlyLeaseStore: LeaseStore = {
   save: () => Promise.resolve(),
 }
 
+/** Options of {@link LeaseFile}. */
 export interface LeaseFileOptions {
   /** Told why a stored lease was ignored (a damaged file, another live client); default: process.emitWarning. */
   onWarning?: (message: string) => void
