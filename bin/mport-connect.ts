@@ -208,10 +208,15 @@ async function main (): Promise<void> {
   })
   client.on('tunnel-error', (t, err) => {
     out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message })
-    if (started && !stopping) exitIfHopeless()
+    // A tunnel that waited for its address and is now refused for good may leave nothing to do.
+    if (started && !stopping && waited.has(t.id)) exitIfHopeless()
   })
-  client.on('tunnel-waiting', (t, err, r) => out.event('tunnel-waiting', `tunnel ${t.name} (${t.local}) waiting for ${t.waitingFor}: ${oneLine(err)}; asking again in ${(r.delayMs / 1000).toFixed(1)} s`,
-    { name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs }))
+  const waited = new Set<number>()
+  client.on('tunnel-waiting', (t, err, r) => {
+    waited.add(t.id)
+    out.event('tunnel-waiting', `tunnel ${t.name} (${t.local}) waiting for ${t.waitingFor}: ${oneLine(err)}; asking again in ${(r.delayMs / 1000).toFixed(1)} s`,
+      { name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs })
+  })
   client.on('warning', err => out.event('warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close

@@ -14,6 +14,7 @@ import { LocalDialer } from './client-dialer.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
+import { TunnelRetries, type TunnelRetryOptions } from './client-retries.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { ControlChannel } from './control.js'
 import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
@@ -62,7 +63,7 @@ export interface ClientOptions {
    * A tunnel refused because its address is taken or held waits and is asked for again: after
    * `initial` ms, doubling up to `max` (jittered; defaults 1000 and 30 000). false: it stays refused.
    */
-  tunnelRetry?: { initial?: number, max?: number } | false
+  tunnelRetry?: TunnelRetryOptions | false
 }
 
 /** The shortest wait before a reconnect, so a relay that drops clients at once is not hammered. */
@@ -92,8 +93,8 @@ export class Client extends EventEmitter<ClientEvents> {
   #remembered: Record<string, RememberedTunnel> = Object.create(null) as Record<string, RememberedTunnel>
   /** Tunnels whose remembered address was taken: they ask for any address until they have one. */
   readonly #forget = new Set<number>()
-  /** Refused tunnels waiting for their address: the retry timer and the attempt count, by id. */
-  readonly #retries = new Map<number, { timer: NodeJS.Timeout | undefined, attempt: number, delayMs: number }>()
+  /** Refused tunnels waiting for their address. */
+  readonly #retries: TunnelRetries
 
   constructor (options: ClientOptions) {
     super()
@@ -104,6 +105,11 @@ export class Client extends EventEmitter<ClientEvents> {
       return { id: i + 1, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, state: 'opening', online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
     })
     this.#store = options.leaseStore ?? memoryOnlyLeaseStore
+    this.#retries = new TunnelRetries(options.tunnelRetry === false ? {} : options.tunnelRetry ?? {}, id => {
+      const control = this.#control
+      const t = this.#tunnels.find(x => x.id === id)
+      if (control !== undefined && t !== undefined && !this.#closing) this.#request(control, t)
+    })
     this.#dialer = new LocalDialer({
       tunnel: id => {
         const spec = this.#specs.get(id)
@@ -142,7 +148,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.#closing) return
     this.#closing = true
     if (this.#sleep !== undefined) { clearTimeout(this.#sleep.timer); this.#sleep.resolve() }
-    this.#stopRetries()
+    this.#retries.stop()
     this.#control?.end()
     const s = this.#session
     if (s !== undefined) {
@@ -230,41 +236,6 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#saveLease()
   }
 
-  /** Exponential backoff with equal jitter: uniform in [c/2, c] for c = min(max, initial × 2^(attempt−1)). */
-  #retryDelay (attempt: number): number {
-    const o = this.#opts.tunnelRetry === false ? {} : this.#opts.tunnelRetry ?? {}
-    const ceiling = Math.min(o.max ?? 30_000, (o.initial ?? 1000) * 2 ** Math.min(Math.max(attempt - 1, 0), 20))
-    return Math.max(MIN_BACKOFF, Math.round(ceiling / 2 + Math.random() * ceiling / 2))
-  }
-
-  /** Asks for a waiting tunnel again after its delay, on the control channel live then. */
-  #scheduleRetry (id: number): void {
-    const retry = this.#retries.get(id)
-    if (retry === undefined || this.#closing) return
-    clearTimeout(retry.timer)
-    retry.timer = setTimeout(() => {
-      retry.timer = undefined
-      const control = this.#control
-      const t = this.#tunnels.find(x => x.id === id)
-      if (control !== undefined && t !== undefined && !this.#closing) this.#request(control, t)
-    }, retry.delayMs)
-    retry.timer.unref()
-  }
-
-  #clearRetry (id: number): void {
-    clearTimeout(this.#retries.get(id)?.timer)
-    this.#retries.delete(id)
-  }
-
-  /** Stops every retry timer; `keepAttempts` (the connection dropped) keeps the backoff for the next one. */
-  #stopRetries (keepAttempts = false): void {
-    for (const [id, retry] of this.#retries) {
-      clearTimeout(retry.timer)
-      retry.timer = undefined
-      if (!keepAttempts) this.#retries.delete(id)
-    }
-  }
-
   // ---- One connection ----
 
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
@@ -295,7 +266,7 @@ export class Client extends EventEmitter<ClientEvents> {
       this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal })
       await this.#openTunnels(control, timeout)
       this.#control = control
-      for (const id of this.#retries.keys()) this.#scheduleRetry(id)
+      this.#retries.schedule()
       onUp()
       this.#serveControl(control).catch(() => {})
       const err = await ended
@@ -306,7 +277,7 @@ export class Client extends EventEmitter<ClientEvents> {
       throw err
     } finally {
       this.#control = undefined
-      this.#stopRetries(true)
+      this.#retries.stop(true)
       for (const t of this.#tunnels) {
         t.connections = 0
         t.online = false
@@ -355,7 +326,7 @@ export class Client extends EventEmitter<ClientEvents> {
         t.state = 'online'
         delete t.error
         delete t.waitingFor
-        this.#clearRetry(t.id)
+        this.#retries.clear(t.id)
         this.#forget.delete(t.id)
         this.#remember(t, this.#specs.get(t.id)!)
         this.emit('tunnel', t)
@@ -378,17 +349,14 @@ export class Client extends EventEmitter<ClientEvents> {
         if (ADDRESS_HELD.has(err.code) && this.#opts.tunnelRetry !== false && !this.#closing) {
           t.state = 'waiting'
           t.waitingFor = describeAddress(spec)
-          const retry = this.#retries.get(t.id) ?? { timer: undefined, attempt: 0, delayMs: 0 }
-          retry.attempt++
-          retry.delayMs = this.#retryDelay(retry.attempt)
-          this.#retries.set(t.id, retry)
-          if (this.#control === control) this.#scheduleRetry(t.id)
-          this.emit('tunnel-waiting', t, err, { attempt: retry.attempt, delayMs: retry.delayMs })
+          const retry = this.#retries.refused(t.id)
+          if (this.#control === control) this.#retries.schedule(t.id)
+          this.emit('tunnel-waiting', t, err, retry)
           return true
         }
         t.state = 'refused'
         delete t.waitingFor
-        this.#clearRetry(t.id)
+        this.#retries.clear(t.id)
         this.emit('tunnel-error', t, err)
         return true
       }
