@@ -1,6 +1,7 @@
 /**
  * The checked-in API report (api/*.api.md) is what the build exports: an export added, removed
  * or changed shows up here first. After a deliberate change: `npm run build && npm run api`.
+ * Every export carries a TSDoc summary.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -17,4 +18,8 @@ t.test('the API report matches the build', async t => {
     const first = a.findIndex((line, i) => line !== b[i])
     t.equal(checkedIn, text, `${file} is up to date${first < 0 ? '' : ` (first difference at line ${first + 1}: checked in ${JSON.stringify(a[first])}, built ${JSON.stringify(b[first])}); run npm run build && npm run api`}`)
   }
+})
+
+t.test('every export has a TSDoc summary', async t => {
+  t.same(buildReport().undocumented, [], 'exports without a /** summary */ on their declaration')
 })
