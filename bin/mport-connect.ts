@@ -4,13 +4,14 @@ import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // Only the client's entry points: a client never loads the relay, the store or the API.
-import { Client, KnownRelays, LeaseFile, parseTunnelSpec, type TunnelSpec } from 'mport/client'
+import { Client, KnownRelays, LeaseFile, parseTunnelSpec, relayAddress, type TunnelSpec } from 'mport/client'
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
 import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins } from 'mport/cli'
-import { MportError } from 'mport/errors'
+import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
+import { loginForRelay, type LoginForRelay } from 'mport-connect'
 
 // Account commands (login, logout, tokens) go to the REST API (packages/mport-connect).
 if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
@@ -29,6 +30,19 @@ const gc = tuneGcForForwarding()
 const env = process.env
 
 class UsageError extends Error {}
+
+/**
+ * `fn()`, with an InvalidConfigError turned into a UsageError about `what` (a flag, an
+ * argument, or a key of the config file): "invalid config" is for files.
+ */
+function checked<T> (what: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof InvalidConfigError) throw new UsageError(`${what}: ${err.message.replace(/^invalid config "[^"]*": /, '')} [${err.code}]`)
+    throw err
+  }
+}
 
 /** A bad flag or config: one line on stderr, exit 2. */
 function usageExit (msg: string): never {
@@ -80,6 +94,8 @@ const argv = yargs(hideBin(process.argv))
 interface Settings {
   relay: string
   token: Secret
+  /** The stored login whose tunnel token is used, when no token was given. */
+  login?: LoginForRelay
   tunnels: TunnelSpec[]
   fingerprint?: string
   ca?: string
@@ -113,9 +129,17 @@ async function settings (): Promise<Settings> {
     return v
   }
   const relay = str(argv.relay, 'MPORT_RELAY', 'relay')
-  const token = str(argv.token, 'MPORT_TOKEN', 'token')
+  let token = str(argv.token, 'MPORT_TOKEN', 'token')
   if (relay === undefined || relay === '') throw new UsageError('no relay given: use --relay host[:port] or MPORT_RELAY')
-  if (token === undefined || token === '') throw new UsageError('no token given: use --token (printed by mport-relay) or MPORT_TOKEN')
+  const relaySource = argv.relay !== undefined ? `--relay ${JSON.stringify(relay)}` : env.MPORT_RELAY ? `MPORT_RELAY ${JSON.stringify(relay)}` : `"relay" in ${where}`
+  checked(relaySource, () => relayAddress(relay))
+  // No token given: the tunnel token a `mport-connect login` stored for this relay.
+  let login: LoginForRelay | undefined
+  if (token === undefined || token === '') {
+    login = await loginForRelay(relay, env)
+    token = login?.tunnel.token
+  }
+  if (token === undefined || token === '') throw new UsageError(`no token given: use --token (printed by mport-relay) or MPORT_TOKEN, or log in first with mport-connect login --api <relay API URL> --user <name> (no stored login for ${relayAddress(relay)})`)
   let words: unknown[]
   if (argv.tunnels !== undefined && argv.tunnels.length > 0) words = argv.tunnels
   else if (file.tunnels === undefined || file.tunnels === null) words = []
@@ -123,6 +147,7 @@ async function settings (): Promise<Settings> {
   else if (typeof file.tunnels === 'string' || typeof file.tunnels === 'number') words = [file.tunnels]
   else throw new UsageError(`"tunnels" in ${where} must be a list like [5555, "web=8080"]`)
   if (words.length === 0) throw new UsageError('no tunnel given: name at least one local port, e.g. mport-connect 5555')
+  const fromArgs = argv.tunnels !== undefined && argv.tunnels.length > 0
   // A leading "http", "tls" or "tcp" sets the kind of every tunnel that follows.
   let kind: TunnelSpec['kind']
   if (words.length > 0 && ['http', 'tls', 'tcp'].includes(String(words[0]))) kind = String(words.shift()) as TunnelSpec['kind']
@@ -133,20 +158,21 @@ async function settings (): Promise<Settings> {
   if (words.length > 1 && (argv.subdomain !== undefined || argv.hostname !== undefined)) throw new UsageError('--subdomain/--hostname name one tunnel: give one local port with them')
   const tunnels = words.map(w => {
     if (typeof w !== 'string' && typeof w !== 'number') throw new UsageError(`tunnel ${JSON.stringify(w)} in ${where} must be a port or a spec like "web=8080"`)
-    const spec: TunnelSpec = { ...parseTunnelSpec(String(w)) }
+    const spec: TunnelSpec = checked(fromArgs ? `argument ${JSON.stringify(String(w))}` : `tunnel ${JSON.stringify(w)} in ${where}`, () => ({ ...parseTunnelSpec(String(w)) }))
     if (kind !== undefined) spec.kind = kind
     if (web && spec.remotePort !== 0) throw new UsageError(`${kind} tunnels use the relay's shared ports: drop ":${spec.remotePort}" from "${w}"`)
     if (argv.subdomain !== undefined) spec.subdomain = argv.subdomain
     if (argv.hostname !== undefined) spec.hostname = argv.hostname
-    if (argv['basic-auth'] !== undefined) spec.basicAuth = parseBasicAuthValue(argv['basic-auth']) && argv['basic-auth']
+    if (argv['basic-auth'] !== undefined) spec.basicAuth = checked('--basic-auth', () => parseBasicAuthValue(argv['basic-auth']!)) && argv['basic-auth']
     if (argv['allow-ip'] !== undefined) spec.allowIp = argv['allow-ip'].map(String)
     if (argv['deny-ip'] !== undefined) spec.denyIp = argv['deny-ip'].map(String)
     if (argv['proxy-protocol'] !== undefined) spec.proxyProtocol = argv['proxy-protocol'] as 1 | 2
     return spec
   })
   // Check the filters here, so a typo is a usage error rather than a refused tunnel.
-  new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] })
+  checked('--allow-ip/--deny-ip', () => new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] }))
   const fp = str(argv.fingerprint, 'MPORT_FINGERPRINT', 'fingerprint')
+  const fpSource = argv.fingerprint !== undefined ? '--fingerprint' : env.MPORT_FINGERPRINT ? 'MPORT_FINGERPRINT' : `"fingerprint" in ${where}`
   const ca = str(argv.ca, undefined, 'ca')
   let caPem: string | undefined
   if (ca !== undefined) {
@@ -159,8 +185,9 @@ async function settings (): Promise<Settings> {
   return {
     relay,
     token: new Secret(token),
+    ...(login !== undefined ? { login } : {}),
     tunnels,
-    ...(fp !== undefined ? { fingerprint: parseFingerprint(fp) } : {}),
+    ...(fp !== undefined ? { fingerprint: checked(fpSource, () => parseFingerprint(fp)) } : {}),
     ...(caPem !== undefined ? { ca: caPem } : {}),
     insecure: bool(argv.insecure, 'insecure') === true,
     json: bool(argv.json, 'json') === true,
@@ -178,6 +205,10 @@ async function main (): Promise<void> {
     throw err
   }
   const out = createPrinter(s.json)
+  if (s.login !== undefined) {
+    const l = s.login
+    out.event('login', `using the login of ${l.user} at ${l.api} (tunnel token "${l.tunnel.name}" for ${l.tunnel.relay}, from ${l.file})`, { api: l.api, user: l.user, relay: l.tunnel.relay, tokenId: l.tunnel.id, tokenName: l.tunnel.name, credentials: l.file })
+  }
   if (s.insecure) out.event('warning', 'WARNING: --insecure: the relay certificate is NOT verified; anyone on the path can read and change this tunnel. Use --fingerprint instead.', { insecure: true })
   const client = new Client({
     relay: s.relay,

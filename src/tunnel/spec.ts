@@ -4,6 +4,8 @@
  * `192.168.1.20:5555`, `[::1]:22`).
  */
 import { InvalidConfigError } from '../errors.js'
+import { formatHostPort } from '../transport/tcp.js'
+import { DEFAULT_CONTROL_PORT } from './constants.js'
 
 /**
  * One tunnel a client asks the relay for: which local service, under what name, on which
@@ -53,6 +55,16 @@ export function parseHostPort (s: string, defaultPort: number, what = 'relay'): 
   if (parts.length === 1) return { host: v, port: defaultPort }
   if (parts.length === 2) return { host: parts[0]!, port: port(parts[1]!, what) }
   return { host: v, port: defaultPort } // bare IPv6
+}
+
+/**
+ * A relay address in the form the client connects to and remembers it by (`host:port`,
+ * `[v6]:port`, lower case, the default port 7835 filled in): the key of the known-relays store
+ * and of stored logins. Throws InvalidConfigError like parseHostPort.
+ */
+export function relayAddress (s: string): string {
+  const { host, port } = parseHostPort(s, DEFAULT_CONTROL_PORT)
+  return formatHostPort(host.toLowerCase(), port)
 }
 
 /**

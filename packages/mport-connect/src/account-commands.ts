@@ -14,7 +14,8 @@ import { InvalidConfigError, RelayUnreachableError } from 'mport/errors'
 import { UnauthenticatedError } from 'mport/errors'
 import { writeAtomic } from 'mport/transport'
 import { packageVersion } from 'mport/cli'
-import { ApiCallError, formatTable, formatTime, lastWins, obtainPassword, processIo, runAccountCommand, UsageError, type CliIo } from 'mport/cli'
+import { relayAddress } from 'mport/client'
+import { ApiCallError, describeFailure, formatTable, formatTime, lastWins, obtainPassword, processIo, runAccountCommand, UsageError, type CliIo } from 'mport/cli'
 
 const PREFIX = 'mport-connect'
 const ONCE = 'This token is shown only now: it is not stored and cannot be shown again.'
@@ -34,6 +35,48 @@ export interface StoredSession {
   expiresAt: number
   /** ISO 8601 time of the login. */
   loggedInAt: string
+  /** The tunnel token login created for the API's relay, used by `mport-connect <port>` without --token. */
+  tunnel?: StoredTunnelToken
+}
+
+/** A tunnel token kept with a login: for which relay, and the API token that it is. */
+export interface StoredTunnelToken {
+  /** The relay's control address as the API named it, `host:port` (see relayAddress). */
+  relay: string
+  /** The token itself (mpt_…); never printed. */
+  token: string
+  /** Its id on the API (tok_…), to revoke it on logout. */
+  id: string
+  /** Its name on the API. */
+  name: string
+}
+
+/** The stored login whose tunnel token is for `relay`, as `mport-connect <port>` uses it. */
+export interface LoginForRelay {
+  /** The API the login is on. */
+  api: string
+  /** Who logged in. */
+  user: string
+  /** The stored tunnel token. */
+  tunnel: StoredTunnelToken
+  /** The credentials file it came from. */
+  file: string
+}
+
+/**
+ * The stored login with a tunnel token for `relay` (any `host[:port]` form; compared as
+ * relayAddress gives it), the most recent first; undefined when there is none. Throws
+ * InvalidConfigError for a damaged credentials file.
+ */
+export async function loginForRelay (relay: string, env: NodeJS.ProcessEnv = process.env): Promise<LoginForRelay | undefined> {
+  const want = relayAddress(relay)
+  const file = credentialsPath(env)
+  const creds = await readCredentials(file)
+  const matches = Object.entries(creds.sessions)
+    .filter(([, s]) => s.tunnel !== undefined && s.tunnel.relay === want)
+    .sort(([a, x], [b, y]) => (a === creds.default ? -1 : b === creds.default ? 1 : y.loggedInAt.localeCompare(x.loggedInAt)))
+  const [api, s] = matches[0] ?? []
+  return api !== undefined && s?.tunnel !== undefined ? { api, user: s.user.name, tunnel: s.tunnel, file } : undefined
 }
 
 /** credentials.json: logins by API address, and the address of the last one. */
@@ -74,6 +117,8 @@ export async function readCredentials (file: string): Promise<CredentialsFile> {
   const sessions: Record<string, StoredSession> = {}
   for (const [api, s] of Object.entries(f.sessions)) {
     if (typeof s?.token !== 'string' || typeof s.user?.name !== 'string' || typeof s.expiresAt !== 'number') throw damaged(`the entry for ${api} is incomplete`)
+    const tt = s.tunnel
+    if (tt !== undefined && (typeof tt?.relay !== 'string' || typeof tt.token !== 'string' || typeof tt.id !== 'string')) throw damaged(`the tunnel token for ${api} is incomplete`)
     sessions[api] = s
   }
   return { version: 1, ...(typeof f.default === 'string' ? { default: f.default } : {}), sessions }
@@ -228,11 +273,42 @@ async function login (io: CliIo, c: Resolved, api: string | undefined, user: str
   if (new URL(base).protocol === 'http:' && !isLoopback(base)) io.stderr.write(`warning: ${base} is plain http: the password and the session travel unencrypted\n`)
   const r = await call<{ token: string, expiresAt: number, user: ApiUser }>(base, 'POST', '/v1/login', { body: { name: user, password } })
   const creds = await readCredentials(c.file)
-  creds.sessions[base] = { token: r.token, user: { id: r.user.id, name: r.user.name, role: r.user.role }, expiresAt: r.expiresAt, loggedInAt: new Date().toISOString() }
+  const previous = creds.sessions[base]
+  const tunnel = await tunnelTokenFor(io, base, r.token)
+  creds.sessions[base] = {
+    token: r.token, user: { id: r.user.id, name: r.user.name, role: r.user.role }, expiresAt: r.expiresAt, loggedInAt: new Date().toISOString(),
+    ...(tunnel !== undefined ? { tunnel } : {}),
+  }
   creds.default = base
   await writeCredentials(c.file, creds)
-  c.out(`logged in to ${base} as ${r.user.name} (${r.user.role}); the session lasts until ${formatTime(r.expiresAt)} and is kept in ${c.file}`,
-    { api: base, user: r.user, expiresAt: r.expiresAt, credentials: c.file })
+  // The previous login's tunnel token is replaced: revoke it (best effort, with the new session).
+  if (previous?.tunnel !== undefined && previous.user.id === r.user.id) await call(base, 'DELETE', `/v1/tokens/${encodeURIComponent(previous.tunnel.id)}`, { bearer: r.token }).catch(() => {})
+  const forTunnels = tunnel !== undefined ? `; tunnels to ${tunnel.relay} use its tunnel token "${tunnel.name}" when no --token is given` : ''
+  c.out(`logged in to ${base} as ${r.user.name} (${r.user.role}); the session lasts until ${formatTime(r.expiresAt)}${forTunnels} and is kept in ${c.file}`,
+    { api: base, user: r.user, expiresAt: r.expiresAt, credentials: c.file, ...(tunnel !== undefined ? { relay: tunnel.relay, tunnelToken: { id: tunnel.id, name: tunnel.name } } : {}) })
+}
+
+/**
+ * A tunnel token for the relay whose API this is (POST /v1/tokens with the new session), when
+ * /v1/health names the relay's control address; an API without a relay gets none.
+ */
+async function tunnelTokenFor (io: CliIo, api: string, session: string): Promise<StoredTunnelToken | undefined> {
+  const health = await call<{ relay?: unknown }>(api, 'GET', '/v1/health').catch(() => undefined)
+  if (typeof health?.relay !== 'string') return undefined
+  let relay: string
+  try {
+    relay = relayAddress(health.relay)
+  } catch {
+    return undefined
+  }
+  const name = `mport-connect login (${os.hostname()})`.slice(0, 64)
+  try {
+    const t = await call<{ token: string, info: ApiToken }>(api, 'POST', '/v1/tokens', { bearer: session, body: { name } })
+    return { relay, token: t.token, id: t.info.id, name: t.info.name }
+  } catch (err) {
+    io.stderr.write(`warning: no tunnel token for ${relay}: ${describeFailure(err).line}; give --token to mport-connect instead\n`)
+    return undefined
+  }
 }
 
 async function logout (io: CliIo, c: Resolved, flag: string | undefined): Promise<void> {
@@ -245,6 +321,15 @@ async function logout (io: CliIo, c: Resolved, flag: string | undefined): Promis
   }
   // Forget it locally even when the server no longer knows it (expired, relay gone).
   let ended = true
+  let revoked = false
+  if (s.tunnel !== undefined) {
+    try {
+      await call(api, 'DELETE', `/v1/tokens/${encodeURIComponent(s.tunnel.id)}`, { bearer: s.token })
+      revoked = true
+    } catch (err) {
+      if (err instanceof ApiCallError && err.status === 404) revoked = true // already revoked
+    }
+  }
   try {
     await call(api, 'POST', '/v1/logout', { bearer: s.token })
   } catch (err) {
@@ -253,7 +338,9 @@ async function logout (io: CliIo, c: Resolved, flag: string | undefined): Promis
   delete creds.sessions[api]
   if (creds.default === api) delete creds.default
   await writeCredentials(c.file, creds)
-  c.out(`logged out of ${api}${ended ? '' : ' (the API could not be told; the session ends when it expires)'}`, { api, loggedOut: true, ended })
+  const tunnelNote = s.tunnel === undefined ? '' : revoked ? `; its tunnel token for ${s.tunnel.relay} is revoked` : `; its tunnel token for ${s.tunnel.relay} could not be revoked (revoke "${s.tunnel.name}" with mport-connect tokens revoke when the API is back)`
+  c.out(`logged out of ${api}${ended ? '' : ' (the API could not be told; the session ends when it expires)'}${tunnelNote}`,
+    { api, loggedOut: true, ended, ...(s.tunnel !== undefined ? { tunnelTokenRevoked: revoked } : {}) })
 }
 
 /** The bearer credential for `tokens`: --api-token, MPORT_API_TOKEN, else the stored session. */

@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { connectAccount, credentialsPath, readCredentials, normalizeApi, type StoredSession, type CredentialsFile } from './account-commands.js'
+export { connectAccount, credentialsPath, readCredentials, normalizeApi, loginForRelay, type StoredSession, type StoredTunnelToken, type LoginForRelay, type CredentialsFile } from './account-commands.js'

@@ -44,6 +44,8 @@ export interface ApiOptions {
   logger?: boolean
   /** Shown in the OpenAPI document and in /v1/health. */
   version?: string
+  /** The control address clients connect to (`host:port`), shown in /v1/health so `mport-connect login` can say which relay its tunnel token is for. */
+  relayAddress?: string
 }
 
 /** The authenticated user of a request, and how they authenticated. */

@@ -24,7 +24,7 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
       tags: ['relay'],
       summary: 'Relay health: the database answers, and the number of live tunnels when known.',
       response: {
-        200: { type: 'object', required: ['status', 'version', 'database', 'uptimeSeconds'], properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, database: { type: 'string' }, uptimeSeconds: { type: 'integer' }, tunnels: { type: 'integer' } } },
+        200: { type: 'object', required: ['status', 'version', 'database', 'uptimeSeconds'], properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, database: { type: 'string' }, uptimeSeconds: { type: 'integer' }, tunnels: { type: 'integer' }, relay: { type: 'string', description: 'The control address clients connect to (host:port), when the API is served by a relay.' } } },
         503: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['unavailable'] }, database: { type: 'string' }, error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
       },
     },
@@ -36,7 +36,7 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
       return reply.code(503).send({ status: 'unavailable', database: store.dialect, error: { code: 'MPORT_ERR_DATABASE', message: 'the database does not answer' } })
     }
     const tunnels = opts.relayInfo ? (await opts.relayInfo()).length : undefined
-    return { status: 'ok', version: opts.version, database: store.dialect, uptimeSeconds: Math.floor((Date.now() - started) / 1000), ...(tunnels !== undefined ? { tunnels } : {}) }
+    return { status: 'ok', version: opts.version, database: store.dialect, uptimeSeconds: Math.floor((Date.now() - started) / 1000), ...(tunnels !== undefined ? { tunnels } : {}), ...(opts.relayAddress !== undefined ? { relay: opts.relayAddress } : {}) }
   })
 
   // ---- Tokens ----

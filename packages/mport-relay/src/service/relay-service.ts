@@ -4,7 +4,7 @@
  * accounts and plans enforced by the relay, usage recorded in batches, and the REST API on
  * its own listener. Closing it drains the relay, then flushes usage and closes the store.
  */
-import type { AddressInfo } from 'node:net'
+import { isIPv6, type AddressInfo } from 'node:net'
 import type { createApi } from '../api/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
@@ -47,6 +47,11 @@ export interface RelayService {
   close (graceMs?: number): Promise<void>
 }
 
+/** `host:port` as clients write it (IPv6 literals bracketed). */
+function controlAddress (host: string, port: number): string {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
   const { dataDir, cert, key, token: givenToken, database, api, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
@@ -77,6 +82,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         store,
         openSignup: api.openSignup ?? false,
         ...(version !== undefined ? { version } : {}),
+        relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
         relayInfo: () => relay.tunnels.map(t => ({
           id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
           ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
