@@ -9,10 +9,10 @@
  *   { "version": 1, "relay": "relay.example.com:7835", "pid": 4242,
  *     "ticket": { "id": "…", "secret": "…" }, "tunnels": { "web": { "port": 20061 } } }
  */
-import { createHash } from 'node:crypto'
-import { mkdir, readFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { writeAtomic } from '../transport/certs.js'
 import { mportConfigDir } from '../transport/known-relays.js'
 import type { LeaseTicket } from './messages.js'
 import type { TunnelSpec } from './spec.js'
@@ -74,7 +74,6 @@ export class LeaseFile implements LeaseStore {
   readonly #warn: (message: string) => void
   /** Another live process owns the file: this one leaves it alone. */
   #foreign = false
-  #queue: Promise<unknown> = Promise.resolve()
 
   constructor (file: string, relay: string, options: LeaseFileOptions = {}) {
     this.path = file
@@ -115,16 +114,33 @@ export class LeaseFile implements LeaseStore {
     return { ...(doc.ticket !== undefined ? { ticket: doc.ticket } : {}), tunnels: doc.tunnels }
   }
 
+  /**
+   * Written synchronously (a small file, once per new address): what the client announces is on
+   * disk before it announces it, so a kill -9 or Ctrl-C right after a tunnel event loses nothing.
+   */
   save (lease: StoredLease): Promise<void> {
     if (this.#foreign) return Promise.resolve()
     const doc: LeaseFileDoc = { version: 1, relay: this.#relay, pid: process.pid, ...(lease.ticket !== undefined ? { ticket: lease.ticket } : {}), tunnels: lease.tunnels }
-    const write = async (): Promise<void> => {
-      await mkdir(path.dirname(this.path), { recursive: true, mode: 0o700 })
-      await writeAtomic(this.path, JSON.stringify(doc, null, 2) + '\n', 0o600)
+    try {
+      mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 })
+      writeAtomicSync(this.path, JSON.stringify(doc, null, 2) + '\n', 0o600)
+      return Promise.resolve()
+    } catch (err) {
+      return Promise.reject(err as Error)
     }
-    const next = this.#queue.then(write, write)
-    this.#queue = next.catch(() => {})
-    return next
+  }
+}
+
+/** Writes through a temporary file in the same directory, with an exact mode, and renames it into place. */
+function writeAtomicSync (file: string, data: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    writeFileSync(tmp, data, { mode, flag: 'wx' })
+    chmodSync(tmp, mode)
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
   }
 }
 
