@@ -73,8 +73,12 @@ export interface SshServer {
   stop (): Promise<void>
 }
 
-/** Starts sshd on 127.0.0.1 with a config that takes many parallel logins from one address. */
-export async function startSshd (): Promise<SshServer> {
+/**
+ * Starts sshd on 127.0.0.1 with a config that takes many parallel logins from one address.
+ * `config` lines (`Keyword value`) replace the line of the same keyword, or are added
+ * (`MaxStartups 10:30:100` puts back a default).
+ */
+export async function startSshd (opts: { config?: string[] } = {}): Promise<SshServer> {
   const found = findSshd()
   if ('missing' in found) throw new Error(found.missing)
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mport-sshd-'))
@@ -89,7 +93,7 @@ export async function startSshd (): Promise<SshServer> {
   const { stderr: version } = await run(found.ssh, ['-V']).catch(() => ({ stderr: 'unknown' })) // ssh -V prints on stderr
 
   const config = path.join(dir, 'sshd_config')
-  const base = [
+  const ours = [
     `HostKey ${hostKey}`,
     `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
     `PidFile ${path.join(dir, 'sshd.pid')}`,
@@ -117,6 +121,9 @@ export async function startSshd (): Promise<SshServer> {
     'SetEnv SHLVL=1',
     'Subsystem sftp internal-sftp',
   ]
+  const keyword = (line: string): string => line.split(/\s+/, 1)[0]!.toLowerCase()
+  const replaced = new Set((opts.config ?? []).map(keyword))
+  const base = [...ours.filter(l => !replaced.has(keyword(l))), ...(opts.config ?? [])]
   await writeFile(config, base.join('\n') + '\n')
   // OpenSSH 9.8 and later penalise an address for failed or dropped sessions (refusing it for
   // a while): off, or one odd session would turn into a run of refused logins.
