@@ -50,7 +50,7 @@ module.exports = {
     below('limits', ['errors', 'access']),
     below('http', ['errors', 'access']),
     below('tunnel', ['errors', 'mux', 'transport', 'config', 'access', 'limits', 'http', 'version']),
-    below('cli', ['errors', 'tunnel', 'version']),
+    below('cli', ['errors', 'tunnel', 'config', 'version']),
     {
       name: 'internals-not-entries',
       comment: 'the entry points sit on top of the library; its modules never import them',

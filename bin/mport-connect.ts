@@ -8,13 +8,13 @@ import { Client, KnownRelays, LeaseFile, parseTunnelSpec, relayAddress, type Tun
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
-import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins } from 'mport/cli'
+import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 import { loginForRelay, type LoginForRelay } from 'mport-connect'
 
-// Account commands (login, logout, tokens) go to the REST API (packages/mport-connect).
-if (['login', 'logout', 'tokens'].includes(process.argv[2] ?? '')) {
+// Account commands (login, logout, tokens) go to the REST API; forget edits known_relays.json (packages/mport-connect).
+if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
   const { connectAccount } = await import('mport-connect')
   process.exit(await connectAccount(process.argv.slice(2)))
 }
@@ -53,40 +53,43 @@ function usageExit (msg: string): never {
 /** A repeated flag: the last one wins, except for the lists. */
 const lastWins = lastValueWins('tunnels', 'allow-ip', 'allowIp', 'deny-ip', 'denyIp')
 
+/** The flags (kept apart from yargs so an unknown one can be matched against them). */
+const OPTIONS = {
+  relay: { type: 'string', describe: 'Relay address host[:port] (env MPORT_RELAY)' },
+  token: { type: 'string', describe: 'Access token printed by the relay (env MPORT_TOKEN)' },
+  fingerprint: { type: 'string', describe: 'Pin the relay certificate: sha256:<hex> as the relay prints it (env MPORT_FINGERPRINT)' },
+  ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
+  insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
+  tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
+  config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, fingerprint, …' },
+  json: { type: 'boolean', describe: 'Print one JSON object per event' },
+  reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
+  retry: { type: 'boolean', describe: 'Also keep retrying when the relay cannot be reached at start; --no-retry: exit when a tunnel is refused instead of waiting for its address' },
+  'lease-file': { type: 'boolean', default: true, describe: 'Keep the lease and the tunnels\' addresses in ~/.config/mport/leases/ so a restart gets them back (--no-lease-file: forget them on exit)' },
+  verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (failed ones are always printed)' },
+  subdomain: { type: 'string', describe: 'http/tls: the name to ask for under the relay\'s domain (random when omitted)' },
+  hostname: { type: 'string', describe: 'http/tls: a custom host name (its DNS must point at the relay)' },
+  'basic-auth': { type: 'string', describe: 'http: user:password visitors must give (the relay keeps only a hash)' },
+  'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
+  'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
+  'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
+} as const
+
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
 const argv = yargs(hideBin(process.argv))
   .scriptName('mport-connect')
-  .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.\n\nAccounts: mport-connect login | logout | tokens … --api <relay API URL>')
+  .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.\n\nAccounts: mport-connect login | logout | tokens … --api <relay API URL>\nA relay whose certificate changed on purpose: mport-connect forget <relay>')
   .command('$0 [tunnels..]', false)
   .positional('tunnels', { type: 'string', array: true, describe: 'Local ports to expose' })
-  .options({
-    relay: { type: 'string', describe: 'Relay address host[:port] (env MPORT_RELAY)' },
-    token: { type: 'string', describe: 'Access token printed by the relay (env MPORT_TOKEN)' },
-    fingerprint: { type: 'string', describe: 'Pin the relay certificate: sha256:<hex> as the relay prints it (env MPORT_FINGERPRINT)' },
-    ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
-    insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
-    tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
-    config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, fingerprint, …' },
-    json: { type: 'boolean', describe: 'Print one JSON object per event' },
-    reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
-    retry: { type: 'boolean', describe: 'Also keep retrying when the relay cannot be reached at start; --no-retry: exit when a tunnel is refused instead of waiting for its address' },
-    'lease-file': { type: 'boolean', default: true, describe: 'Keep the lease and the tunnels\' addresses in ~/.config/mport/leases/ so a restart gets them back (--no-lease-file: forget them on exit)' },
-    verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (failed ones are always printed)' },
-    subdomain: { type: 'string', describe: 'http/tls: the name to ask for under the relay\'s domain (random when omitted)' },
-    hostname: { type: 'string', describe: 'http/tls: a custom host name (its DNS must point at the relay)' },
-    'basic-auth': { type: 'string', describe: 'http: user:password visitors must give (the relay keeps only a hash)' },
-    'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
-    'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
-    'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
-  })
+  .options(OPTIONS)
   .strict()
   .middleware(lastWins, true)
   .epilogue([
     'Settings come from flags, then MPORT_RELAY / MPORT_TOKEN / MPORT_FINGERPRINT, then --config.',
     'Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure (wrong token, certificate mismatch, no tunnel opened), 2 bad flags or config, 3 relay unreachable at start.',
   ].join('\n'))
-  .fail((msg, err) => usageExit(msg ?? oneLine(err)))
+  .fail((msg, err) => usageExit(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], hideBin(process.argv))))
   .version(packageVersion())
   .help()
   .parseSync()
@@ -196,6 +199,13 @@ async function settings (): Promise<Settings> {
   }
 }
 
+/** What the user can do about a failure, when there is something: a changed certificate says where the pinned value lives. */
+function hintFor (err: unknown, s: Settings): string | undefined {
+  if (!(err instanceof MportError) || err.code !== 'MPORT_ERR_CERT_MISMATCH') return undefined
+  if (s.fingerprint !== undefined) return 'the expected fingerprint is the one given with --fingerprint, MPORT_FINGERPRINT or the config: ask the relay\'s operator for the new one'
+  return `the remembered fingerprint is in ${KnownRelays.default().path}: if the relay's certificate was changed on purpose, run mport-connect forget ${relayAddress(s.relay)}; if not, someone may be intercepting the connection`
+}
+
 async function main (): Promise<void> {
   let s: Settings
   try {
@@ -248,6 +258,8 @@ async function main (): Promise<void> {
     out.event('tunnel-waiting', `tunnel ${t.name} (${t.local}) waiting for ${t.waitingFor}: ${oneLine(err)}; asking again in ${(r.delayMs / 1000).toFixed(1)} s`,
       { name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs })
   })
+  client.on('visitor-refused', (t, err, count) => out.event('visitor-refused', `tunnel ${t.name} (${t.local}): ${count === 1 ? 'a visitor was' : `${count} visitors were`} refused by the relay: ${oneLine(err)}`,
+    { name: t.name, local: t.local, code: err.code, message: err.message, count }))
   client.on('warning', err => out.event('warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close
@@ -265,7 +277,7 @@ async function main (): Promise<void> {
   client.on('error', err => {
     // Before start() settles, its rejection reports the error; after, it ends the process.
     if (!started || stopping) return
-    out.error(err, 'mport-connect')
+    out.error(err, 'mport-connect', hintFor(err, s))
     process.exit(ExitCode.Failure)
   })
 
@@ -290,7 +302,7 @@ async function main (): Promise<void> {
     await client.start()
   } catch (err) {
     if (stopping) return
-    out.error(err, 'mport-connect')
+    out.error(err, 'mport-connect', hintFor(err, s))
     process.exit(err instanceof MportError && err.code === 'MPORT_ERR_RELAY_UNREACHABLE' ? ExitCode.Unreachable : ExitCode.Failure)
   }
   started = true

@@ -7,7 +7,8 @@ import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
 import { startRelayService } from 'mport-relay'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
-import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion } from 'mport/cli'
+import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, shownNumber } from 'mport/cli'
+import { RateLimitedLog } from 'mport/limits'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 
 // `mport-relay users …` (account tasks on the store) has its own parser (packages/mport-relay/src/cli/relay-users.ts).
@@ -21,6 +22,8 @@ if (process.argv[2] === 'users') {
 const gc = tuneGcForForwarding()
 
 const env = process.env
+/** At most one "refused" line per tunnel and reason per this many ms. */
+const REFUSED_LOG_INTERVAL_MS = 10_000
 
 /** A bad flag: one line on stderr, exit 2. */
 function usageExit (msg: string): never {
@@ -31,41 +34,45 @@ function usageExit (msg: string): never {
 /** A repeated flag: the last one wins. */
 const lastWins = lastValueWins()
 
+/** The flags (kept apart from yargs so an unknown one can be matched against them). */
+const OPTIONS = {
+  host: { type: 'string', default: '0.0.0.0', describe: 'Address the control listener binds to' },
+  port: { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control port clients connect to (TLS)' },
+  'public-host': { type: 'string', describe: 'Host name clients and visitors use to reach this relay (env MPORT_PUBLIC_HOST; default: this machine\'s host name)' },
+  'bind-host': { type: 'string', default: '0.0.0.0', describe: 'Address public tunnel ports bind to' },
+  ports: { type: 'string', describe: 'Range of public ports tunnels may use (env MPORT_PORTS; default 20000-29999)' },
+  'data-dir': { type: 'string', describe: 'Where the generated certificate and token live (env MPORT_DATA_DIR; default ~/.mport)' },
+  cert: { type: 'string', describe: 'TLS certificate (PEM) instead of the generated self-signed one' },
+  key: { type: 'string', describe: 'TLS private key (PEM) for --cert' },
+  token: { type: 'string', describe: 'Access token clients must present (env MPORT_TOKEN; default: generated and stored in the data dir)' },
+  'lease-grace': { type: 'number', default: 120, describe: 'Seconds a disconnected client\'s ports are held for it' },
+  'drain-timeout': { type: 'number', default: 10, describe: 'Seconds open connections may drain on SIGTERM/SIGINT' },
+  json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
+  verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (costs CPU under heavy load)' },
+  domain: { type: 'string', describe: 'Base domain for http/tls tunnels (<name>.<domain>; wildcard DNS pointing here)' },
+  'http-port': { type: 'number', describe: 'Shared HTTP port for http tunnels (e.g. 80)' },
+  'https-port': { type: 'number', describe: 'Shared HTTPS port: SNI routing for tls tunnels, TLS termination for http tunnels (e.g. 443)' },
+  'https-cert': { type: 'string', describe: 'Certificate (PEM, usually *.<domain>) for http tunnels on the HTTPS port (default: self-signed, in the data dir)' },
+  'https-key': { type: 'string', describe: 'Private key (PEM) for --https-cert' },
+  database: { type: 'string', describe: 'postgres://… or a SQLite file for users, tokens and usage (env MPORT_DATABASE; default mport.db in the data dir)' },
+  'api-port': { type: 'number', describe: 'Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on this port' },
+  'api-host': { type: 'string', default: '127.0.0.1', describe: 'Address the REST API binds to' },
+  'open-signup': { type: 'boolean', default: false, describe: 'Let anyone create an account through the API' },
+  'plan-tunnels': { type: 'number', describe: 'Default plan: tunnels per user (user accounts only; unset: unlimited)' },
+  'plan-connections': { type: 'number', describe: 'Default plan: concurrent visitor connections per user' },
+  'plan-monthly-gb': { type: 'number', describe: 'Default plan: GB (10^9 bytes) per user per month' },
+  'plan-bandwidth-mbps': { type: 'number', describe: 'Default plan: megabits per second per user, shaped' },
+  'plan-connections-per-minute': { type: 'number', describe: 'Default plan: new connections per minute per tunnel' },
+  'connections-per-ip-per-minute': { type: 'number', describe: 'New connections per minute from one visitor address, per tunnel' },
+} as const
+
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.
-const argv = yargs(hideBin(process.argv))
+const args = hideBin(process.argv)
+const argv = yargs(args)
   .scriptName('mport-relay')
   .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.\n\nAccounts: mport-relay users add|list|disable|enable|token … (see mport-relay users --help)')
-  .options({
-    host: { type: 'string', default: '0.0.0.0', describe: 'Address the control listener binds to' },
-    port: { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control port clients connect to (TLS)' },
-    'public-host': { type: 'string', describe: 'Host name clients and visitors use to reach this relay (env MPORT_PUBLIC_HOST; default: this machine\'s host name)' },
-    'bind-host': { type: 'string', default: '0.0.0.0', describe: 'Address public tunnel ports bind to' },
-    ports: { type: 'string', describe: 'Range of public ports tunnels may use (env MPORT_PORTS; default 20000-29999)' },
-    'data-dir': { type: 'string', describe: 'Where the generated certificate and token live (env MPORT_DATA_DIR; default ~/.mport)' },
-    cert: { type: 'string', describe: 'TLS certificate (PEM) instead of the generated self-signed one' },
-    key: { type: 'string', describe: 'TLS private key (PEM) for --cert' },
-    token: { type: 'string', describe: 'Access token clients must present (env MPORT_TOKEN; default: generated and stored in the data dir)' },
-    'lease-grace': { type: 'number', default: 120, describe: 'Seconds a disconnected client\'s ports are held for it' },
-    'drain-timeout': { type: 'number', default: 10, describe: 'Seconds open connections may drain on SIGTERM/SIGINT' },
-    json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
-    verbose: { type: 'boolean', default: false, describe: 'Also print every visitor connection (costs CPU under heavy load)' },
-    domain: { type: 'string', describe: 'Base domain for http/tls tunnels (<name>.<domain>; wildcard DNS pointing here)' },
-    'http-port': { type: 'number', describe: 'Shared HTTP port for http tunnels (e.g. 80)' },
-    'https-port': { type: 'number', describe: 'Shared HTTPS port: SNI routing for tls tunnels, TLS termination for http tunnels (e.g. 443)' },
-    'https-cert': { type: 'string', describe: 'Certificate (PEM, usually *.<domain>) for http tunnels on the HTTPS port (default: self-signed, in the data dir)' },
-    'https-key': { type: 'string', describe: 'Private key (PEM) for --https-cert' },
-    database: { type: 'string', describe: 'postgres://… or a SQLite file for users, tokens and usage (env MPORT_DATABASE; default mport.db in the data dir)' },
-    'api-port': { type: 'number', describe: 'Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on this port' },
-    'api-host': { type: 'string', default: '127.0.0.1', describe: 'Address the REST API binds to' },
-    'open-signup': { type: 'boolean', default: false, describe: 'Let anyone create an account through the API' },
-    'plan-tunnels': { type: 'number', describe: 'Default plan: tunnels per user (user accounts only; unset: unlimited)' },
-    'plan-connections': { type: 'number', describe: 'Default plan: concurrent visitor connections per user' },
-    'plan-monthly-gb': { type: 'number', describe: 'Default plan: GB (10^9 bytes) per user per month' },
-    'plan-bandwidth-mbps': { type: 'number', describe: 'Default plan: megabits per second per user, shaped' },
-    'plan-connections-per-minute': { type: 'number', describe: 'Default plan: new connections per minute per tunnel' },
-    'connections-per-ip-per-minute': { type: 'number', describe: 'New connections per minute from one visitor address, per tunnel' },
-  })
+  .options(OPTIONS)
   .strict()
   .middleware(lastWins, true)
   .check(a => {
@@ -74,27 +81,27 @@ const argv = yargs(hideBin(process.argv))
     if ((a['http-port'] !== undefined || a['https-port'] !== undefined) && a.domain === undefined) throw new Error('--http-port and --https-port need --domain')
     for (const k of ['plan-tunnels', 'plan-connections', 'plan-monthly-gb', 'plan-bandwidth-mbps', 'plan-connections-per-minute', 'connections-per-ip-per-minute'] as const) {
       const v = a[k]
-      if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new Error(`--${k} ${v} must be a non-negative number`)
+      if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new Error(`--${k} ${shownNumber(args, k, v)} must be a non-negative number`)
     }
     for (const k of ['http-port', 'https-port', 'api-port'] as const) {
       const v = a[k]
-      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`--${k} ${v} is not a port number`)
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 65535)) throw new Error(`--${k} ${shownNumber(args, k, v)} is not a port number (0-65535)`)
     }
     parsePortRange(a.ports ?? env.MPORT_PORTS ?? '20000-29999')
-    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port ${a.port} is not a port number`)
+    if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port ${shownNumber(args, 'port', a.port)} is not a port number (0-65535)`)
     for (const k of ['lease-grace', 'drain-timeout'] as const) {
-      if (!Number.isFinite(a[k]) || a[k] < 0) throw new Error(`--${k} ${a[k]} is not a number of seconds`)
+      if (!Number.isFinite(a[k]) || a[k] < 0) throw new Error(`--${k} ${shownNumber(args, k, a[k])} is not a number of seconds`)
     }
     if (a.token === '') throw new Error('--token is empty')
     return true
   })
   .epilogue('Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (e.g. the port is taken), 2 bad flags.')
-  .fail((msg, err) => usageExit(msg ?? oneLine(err)))
+  .fail((msg, err) => usageExit(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], args)))
   .version(packageVersion())
   .help()
   .parseSync()
 
-const out = createPrinter(argv.json)
+const out = createPrinter(argv.json, process.stdout, process.stderr, { timestamps: true })
 
 /** The contents of a file named by a flag; an unreadable file is a bad flag. */
 function readFlagFile (flag: string, file: string): string {
@@ -147,7 +154,14 @@ async function main (): Promise<void> {
   relay.on('tunnel-down', (t, reason) => out.event('tunnel-down', `tunnel ${t.name} on port ${t.port} down: ${reason}`, { ...t, reason }))
   relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
   if (argv.verbose) relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
-  relay.on('visitor-refused', (c, err) => out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code }))
+  // Refused visitors (IP filter, plan limits): one line per tunnel and reason per 10 s, with the count held back.
+  const refusals = new RateLimitedLog({ intervalMs: REFUSED_LOG_INTERVAL_MS })
+  relay.on('visitor-refused', (c, err) => {
+    const a = refusals.admit(`${c.tunnel.name}\0${err.code}`)
+    if (!a.print) return
+    const more = a.suppressed > 0 ? ` (and ${a.suppressed} more since the last line)` : ''
+    out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}${more}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code, suppressed: a.suppressed })
+  })
   relay.on('connection-closed', (c, s) => {
     if (!argv.verbose && s.error === undefined) return
     const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
@@ -191,6 +205,13 @@ async function main (): Promise<void> {
 }
 
 main().catch(err => {
-  out.error(err, 'mport-relay')
+  // Node's raw `listen EADDRINUSE …` becomes the flag that chose the port and what to do.
+  const listenLine = explainListenError(err, [
+    { flag: '--port', port: argv.port, hostFlag: '--host', host: argv.host },
+    { flag: '--http-port', port: argv['http-port'], hostFlag: '--bind-host', host: argv['bind-host'] },
+    { flag: '--https-port', port: argv['https-port'], hostFlag: '--bind-host', host: argv['bind-host'] },
+    { flag: '--api-port', port: argv['api-port'], hostFlag: '--api-host', host: argv['api-host'] },
+  ])
+  out.error(listenLine !== undefined ? new Error(listenLine) : err, 'mport-relay')
   process.exit(ExitCode.Failure)
 })

@@ -4,8 +4,9 @@
  *
  * @packageDocumentation
  */
-export { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, lastValueWins, ExitCode, type Printer } from './cli/output.js'
+export { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, lastValueWins, ExitCode, type Printer, type PrinterOptions } from './cli/output.js'
 export {
   processIo, UsageError, ApiCallError, readStdinSecret, promptSecret, obtainPassword, formatTable, formatTime, lastWins,
   describeFailure, runAccountCommand, type CliIo,
 } from './cli/account-io.js'
+export { explainUsage, explainListenError, rawFlagValue, shownNumber, type ListenFlag } from './cli/usage.js'

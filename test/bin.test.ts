@@ -128,7 +128,7 @@ t.test('relay first start: smoke tunnel through the printed connect command', as
   const relay = spawnBin('mport-relay', relayArgs(dataDir, ['--verbose']))
   const cmdLine = await relay.waitLine(/^\s+npx mport-connect /, 'the connect command')
   const head = relay.lines()
-  const listening = head.find(l => l.startsWith('mport relay listening on '))
+  const listening = head.find(l => /^\d{4}-\d\d-\d\dT[\d:.]+Z mport relay listening on /.test(l)) // issue 14: log lines carry the time
   const controlPort = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(listening ?? '')?.[1])
   t.ok(controlPort > 0, `the first line names the control address: ${listening}`)
   const fingerprint = /fingerprint (sha256:[0-9a-f]{64})$/.exec(head.find(l => l.includes('certificate:')) ?? '')?.[1]
@@ -434,7 +434,7 @@ t.test('status line (the TTY display) formatting', async t => {
 t.test('a reader that goes away (mport-relay | head) does not crash the relay', async t => {
   const relay = spawnBin('mport-relay', relayArgs(path.join(tmpDir(), 'data')))
   t.teardown(() => relay.kill())
-  await relay.waitLine(/^mport relay listening/, 'the listening line')
+  await relay.waitLine(/^\S+Z mport relay listening/, 'the listening line')
   relay.child.stdout!.destroy() // the pipe's reader is gone: the next write gets EPIPE
   relay.signal('SIGTERM') // stopping prints a line into the closed pipe
   const exit = await relay.waitExit(30_000)

@@ -90,6 +90,7 @@ const sampleArgs: Record<string, unknown[]> = {
   MessageTooLargeError: [20_000, 16_384],
   AuthFailedError: [],
   RateLimitedError: ['too many failed attempts', 30_000],
+  VisitorFilteredError: ['203.0.113.7'],
   PortNotAllowedError: [80, '20000-30000'],
   PortInUseError: [20_001],
   DuplicateTunnelError: ['web'],

@@ -10,8 +10,16 @@ import type { TunnelStatus } from '../tunnel/client-events.js'
 export interface Printer {
   /** A human line, or a JSON object with `event` and the fields. */
   event (event: string, human: string, fields?: Record<string, unknown>): void
-  /** One line on the error stream: `prefix: message [CODE]`, or a JSON `error` event with `code`. */
-  error (err: unknown, prefix?: string): void
+  /** One line on the error stream: `prefix: message [CODE]` (`message; hint [CODE]` with a hint), or a JSON `error` event with `code` (and `hint`). */
+  error (err: unknown, prefix?: string, hint?: string): void
+}
+
+/** How a Printer renders human lines. */
+export interface PrinterOptions {
+  /** Start each human line (the first of a multi-line event) with the ISO 8601 time, as a log (the relay's). */
+  timestamps?: boolean
+  /** The clock for `time` and the timestamps (default: now). */
+  now?: () => Date
 }
 
 const ignore = (): void => {}
@@ -20,22 +28,32 @@ const ignore = (): void => {}
  * A Printer writing to `out` (events) and `errOut` (errors); `json` picks JSON lines. Write
  * errors on either stream (a reader that went away) are ignored, so a relay keeps serving.
  */
-export function createPrinter (json: boolean, out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr): Printer {
+export function createPrinter (json: boolean, out: NodeJS.WritableStream = process.stdout, errOut: NodeJS.WritableStream = process.stderr, opts: PrinterOptions = {}): Printer {
+  const now = opts.now ?? (() => new Date())
+  // A human line (the first of a block) starts with the ISO time when asked: a log, not a screen.
+  const stamp = (line: string): string => opts.timestamps === true ? `${now().toISOString()} ${line}` : line
   // A reader that went away (`mport-relay | head`) must not crash a relay that serves others.
   // (Always our own listener: a pipe's error handler re-throws once it is the last one left.)
   for (const s of new Set([out, errOut])) if (!s.listeners('error').includes(ignore)) s.on('error', ignore)
   return {
     event (event, human, fields = {}) {
-      if (json) out.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n')
-      else out.write(human + '\n')
+      if (json) out.write(JSON.stringify({ time: now().toISOString(), event, ...fields }) + '\n')
+      else out.write(stamp(human) + '\n')
     },
-    error (err, prefix = 'error') {
+    error (err, prefix = 'error', hint) {
       const e = err as Error
       const code = err instanceof MportError ? err.code : (e as NodeJS.ErrnoException)?.code
-      if (json) errOut.write(JSON.stringify({ time: new Date().toISOString(), event: 'error', code, message: e?.message ?? String(err) }) + '\n')
-      else errOut.write(`${prefix}: ${oneLine(err)}\n`)
+      if (json) errOut.write(JSON.stringify({ time: now().toISOString(), event: 'error', code, message: e?.message ?? String(err), ...(hint !== undefined ? { hint } : {}) }) + '\n')
+      else errOut.write(stamp(`${prefix}: ${hint === undefined ? oneLine(err) : withHint(err, hint)}`) + '\n')
     },
   }
+}
+
+/** `message; hint [CODE]`: the hint before the code, so the line still ends with it. */
+function withHint (err: unknown, hint: string): string {
+  const line = oneLine(err)
+  const code = /( \[[A-Z0-9_]+\])$/.exec(line)?.[1] ?? ''
+  return `${line.slice(0, line.length - code.length)}; ${hint}${code}`
 }
 
 /** `message [CODE]` on one line. */

@@ -71,6 +71,13 @@ export class RateLimitedError extends TunnelError {
   }
 }
 
+/** Relay side: a visitor's address is not allowed by the tunnel's IP filter (`allowIp`/`denyIp`); the connection is refused. */
+export class VisitorFilteredError extends TunnelError {
+  constructor (readonly address: string) {
+    super('MPORT_ERR_VISITOR_FILTERED', `${address} is not allowed by the tunnel's IP filter`)
+  }
+}
+
 /** `open` asked for a non-zero public `port` outside the relay's allowed range. */
 export class PortNotAllowedError extends TunnelError {
   constructor (readonly port: number, range: string) {

@@ -69,6 +69,12 @@ export interface ClientEvents {
    * NameTakenError); it is asked for again in `delayMs` (`attempt` counts the refusals).
    */
   'tunnel-waiting': [status: TunnelStatus, err: MportError, retry: { attempt: number, delayMs: number }]
+  /**
+   * The relay refused visitors of a tunnel (`err`: VisitorFilteredError, RateLimitedError, a
+   * plan limit); `count` of them since the last such event for this tunnel and code (the relay
+   * sends at most one per tunnel and code per 10 s).
+   */
+  'visitor-refused': [status: TunnelStatus, err: MportError, count: number]
   /** Something went wrong that does not stop the client (the lease store could not be read or written). */
   warning: [err: Error]
   /** An established connection to the relay ended; `reconnecting` follows unless the client stops. */

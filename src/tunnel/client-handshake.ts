@@ -29,7 +29,7 @@ export interface RelayHandshake {
 
 export async function handshakeRelay (session: Session, socket: TLSSocket, opts: RelayHandshakeOptions): Promise<RelayHandshake> {
   const control = new ControlChannel(session.open(), parseRelayMessage)
-  control.send({ t: 'hello', version: CONTROL_VERSION, agent: CLIENT_AGENT, ...(opts.lease !== undefined ? { lease: opts.lease } : {}) })
+  control.send({ t: 'hello', version: CONTROL_VERSION, agent: CLIENT_AGENT, ...(opts.lease !== undefined ? { lease: opts.lease } : {}), notices: true })
   const challenge = expect(await control.recvTimeout(opts.timeout, 'relay handshake'), 'challenge')
   const proof = authProof(tokenKey(opts.token), Buffer.from(challenge.nonce, 'base64url'), exportAuthBinding(socket))
   control.send({ t: 'auth', tokenId: tokenId(opts.token), proof: proof.toString('base64url') })

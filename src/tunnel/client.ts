@@ -361,6 +361,11 @@ export class Client extends EventEmitter<ClientEvents> {
         return true
       }
       case 'error': throw errorFromWire(msg.code, msg.message)
+      case 'refused': {
+        const t = this.#tunnels.find(x => x.id === msg.id)
+        if (t !== undefined) this.emit('visitor-refused', t, errorFromWire(msg.code, msg.message), msg.count)
+        return false
+      }
       default: throw new InvalidMessageError(`unexpected "${msg.t}" from the relay`)
     }
   }

@@ -40,8 +40,8 @@ export interface OpenRequest {
 
 /** Client → relay. */
 export type ClientMessage =
-  /** First message: protocol version, software, and a lease to reclaim after a reconnect. */
-  | { t: 'hello', version: number, agent: string, lease?: LeaseTicket }
+  /** First message: protocol version, software, a lease to reclaim after a reconnect, and whether it understands `refused`. */
+  | { t: 'hello', version: number, agent: string, lease?: LeaseTicket, notices?: boolean }
   /** Answer to the challenge: token id and HMAC proof (base64url). */
   | { t: 'auth', tokenId: string, proof: string }
   /** Ask for a tunnel; `id` is the client's handle for it. See OpenRequest. */
@@ -61,6 +61,8 @@ export type RelayMessage =
   | { t: 'closed', id: number, code: string, message: string }
   /** Fatal: the relay ends the connection after sending it. */
   | { t: 'error', code: string, message: string }
+  /** Visitors of tunnel `id` were refused (filter, rate, plan): `count` of them with this code since the last such message; only to a hello with `notices`. */
+  | { t: 'refused', id: number, code: string, message: string, count: number }
 
 /** First bytes of every visitor stream the relay opens (sent with the SYN). */
 export interface StreamHeader {
@@ -137,6 +139,7 @@ export function parseClientMessage (body: Buffer): ClientMessage {
       if (o.version !== CONTROL_VERSION) throw new VersionMismatchError(o.version, CONTROL_VERSION)
       const msg: ClientMessage = { t: 'hello', version: CONTROL_VERSION, agent: str(o, 'agent') }
       if (o.lease !== undefined) msg.lease = lease(o, 'lease')
+      if (o.notices !== undefined) msg.notices = bool(o, 'notices')
       return msg
     }
     case 'auth': return { t: 'auth', tokenId: str(o, 'tokenId', 128), proof: str(o, 'proof', 128) }
@@ -161,6 +164,7 @@ export function parseRelayMessage (body: Buffer): RelayMessage {
     }
     case 'closed': return { t: 'closed', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024) }
     case 'error': return { t: 'error', code: str(o, 'code', 64), message: str(o, 'message', 1024) }
+    case 'refused': return { t: 'refused', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024), count: int(o, 'count', 1, 0xffff_ffff) }
     default: throw new InvalidMessageError(`unknown relay message type ${JSON.stringify(o.t)}`)
   }
 }

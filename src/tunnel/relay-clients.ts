@@ -19,6 +19,17 @@ import { handshakeClient, hangUpAfterGrace, refuseClient, type ClientHandshakeOp
 import type { LeaseTable } from './relay-leases.js'
 import type { FreshReadMeter } from './proxy.js'
 import type { TunnelRegistry } from './relay-tunnels.js'
+import { RateLimitedLog } from '../limits/rate-limited-log.js'
+
+/** The `refused` notices of one client connection: nothing for a client that did not ask for them. */
+function refusedNotices (control: ControlChannel<ClientMessage>, wanted: boolean): ClientConn['refused'] {
+  if (!wanted) return () => {}
+  const log = new RateLimitedLog({ intervalMs: REFUSED_NOTICE_INTERVAL_MS })
+  return (id, err) => {
+    const a = log.admit(`${id}\0${err.code}`)
+    if (a.print) control.send({ t: 'refused', id, code: err.code, message: err.message, count: a.suppressed + 1 })
+  }
+}
 
 /** One authenticated client connection: the holder of its lease. */
 export interface ClientConn {
@@ -28,7 +39,12 @@ export interface ClientConn {
   lease: Lease<ClientConn>
   account: Account
   tokenId: string
+  /** Sends `refused` for a visitor of one of its tunnels (when its hello asked for notices), at most one per tunnel and code per interval. */
+  refused: (tunnelId: number, err: MportError) => void
 }
+
+/** At most one `refused` notice per tunnel and code per this many ms (with the count since the last). */
+export const REFUSED_NOTICE_INTERVAL_MS = 10_000
 
 export interface RelayClientsOptions {
   handshake: ClientHandshakeOptions
@@ -117,6 +133,7 @@ export class RelayClients {
       lease,
       account,
       tokenId,
+      refused: refusedNotices(control, hello.notices === true),
     }
     lease.attach(conn)
     if (stale !== undefined) stale.session.destroy()

@@ -5,7 +5,7 @@
  * proxied and counted. This runs once per connection: keep its allocations to what it needs.
  */
 import type net from 'node:net'
-import { RateLimitedError, type MportError } from '../errors.js'
+import { RateLimitedError, VisitorFilteredError, type MportError } from '../errors.js'
 import { Throttle } from '../limits/throttle.js'
 import type { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
@@ -20,13 +20,15 @@ import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './rel
 export interface TunnelHolder {
   readonly session: Session
   readonly account: Account
+  /** Tells the client that a visitor of its tunnel `tunnelId` was refused (rate-limited by the holder). */
+  refused?: (tunnelId: number, err: MportError) => void
 }
 
 /** Where the forwarder reports; the relay turns these into its events of the same names. */
 export interface VisitorEvents {
   onConnection (info: ConnectionInfo): void
   onConnectionClosed (info: ConnectionInfo, stats: ConnectionStats): void
-  /** Over a rate limit or the user's plan. */
+  /** Not allowed by the tunnel's IP filter, or over a rate limit or the user's plan. */
   onRefused (info: ConnectionInfo, err: MportError): void
   onWarning (err: Error): void
 }
@@ -51,11 +53,19 @@ export class VisitorForwarder {
     this.#stopped = true
   }
 
+  /** A refused visitor: the relay's event, and a notice to the client holding the tunnel. */
+  #refused (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, visitor: Visitor, err: MportError): void {
+    this.#events.onRefused(connectionInfo(lease, tunnel, visitor), err)
+    lease.holder?.refused?.(tunnel.id, err)
+  }
+
   /** A visitor connected to a tcp tunnel's public port. */
   accept (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket): void {
     const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
     const counters = { aToB: 0, bToA: 0 }
-    const tracked = tunnel.filter.allows(visitor.addr) ? this.#open(lease, tunnel, socket, visitor, counters) : undefined
+    const allowed = tunnel.filter.allows(visitor.addr)
+    if (!allowed) this.#refused(lease, tunnel, visitor, new VisitorFilteredError(visitor.addr))
+    const tracked = allowed ? this.#open(lease, tunnel, socket, visitor, counters) : undefined
     if (tracked === undefined) {
       socket.on('error', ignore) // a late error from a refused visitor must not crash the relay
       socket.resetAndDestroy() // filtered, over a limit, or the client is reconnecting: refuse like a closed port
@@ -99,7 +109,7 @@ export class VisitorForwarder {
       if (verdict !== undefined && !verdict.ok) throw new RateLimitedError(verdict.message, verdict.retryAfterMs)
       conn.account.checkConnection()
     } catch (err) {
-      this.#events.onRefused(connectionInfo(lease, tunnel, visitor), err as MportError)
+      this.#refused(lease, tunnel, visitor, err as MportError)
       return undefined
     }
     let stream: MuxStream

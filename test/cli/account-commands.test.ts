@@ -57,7 +57,7 @@ t.test('mport-connect login: session stored 0600; wrong password and rate limit 
     { args: ['login', '--api', 'ftp://x', '--user', 'alice', '--password-stdin'], stdin: PASSWORD, re: /--api must be an http:\/\/ or https:\/\/ URL/ },
     { args: ['login', '--api', api.base, '--password-stdin'], stdin: PASSWORD, re: /Missing required argument: user/ },
     { args: ['login', '--api', api.base, '--user', 'alice', '--bogus'], re: /Unknown argument: bogus/ },
-    { args: [], re: /give a command: login, logout or tokens/ },
+    { args: [], re: /give a command: login, logout, tokens or forget/ },
   ]
   for (const c of cases) {
     const r = await call(t, 'mport-connect', c.args, { env, ...(c.stdin !== undefined ? { stdin: c.stdin } : {}) })

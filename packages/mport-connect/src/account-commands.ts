@@ -15,6 +15,7 @@ import { UnauthenticatedError } from 'mport/errors'
 import { writeAtomic } from 'mport/transport'
 import { packageVersion } from 'mport/cli'
 import { relayAddress } from 'mport/client'
+import { forgetRelay } from './forget.js'
 import { ApiCallError, describeFailure, formatTable, formatTime, lastWins, obtainPassword, processIo, runAccountCommand, UsageError, type CliIo } from 'mport/cli'
 
 const PREFIX = 'mport-connect'
@@ -193,7 +194,7 @@ interface Common { json: boolean, api?: string }
 type Picked = { common: Common, run: (c: Resolved) => Promise<void> }
 interface Resolved { json: boolean, file: string, out: (human: string, data: unknown) => void }
 
-/** Runs `mport-connect login|logout|tokens …` (`args` start with the command); returns the exit code. */
+/** Runs `mport-connect login|logout|tokens|forget …` (`args` start with the command); returns the exit code. */
 export async function connectAccount (args: string[], io: CliIo = processIo()): Promise<number> {
   return await runAccountCommand(io, PREFIX, PREFIX, async () => {
     let picked: Picked | undefined
@@ -203,7 +204,7 @@ export async function connectAccount (args: string[], io: CliIo = processIo()): 
     const tokenOption = { 'api-token': { type: 'string', describe: 'Use this API token (mpt_…) instead of the stored login (env MPORT_API_TOKEN)' } } as const
     await yargs(args)
       .scriptName('mport-connect')
-      .usage('$0 login | logout | tokens\n\nAccount tasks on a relay\'s REST API.')
+      .usage('$0 login | logout | tokens | forget\n\nAccount tasks on a relay\'s REST API, and forgetting a relay\'s remembered certificate.')
       .command('login', 'Log in with your user name and password; the session is kept in ~/.config/mport/credentials.json', y => y
         .options({
           ...apiOption,
@@ -228,7 +229,12 @@ export async function connectAccount (args: string[], io: CliIo = processIo()): 
           picked = { common: common(a), run: c => tokensRevoke(io, c, tokenArgs(a), a.token) }
         })
         .strict())
-      .demandCommand(1, 'give a command: login, logout or tokens')
+      .command('forget <relay>', 'Forget the remembered certificate of a relay (host[:port]) after it was changed on purpose', y => y
+        .positional('relay', { type: 'string', demandOption: true, describe: 'The relay address, as given to --relay' })
+        .options(jsonOption), a => {
+        picked = { common: common(a), run: async c => { const r = await forgetRelay(a.relay); c.out(r.human, r.data) } }
+      })
+      .demandCommand(1, 'give a command: login, logout, tokens or forget')
       .strict()
       .middleware(lastWins, true)
       .epilogue('Exit codes: 0 done, 1 failure (the line ends with the API\'s error code, e.g. [MPORT_ERR_UNAUTHENTICATED]), 2 bad arguments, 3 the API cannot be reached.')
