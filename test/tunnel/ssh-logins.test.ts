@@ -5,13 +5,14 @@
  * be put down to mport or not. SSH is a good probe: the server's banner travels local → visitor
  * while the visitor's own banner is still on its way, on every one of hundreds of fresh streams.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { listen } from '../helpers/ports.js'
-import { type SshResult, findSshd, sshdTestOptions, startSshd } from '../helpers/sshd.js'
+import { type SshResult, type SshServer, findSshd, sshdTestOptions, startSshd } from '../helpers/sshd.js'
 import { makeClient, startRelay, tcpSpec } from '../helpers/tunnel.js'
 import { withTimeout } from '../helpers/wait.js'
+import type { Client } from '../../src/index.js'
 
 const ROUNDS = 100
 const PARALLEL = 10
@@ -49,15 +50,20 @@ function describeLost (s: PathStats): string {
     `round ${round}: exit ${r.code ?? r.signal} after ${r.ms} ms, stdout ${JSON.stringify(r.stdout)}, stderr ${JSON.stringify(r.stderr.trim())}`).join('\n')
 }
 
-t.test(`${ROUNDS} rounds of ${PARALLEL} parallel SSH logins through a tunnel, and straight to sshd`, sshdTestOptions(), async t => {
-  const sshd = await startSshd()
+/** A throwaway sshd, and a relay and client exposing it; all stopped in teardown. */
+async function sshdBehindTunnel (t: Test, config?: string[]): Promise<{ sshd: SshServer, client: Client, publicPort: number }> {
+  const sshd = await startSshd({ config })
   t.teardown(() => sshd.stop())
   const relay = await startRelay()
   t.teardown(() => relay.close(100))
   const client = makeClient(relay, [tcpSpec(sshd.port)])
   t.teardown(() => client.close())
   const [status] = await client.start()
-  const publicPort = status!.remotePort!
+  return { sshd, client, publicPort: status!.remotePort! }
+}
+
+t.test(`${ROUNDS} rounds of ${PARALLEL} parallel SSH logins through a tunnel, and straight to sshd`, sshdTestOptions(), async t => {
+  const { sshd, client, publicPort } = await sshdBehindTunnel(t)
   t.comment(`${sshd.version}; sshd on 127.0.0.1:${sshd.port}, tunnel at 127.0.0.1:${publicPort}`)
 
   // One login each way first: a setup problem fails here, with its stderr, not as 2000 losses.
@@ -100,16 +106,10 @@ t.test(`${ROUNDS} rounds of ${PARALLEL} parallel SSH logins through a tunnel, an
 t.test('the count sees a login sshd refuses, on both paths, with ssh\'s own message', sshdTestOptions(), async t => {
   // MaxStartups 1:100:100 refuses every connection while another is before authentication:
   // what the default 10:30:100 does at random beyond 10, forced. A lost login must show up.
-  const sshd = await startSshd({ config: ['MaxStartups 1:100:100'] })
-  t.teardown(() => sshd.stop())
-  const relay = await startRelay()
-  t.teardown(() => relay.close(100))
-  const client = makeClient(relay, [tcpSpec(sshd.port)])
-  t.teardown(() => client.close())
-  const [status] = await client.start()
+  const { sshd, publicPort } = await sshdBehindTunnel(t, ['MaxStartups 1:100:100'])
   const lost: Record<'direct' | 'tunnel', SshResult[]> = { direct: [], tunnel: [] }
   for (let i = 0; i < 10 && (lost.direct.length === 0 || lost.tunnel.length === 0); i++) {
-    for (const [name, port] of [['direct', sshd.port], ['tunnel', status!.remotePort!]] as const) {
+    for (const [name, port] of [['direct', sshd.port], ['tunnel', publicPort]] as const) {
       const results = await Promise.all(Array.from({ length: PARALLEL }, () => sshd.login(port, { timeoutMs: LOGIN_TIMEOUT_MS })))
       lost[name].push(...results.filter(r => !r.ok))
     }
