@@ -40,6 +40,8 @@ export interface FrontTarget {
   connect (visitor: Visitor, socket: net.Socket, counters: { aToB: number, bToA: number }): Duplex | undefined
   /** Bandwidth shaping for one connection (visitor → service, service → visitor), if the plan limits it. */
   shaping (): { up?: Transform, down?: Transform }
+  /** The visitor's address is not allowed by `filter` (reported like the other refusals). */
+  filtered (visitor: Visitor): void
   /** The visitor connection ended; bytes are visitor → service and back. */
   finished (socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void
 }
@@ -145,7 +147,10 @@ export class HttpFront {
     if (head.host === undefined) return { status: 400, detail: 'the request has no Host header' }
     const target = this.#opts.lookup(routeHost(head.host, this.#opts.domain))
     if (target === undefined || target.kind !== 'http') return { status: 404, detail: `no tunnel is named ${head.host}` }
-    if (!target.filter.allows(visitor.addr)) return { status: 403, detail: 'your address may not use this tunnel' }
+    if (!target.filter.allows(visitor.addr)) {
+      target.filtered(visitor)
+      return { status: 403, detail: 'your address may not use this tunnel' }
+    }
     if (target.auth !== undefined && !await target.auth.check(header(head, 'authorization'))) return { status: 401 }
     return { target }
   }
@@ -241,7 +246,10 @@ export class HttpFront {
   }
 
   #passThrough (socket: net.Socket, hello: Buffer, target: FrontTarget, visitor: Visitor): void {
-    if (!target.filter.allows(visitor.addr)) return abort(socket)
+    if (!target.filter.allows(visitor.addr)) {
+      target.filtered(visitor)
+      return abort(socket)
+    }
     const counters = { aToB: hello.length, bToA: 0 }
     const stream = target.connect(visitor, socket, counters)
     if (stream === undefined) return abort(socket)

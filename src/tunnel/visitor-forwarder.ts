@@ -94,6 +94,7 @@ export class VisitorForwarder {
         return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
       },
       finished: (socket, stats) => this.#finished(lease, tunnel, socket, stats),
+      filtered: visitor => this.#refused(lease, tunnel, visitor, new VisitorFilteredError(visitor.addr)),
     }
   }
 

@@ -159,6 +159,10 @@ t.test('basic auth and IP filters, allowing and refusing', async t => {
     tcpSpec((echo.address() as net.AddressInfo).port, { name: 'adb', allowIp: ['192.168.0.0/16'] }),
   ])
   t.teardown(async () => { await client.close(); await relay.close(100); app.server.close(); echo.close() })
+  const refusedOnRelay: Array<{ tunnel: string, code: string }> = []
+  relay.on('visitor-refused', (c, err) => refusedOnRelay.push({ tunnel: c.tunnel.name, code: err.code }))
+  const refusedOnClient: Array<{ tunnel: string, code: string, count: number }> = []
+  client.on('visitor-refused', (s, err, count) => refusedOnClient.push({ tunnel: s.name, code: err.code, count }))
   const tunnels = await client.start()
   const port = relay.httpAddress!.port
   const denied = await get(port, `locked.${DOMAIN}`)
@@ -176,6 +180,11 @@ t.test('basic auth and IP filters, allowing and refusing', async t => {
     s.on('data', () => resolve('data'))
   }), { what: 'filtered TCP visitor to be refused' })
   t.equal(outcome, 'ECONNRESET', 'a TCP tunnel refuses filtered visitors with a reset')
+  // Issue 14: filtered visitors are reported on the relay and to the client (once per tunnel and code per interval).
+  t.equal((await get(port, `lan.${DOMAIN}`)).status, 403, 'a second filtered http visitor')
+  t.same(refusedOnRelay, [{ tunnel: 'lan', code: 'MPORT_ERR_VISITOR_FILTERED' }, { tunnel: 'adb', code: 'MPORT_ERR_VISITOR_FILTERED' }, { tunnel: 'lan', code: 'MPORT_ERR_VISITOR_FILTERED' }], 'the relay reports every filtered visitor, http and tcp')
+  await waitFor(() => refusedOnClient.length >= 2, { what: 'the client\'s refused notices' })
+  t.same(refusedOnClient, [{ tunnel: 'lan', code: 'MPORT_ERR_VISITOR_FILTERED', count: 1 }, { tunnel: 'adb', code: 'MPORT_ERR_VISITOR_FILTERED', count: 1 }], 'the client hears once per tunnel and code within the interval')
 })
 
 t.test('pages for visitors: unknown name, offline tunnel, refusing service, bad requests, slow headers', async t => {
