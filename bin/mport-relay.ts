@@ -9,6 +9,7 @@ import { startRelayService } from 'mport-relay'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, shownNumber } from 'mport/cli'
 import { RateLimitedLog } from 'mport/limits'
+import type { MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 
 // `mport-relay users …` (account tasks on the store) has its own parser (packages/mport-relay/src/cli/relay-users.ts).
@@ -155,9 +156,18 @@ async function main (): Promise<void> {
   relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
   if (argv.verbose) relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
   // Refused visitors (IP filter, plan limits): one line per tunnel and reason per 10 s, with the count held back.
-  const refusals = new RateLimitedLog({ intervalMs: REFUSED_LOG_INTERVAL_MS })
+  const latestRefusal = new Map<string, { tunnel: string, err: MportError }>()
+  const refusals = new RateLimitedLog({
+    intervalMs: REFUSED_LOG_INTERVAL_MS,
+    onHeldBack: (key, n) => {
+      const l = latestRefusal.get(key)
+      if (l !== undefined) out.event('visitor-refused', `${l.tunnel}: ${n} more visitor${n === 1 ? '' : 's'} refused in the last ${REFUSED_LOG_INTERVAL_MS / 1000} s, the latest: ${oneLine(l.err)}`, { tunnel: l.tunnel, code: l.err.code, suppressed: n })
+    },
+  })
   relay.on('visitor-refused', (c, err) => {
-    const a = refusals.admit(`${c.tunnel.name}\0${err.code}`)
+    const key = `${c.tunnel.name}\0${err.code}`
+    if (latestRefusal.size < 1000 || latestRefusal.has(key)) latestRefusal.set(key, { tunnel: c.tunnel.name, err })
+    const a = refusals.admit(key)
     if (!a.print) return
     const more = a.suppressed > 0 ? ` (and ${a.suppressed} more since the last line)` : ''
     out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}${more}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code, suppressed: a.suppressed })

@@ -21,12 +21,25 @@ import type { FreshReadMeter } from './proxy.js'
 import type { TunnelRegistry } from './relay-tunnels.js'
 import { RateLimitedLog } from '../limits/rate-limited-log.js'
 
-/** The `refused` notices of one client connection: nothing for a client that did not ask for them. */
-function refusedNotices (control: ControlChannel<ClientMessage>, wanted: boolean): ClientConn['refused'] {
+/**
+ * The `refused` notices of one client connection (nothing for a client that did not ask for
+ * them): one per tunnel and code per interval, and the count held back when an interval ends.
+ */
+function refusedNotices (control: ControlChannel<ClientMessage>, session: Session, wanted: boolean): ClientConn['refused'] {
   if (!wanted) return () => {}
-  const log = new RateLimitedLog({ intervalMs: REFUSED_NOTICE_INTERVAL_MS })
+  const latest = new Map<string, { id: number, err: MportError }>()
+  const log = new RateLimitedLog({
+    intervalMs: REFUSED_NOTICE_INTERVAL_MS,
+    onHeldBack: (key, count) => {
+      const l = latest.get(key)
+      if (l !== undefined && !session.closed) control.send({ t: 'refused', id: l.id, code: l.err.code, message: l.err.message, count })
+    },
+  })
+  session.on('close', () => { log.close(); latest.clear() })
   return (id, err) => {
-    const a = log.admit(`${id}\0${err.code}`)
+    const key = `${id}\0${err.code}`
+    if (latest.size < 1000 || latest.has(key)) latest.set(key, { id, err })
+    const a = log.admit(key)
     if (a.print) control.send({ t: 'refused', id, code: err.code, message: err.message, count: a.suppressed + 1 })
   }
 }
@@ -133,7 +146,7 @@ export class RelayClients {
       lease,
       account,
       tokenId,
-      refused: refusedNotices(control, hello.notices === true),
+      refused: refusedNotices(control, session, hello.notices === true),
     }
     lease.attach(conn)
     if (stale !== undefined) stale.session.destroy()
