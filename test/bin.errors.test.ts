@@ -4,7 +4,8 @@
  * show what was typed instead of NaN and suggest the flag meant; a port in use names the flag
  * that chose it; a changed relay certificate says where the remembered one lives and offers
  * `mport-connect forget`, which works; the relay's log lines carry the time; refused visitors
- * are logged once per tunnel and reason per interval.
+ * (IP filter, plan limit) are logged on the relay and the client once per tunnel and reason
+ * per interval.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
@@ -134,4 +135,35 @@ t.test('visitors refused by an IP filter: one relay line per tunnel and reason p
   await new Promise(resolve => setTimeout(resolve, 300)) // any further line would be on its way by now
   t.equal(relay.lines().filter(l => l.includes(': refused ')).length, 1, `${visits} refusals within the interval: one relay line`)
   t.equal(client.lines().filter(l => l.includes('refused by the relay')).length, 1, 'and one client line')
+})
+
+t.test('visitors over a plan limit: visible on the relay and the client, once per interval', async t => {
+  const relay = spawnBin('mport-relay', relayArgs(path.join(tmpDir(), 'data'), ['--api-port', '0', '--open-signup', '--plan-connections', '0']))
+  const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(await relay.waitLine(/mport relay listening on /, 'the listening line'))?.[1])
+  const api = /(http:\/\/127\.0\.0\.1:\d+)\/docs/.exec(await relay.waitLine(/^\s+api:\s+http:/, 'the api line'))?.[1] ?? ''
+  const post = async (route: string, body: unknown, bearer?: string): Promise<Record<string, unknown>> => {
+    const res = await fetch(api + route, { method: 'POST', headers: { 'content-type': 'application/json', ...(bearer !== undefined ? { authorization: `Bearer ${bearer}` } : {}) }, body: JSON.stringify(body) })
+    return await res.json() as Record<string, unknown>
+  }
+  await post('/v1/signup', { name: 'bob', password: 'plan-limit-password' })
+  const session = (await post('/v1/login', { name: 'bob', password: 'plan-limit-password' })).token as string
+  const token = (await post('/v1/tokens', { name: 'cli' }, session)).token as string
+  t.match(token, /^mpt_/, 'a tunnel token for bob')
+  const echo = await startEcho()
+  t.teardown(() => echo.close())
+  const client = spawnBin('mport-connect', [`app=${echo.port}`, '--relay', `127.0.0.1:${port}`, '--token', token, '--no-lease-file'])
+  t.teardown(() => client.kill())
+  const publicPort = Number(/^tcp:\/\/127\.0\.0\.1:(\d+) /.exec(await client.waitLine(/^tcp:\/\//, 'the tunnel line'))?.[1])
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>(resolve => {
+      const s = net.connect(publicPort, '127.0.0.1')
+      s.on('error', () => resolve()).on('close', () => resolve())
+    })
+  }
+  const line = await relay.waitLine(/app: refused 127\.0\.0\.1/, 'the refused line')
+  t.match(line, new RegExp(`^${ISO} app: refused 127\\.0\\.0\\.1: your plan allows 0 concurrent connections \\[MPORT_ERR_QUOTA_EXCEEDED\\]$`), 'the relay names the plan limit')
+  const seen = await client.waitLine(/refused by the relay/, 'the client line')
+  t.equal(seen, `tunnel app (127.0.0.1:${echo.port}): a visitor was refused by the relay: your plan allows 0 concurrent connections [MPORT_ERR_QUOTA_EXCEEDED]`, 'the client names it too')
+  t.equal(relay.lines().filter(l => l.includes(': refused ')).length, 1, 'one relay line for 5 refusals')
+  t.notOk(client.output.includes(token), 'the token is not printed')
 })
