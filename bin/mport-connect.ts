@@ -8,7 +8,7 @@ import { Client, KnownRelays, LeaseFile, parseTunnelSpec, relayAddress, type Tun
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
-import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage } from 'mport/cli'
+import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 import { loginForRelay, type LoginForRelay } from 'mport-connect'
@@ -260,6 +260,8 @@ async function main (): Promise<void> {
   })
   client.on('visitor-refused', (t, err, count) => out.event('visitor-refused', `tunnel ${t.name} (${t.local}): ${count === 1 ? 'a visitor was' : `${count} visitors were`} refused by the relay: ${oneLine(err)}`,
     { name: t.name, local: t.local, code: err.code, message: err.message, count }))
+  const stray = strayReporter(out)
+  if (argv.verbose) client.on('stray', frame => stray('relay', frame))
   client.on('warning', err => out.event('warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close

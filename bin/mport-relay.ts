@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
 import { startRelayService } from 'mport-relay'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
-import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, shownNumber } from 'mport/cli'
+import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, shownNumber, strayReporter } from 'mport/cli'
 import { RateLimitedLog } from 'mport/limits'
 import type { MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
@@ -177,6 +177,8 @@ async function main (): Promise<void> {
     const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
     out.event('connection-closed', line, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort, bytesIn: s.bytesIn, bytesOut: s.bytesOut, error: s.error?.message })
   })
+  const stray = strayReporter(out, REFUSED_LOG_INTERVAL_MS)
+  if (argv.verbose) relay.on('stray', (c, frame) => stray(`client ${c.id}`, frame))
   relay.on('warning', err => out.error(err, 'warning'))
 
   const addr = relay.address // startRelayService has started it

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, lastValueWins, ExitCode, type Printer, type PrinterOptions } from './cli/output.js'
+export { strayReporter, createPrinter, oneLine, formatBytes, formatStatus, packageVersion, lastValueWins, ExitCode, type Printer, type PrinterOptions } from './cli/output.js'
 export {
   processIo, UsageError, ApiCallError, readStdinSecret, promptSecret, obtainPassword, formatTable, formatTime, lastWins,
   describeFailure, runAccountCommand, type CliIo,

@@ -112,3 +112,26 @@ export function lastValueWins (...lists: string[]): (argv: Record<string, unknow
     for (const [k, v] of Object.entries(argv)) if (Array.isArray(v) && k !== '_' && !lists.includes(k)) argv[k] = v[v.length - 1]
   }
 }
+
+/** What a stray-frame line needs of the session's report (`mport/mux`'s StrayFrame). */
+interface StrayReport { header: { streamId: number, length: number }, reason: 'closed' | 'never-opened', reset: boolean }
+
+/**
+ * Prints dropped stray frames as `stray` events, at most one line per `intervalMs` (default
+ * 10 s) with the count held back since the last one: a peer spraying frames is visible without
+ * one line per frame.
+ */
+export function strayReporter (out: Printer, intervalMs = 10_000, now: () => number = Date.now): (who: string, frame: StrayReport) => void {
+  let last = -Infinity
+  let held = 0
+  return (who, frame) => {
+    if (now() - last < intervalMs) { held++; return }
+    last = now()
+    const more = held > 0 ? ` (and ${held} more since the last line)` : ''
+    const { streamId, length } = frame.header
+    const what = frame.reason === 'closed' ? 'a closed stream' : 'a stream never opened'
+    out.event('stray', `${who}: dropped a frame for ${what} (stream ${streamId}, ${length} B)${frame.reset ? ', answered with a reset' : ''}${more}`,
+      { streamId, reason: frame.reason, length, reset: frame.reset, suppressed: held })
+    held = 0
+  }
+}

@@ -1,5 +1,6 @@
 /** What the client reports: its events, a tunnel's status and a visitor's description. */
 import type { MportError } from '../errors.js'
+import type { StrayFrame } from '../mux/stray.js'
 
 /** Where a tunnel is: see TunnelStatus.state. */
 export type TunnelState = 'opening' | 'online' | 'waiting' | 'refused'
@@ -75,6 +76,8 @@ export interface ClientEvents {
    * sends at most one per tunnel and code per 10 s).
    */
   'visitor-refused': [status: TunnelStatus, err: MportError, count: number]
+  /** The session dropped a frame from the relay for a stream that is not open (the session goes on). */
+  stray: [frame: StrayFrame]
   /** Something went wrong that does not stop the client (the lease store could not be read or written). */
   warning: [err: Error]
   /** An established connection to the relay ended; `reconnecting` follows unless the client stops. */

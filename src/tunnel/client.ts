@@ -258,6 +258,7 @@ export class Client extends EventEmitter<ClientEvents> {
     this.#session = session
     // Listen before the handshake: the relay may open visitor streams as soon as it welcomed us.
     session.on('stream', s => this.#dialer.accept(s))
+    session.on('stray', frame => this.emit('stray', frame))
     const ended = new Promise<Error>(resolve => session.once('close', err => resolve(err ?? new SessionClosedError('relay closed the connection'))))
     try {
       const { control, welcome } = await handshakeRelay(session, socket, { token: this.#opts.token, lease: this.#lease, timeout })

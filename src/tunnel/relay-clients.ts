@@ -153,6 +153,7 @@ export class RelayClients {
     this.#conns.add(conn)
     session.on('close', err => { this.#conns.delete(conn); this.#gone(conn, err) })
     control.send({ t: 'welcome', lease: ticket, resumed, principal: principal.name, agent: RELAY_AGENT })
+    session.on('stray', frame => this.#o.events.emit('stray', conn.info, frame))
     this.#o.events.emit('client', conn.info)
     await this.#serveControl(conn)
   }

@@ -5,6 +5,7 @@
 import type { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import type { MportError } from '../errors.js'
+import type { StrayFrame } from '../mux/stray.js'
 import type { Principal } from './auth.js'
 import type { Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
@@ -68,6 +69,8 @@ export interface RelayEvents {
   'auth-failed': [remoteAddress: string, err: MportError]
   /** A visitor was refused by a rate limit or the user's plan. */
   'visitor-refused': [info: ConnectionInfo, err: MportError]
+  /** A client's session dropped a frame for a stream that is not open (the session goes on; see PROTOCOL.md). */
+  stray: [client: ClientInfo, frame: StrayFrame]
   /** Something went wrong with one client or visitor; the relay goes on serving the rest. */
   warning: [err: Error]
 }
