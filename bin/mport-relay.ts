@@ -9,7 +9,8 @@ import { startRelayService } from 'mport-relay'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, shownNumber, strayReporter } from 'mport/cli'
 import { RateLimitedLog } from 'mport/limits'
-import type { MportError } from 'mport/errors'
+import { loadConfigFile, checkKnownKeys } from 'mport/config'
+import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 
 // `mport-relay users …` (account tasks on the store) has its own parser (packages/mport-relay/src/cli/relay-users.ts).
@@ -65,15 +66,118 @@ const OPTIONS = {
   'plan-bandwidth-mbps': { type: 'number', describe: 'Default plan: megabits per second per user, shaped' },
   'plan-connections-per-minute': { type: 'number', describe: 'Default plan: new connections per minute per tunnel' },
   'connections-per-ip-per-minute': { type: 'number', describe: 'New connections per minute from one visitor address, per tunnel' },
+  config: { type: 'string', describe: 'Config file (.yaml, .yml or .json): every flag is a key in snake_case (data_dir; the flag\'s own data-dir works too); token_file / token_env and database_file / database_env read those secrets from a file (trimmed) or a named environment variable' },
 } as const
+
+type Flag = Exclude<keyof typeof OPTIONS, 'config'>
+/** The flags a config file can set (all but --config). */
+const FILE_FLAGS = (Object.keys(OPTIONS) as Array<keyof typeof OPTIONS>).filter((k): k is Flag => k !== 'config')
+/** Secrets a config file may also name indirectly: `<name>_file` (read, trimmed) or `<name>_env`. */
+const INDIRECT = ['token', 'database'] as const
+const INDIRECT_KEYS = INDIRECT.flatMap(n => [`${n}-file`, `${n}-env`])
+const snake = (k: string): string => k.replaceAll('-', '_')
+/** Every key a config file may hold: snake_case first (the documented spelling, so suggestions use it), then the flags' kebab-case. */
+const CONFIG_KEYS = [...[...FILE_FLAGS, ...INDIRECT_KEYS].map(snake), ...[...FILE_FLAGS, ...INDIRECT_KEYS].filter(k => k.includes('-'))]
+/** The environment fallbacks; like mport-connect, they win over the config file (flags, then environment, then file). */
+const ENV_FALLBACKS: Partial<Record<Flag, string>> = { ports: 'MPORT_PORTS', 'public-host': 'MPORT_PUBLIC_HOST', 'data-dir': 'MPORT_DATA_DIR', token: 'MPORT_TOKEN', database: 'MPORT_DATABASE' }
+
+/**
+ * The settings of a config file as flag values (kebab-case keys), checked: unknown keys (with
+ * a suggestion), a setting given twice, values of the wrong type, and the secrets' files and
+ * variables. Settings whose environment variable is set are left out (the variable wins).
+ */
+async function readConfig (file: string): Promise<Record<string, string | number | boolean>> {
+  const raw = await loadConfigFile(file)
+  checkKnownKeys(raw, CONFIG_KEYS, file)
+  const values: Record<string, string | number | boolean> = {}
+  const written = new Map<string, string>() // flag → the key as written
+  for (const [key, v] of Object.entries(raw)) {
+    const flag = key.replaceAll('_', '-')
+    const prev = written.get(flag)
+    if (prev !== undefined) throw new InvalidConfigError(key, `"${prev}" and "${key}" in ${file} are the same setting; give it once`)
+    written.set(flag, key)
+    if (v === null || v === undefined) continue
+    const type = INDIRECT_KEYS.includes(flag) ? 'string' : OPTIONS[flag as Flag].type
+    if (typeof v !== type || (typeof v === 'number' && !Number.isFinite(v))) {
+      throw new InvalidConfigError(key, `"${key}" in ${file} must be ${type === 'boolean' ? 'true or false' : `a ${type}`}, not ${JSON.stringify(v)}`)
+    }
+    values[flag] = v as string | number | boolean
+  }
+  for (const name of INDIRECT) {
+    const given = [name, `${name}-file`, `${name}-env`].filter(f => values[f] !== undefined)
+    if (given.length > 1) throw new InvalidConfigError(written.get(given[1]!) ?? name, `give only one of ${given.map(f => `"${written.get(f) ?? f}"`).join(', ')} in ${file}`)
+    const fromFile = values[`${name}-file`]
+    const fromEnv = values[`${name}-env`]
+    delete values[`${name}-file`]
+    delete values[`${name}-env`]
+    if (typeof fromFile === 'string') {
+      const key = written.get(`${name}-file`) ?? `${name}_file`
+      let text: string
+      try {
+        text = readFileSync(fromFile, 'utf8').trim()
+      } catch (err) {
+        throw new InvalidConfigError(key, `cannot read "${key}" ${fromFile} in ${file}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`)
+      }
+      if (text === '') throw new InvalidConfigError(key, `"${key}" ${fromFile} in ${file} is empty`)
+      values[name] = text
+    } else if (typeof fromEnv === 'string') {
+      const key = written.get(`${name}-env`) ?? `${name}_env`
+      const text = env[fromEnv]
+      if (text === undefined || text === '') throw new InvalidConfigError(key, `"${key}" in ${file} names ${fromEnv}, which is not set or empty`)
+      values[name] = text
+    }
+  }
+  for (const [flag, name] of Object.entries(ENV_FALLBACKS)) {
+    if (env[name] !== undefined && env[name] !== '') delete values[flag]
+  }
+  return values
+}
+
+/** A check's message about `--<flag>` says so when the value came from the config file, not a flag. */
+function fromFile (msg: string): string {
+  const flag = /^--([a-z-]+)\b/.exec(msg)?.[1]
+  if (flag === undefined || configFile === undefined || fileValues[flag] === undefined) return msg
+  if (args.some(a => a === `--${flag}` || a.startsWith(`--${flag}=`) || a === `--no-${flag}`)) return msg
+  return `${msg} (from "${snake(flag)}" in ${configFile})`
+}
+
+/** The file named by the last --config (or --config=…) in `argv`, if any. */
+function configArg (argv: readonly string[]): string | undefined {
+  let file: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--') break
+    if (a === '--config') {
+      const next = argv[i + 1]
+      if (next === undefined || next.startsWith('-')) usageExit('--config needs a file')
+      file = next
+      i++
+    } else if (a.startsWith('--config=')) file = a.slice('--config='.length)
+  }
+  return file
+}
 
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the client's MPORT_RELAY, must not turn into unknown-flag errors here.
-const args = hideBin(process.argv)
+// `mport-relay config print [--config file] [flags]`: the effective config, secrets masked.
+const printConfig = process.argv[2] === 'config' && process.argv[3] === 'print'
+if (process.argv[2] === 'config' && !printConfig) usageExit(`unknown config command ${JSON.stringify(process.argv[3] ?? '')}; use mport-relay config print`)
+const args = hideBin(process.argv).slice(printConfig ? 2 : 0)
+const configFile = configArg(args)
+let fileValues: Record<string, string | number | boolean> = {}
+if (configFile !== undefined) {
+  try {
+    fileValues = await readConfig(configFile)
+  } catch (err) {
+    if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') usageExit(oneLine(err))
+    throw err
+  }
+}
 const argv = yargs(args)
   .scriptName('mport-relay')
-  .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.\n\nAccounts: mport-relay users add|list|disable|enable|token … (see mport-relay users --help)')
+  .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.\n\nAccounts: mport-relay users add|list|disable|enable|token … (see mport-relay users --help)\nThe effective config (flags, environment and --config), secrets as ***: mport-relay config print [--config file] [flags] [--json]')
   .options(OPTIONS)
+  .config(fileValues)
   .strict()
   .middleware(lastWins, true)
   .check(a => {
@@ -96,11 +200,37 @@ const argv = yargs(args)
     if (a.token === '') throw new Error('--token is empty')
     return true
   })
-  .epilogue('Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (e.g. the port is taken), 2 bad flags.')
-  .fail((msg, err) => usageExit(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], args)))
+  .epilogue([
+    'Settings come from flags, then MPORT_PORTS / MPORT_PUBLIC_HOST / MPORT_DATA_DIR / MPORT_TOKEN / MPORT_DATABASE, then --config.',
+    'Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (e.g. the port is taken), 2 bad flags or config.',
+  ].join('\n'))
+  .fail((msg, err) => usageExit(fromFile(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], args))))
   .version(packageVersion())
   .help()
   .parseSync()
+
+const ports = argv.ports ?? env.MPORT_PORTS ?? '20000-29999'
+const publicHost = argv['public-host'] ?? env.MPORT_PUBLIC_HOST ?? os.hostname()
+const givenToken = argv.token ?? (env.MPORT_TOKEN || undefined)
+const database = argv.database ?? (env.MPORT_DATABASE || undefined)
+const dataDir = argv['data-dir'] ?? defaultDataDir()
+
+if (printConfig) {
+  const resolved: Partial<Record<Flag, unknown>> = { ports, 'public-host': publicHost, 'data-dir': dataDir, token: givenToken !== undefined ? '***' : undefined, database: database !== undefined ? maskUrlPassword(database) : undefined }
+  const shown: Record<string, unknown> = {}
+  for (const flag of FILE_FLAGS) {
+    const v = flag in resolved ? resolved[flag] : argv[flag]
+    if (v !== undefined) shown[snake(flag)] = v
+  }
+  // Flat scalars only: JSON strings are valid YAML scalars, so no YAML library is needed here.
+  process.stdout.write(argv.json ? `${JSON.stringify(shown, null, 2)}\n` : Object.entries(shown).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join(''))
+  process.exit(ExitCode.Ok)
+}
+
+/** A database URL with its password (if any) as `***`; a file name as it is. */
+function maskUrlPassword (url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@')
+}
 
 const out = createPrinter(argv.json, process.stdout, process.stderr, { timestamps: true })
 
@@ -114,14 +244,10 @@ function readFlagFile (flag: string, file: string): string {
 }
 
 async function main (): Promise<void> {
-  const ports = argv.ports ?? env.MPORT_PORTS ?? '20000-29999'
-  const publicHost = argv['public-host'] ?? env.MPORT_PUBLIC_HOST ?? os.hostname()
   const cert = argv.cert !== undefined ? readFlagFile('cert', argv.cert) : undefined
   const key = argv.key !== undefined ? readFlagFile('key', argv.key) : undefined
-  const givenToken = argv.token ?? (env.MPORT_TOKEN || undefined)
-  const database = argv.database ?? (env.MPORT_DATABASE || undefined)
   const service = await startRelayService({
-    dataDir: argv['data-dir'] ?? defaultDataDir(),
+    dataDir,
     host: argv.host,
     port: argv.port,
     bindHost: argv['bind-host'],
@@ -186,7 +312,7 @@ async function main (): Promise<void> {
   // The token is shown in full only when it was just generated (the operator has to learn it);
   // after that it stays in its file, and a token from a flag or the environment is never echoed.
   const showToken = data.tokenCreated && givenToken === undefined
-  const tokenLine = givenToken !== undefined ? '(given with --token or MPORT_TOKEN)' : showToken ? token : `${token.slice(0, 6)}… (in ${data.tokenFile})`
+  const tokenLine = givenToken !== undefined ? `(given with --token, MPORT_TOKEN or ${configFile ?? '--config'})` : showToken ? token : `${token.slice(0, 6)}… (in ${data.tokenFile})`
   const tokenArg = showToken ? token : givenToken !== undefined ? '$MPORT_TOKEN' : `$(cat ${data.tokenFile})`
   const connectCmd = `npx mport-connect 5555 --relay ${controlAddr} --token ${tokenArg}${cert === undefined ? ` --fingerprint ${fp}` : ''}`
   out.event('listening', [
