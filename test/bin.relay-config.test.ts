@@ -11,18 +11,9 @@ import t, { type Test } from 'tap'
 import { cleanup, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
 import { connectTo, roundTrip, startEcho } from './helpers/tunnel.js'
 import { sha256 } from './helpers/digest.js'
+import { oneStderrLine } from './helpers/bin-output.js'
 
 t.teardown(cleanup)
-
-const STACK_LINE = /^ {4}at /m
-
-/** Exactly one non-empty line on stderr, matching `re`, and no stack trace. */
-function oneStderrLine (tt: Test, stderr: string, re: RegExp, what: string): void {
-  const lines = stderr.split('\n').filter(l => l.trim() !== '')
-  tt.equal(lines.length, 1, `${what}: exactly one line on stderr, got ${JSON.stringify(stderr)}`)
-  tt.match(lines[0] ?? '', re, `${what}: the line says why`)
-  tt.notMatch(stderr, STACK_LINE, `${what}: no stack trace`)
-}
 
 function write (dir: string, name: string, text: string): string {
   const file = path.join(dir, name)

@@ -15,20 +15,11 @@ import { cleanup, REPO_ROOT, relayArgs, runBin, spawnBin, tmpDir, type BinProces
 import { connectTo, roundTrip, startEcho } from './helpers/tunnel.js'
 import { sha256 } from './helpers/digest.js'
 import { closedPort } from './helpers/ports.js'
+import { oneStderrLine, STACK_LINE } from './helpers/bin-output.js'
 
 t.teardown(cleanup)
 
 const VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version
-const STACK_LINE = /^ {4}at /m
-
-
-/** Exactly one non-empty line on stderr, matching `re`, and no stack trace. */
-function oneStderrLine (tt: Test, stderr: string, re: RegExp, what: string): void {
-  const lines = stderr.split('\n').filter(l => l.trim() !== '')
-  tt.equal(lines.length, 1, `${what}: exactly one line on stderr, got ${JSON.stringify(stderr)}`)
-  tt.match(lines[0] ?? '', re, `${what}: the line says why`)
-  tt.notMatch(stderr, STACK_LINE, `${what}: no stack trace`)
-}
 
 /** The client never echoes the token, whatever happened. */
 function noToken (tt: Test, proc: BinProcess, token: string): void {

@@ -119,7 +119,8 @@ interface StrayReport { header: { streamId: number, length: number }, reason: 'c
 /**
  * Prints dropped stray frames as `stray` events, at most one line per `intervalMs` (default
  * 10 s) with the count held back since the last one: a peer spraying frames is visible without
- * one line per frame.
+ * one line per frame. (Not `mport/limits`' RateLimitedLog: the client loads nothing from the
+ * relay-side limits, and one key with no timers needs only these few lines.)
  */
 export function strayReporter (out: Printer, intervalMs = 10_000, now: () => number = Date.now): (who: string, frame: StrayReport) => void {
   let last = -Infinity

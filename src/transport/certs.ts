@@ -3,6 +3,7 @@
  * directory, and SHA-256 fingerprints (the value clients pin with --fingerprint).
  */
 import { createHash, createPrivateKey, randomBytes, X509Certificate } from 'node:crypto'
+import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
@@ -195,15 +196,33 @@ async function readIfExists (file: string): Promise<string | undefined> {
   }
 }
 
+/** A temporary name beside `file`, for writing it whole before a rename puts it in place. */
+function tempBeside (file: string): string {
+  return `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+}
+
 /** Writes through a temporary file in the same directory and renames it into place. */
 export async function writeAtomic (file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  const tmp = tempBeside(file)
   try {
     await writeFile(tmp, data, { mode, flag: 'wx' })
     await chmod(tmp, mode) // the umask may have narrowed or (for 0644) kept the mode; make it exact
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+/** {@link writeAtomic}, done before it returns: for a file that must be on disk before the caller goes on. */
+export function writeAtomicSync (file: string, data: string, mode: number): void {
+  const tmp = tempBeside(file)
+  try {
+    writeFileSync(tmp, data, { mode, flag: 'wx' })
+    chmodSync(tmp, mode)
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
     throw err
   }
 }

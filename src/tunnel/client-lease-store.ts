@@ -9,10 +9,11 @@
  *   { "version": 1, "relay": "relay.example.com:7835", "pid": 4242,
  *     "ticket": { "id": "…", "secret": "…" }, "tunnels": { "web": { "port": 20061 } } }
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
+import { writeAtomicSync } from '../transport/certs.js'
 import { mportConfigDir } from '../transport/known-relays.js'
 import type { LeaseTicket } from './messages.js'
 import type { TunnelSpec } from './spec.js'
@@ -131,18 +132,6 @@ export class LeaseFile implements LeaseStore {
   }
 }
 
-/** Writes through a temporary file in the same directory, with an exact mode, and renames it into place. */
-function writeAtomicSync (file: string, data: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  try {
-    writeFileSync(tmp, data, { mode, flag: 'wx' })
-    chmodSync(tmp, mode)
-    renameSync(tmp, file)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
-}
 
 /** The file's document, checked member by member; throws with what is wrong. */
 function parseDoc (v: unknown): LeaseFileDoc {
