@@ -7,6 +7,7 @@
 export { Client, type ClientOptions } from './tunnel/client.js'
 export type { ClientEvents, TunnelState, TunnelStatus, VisitorInfo, VisitorStats } from './tunnel/client-events.js'
 export type { TunnelRetryOptions } from './tunnel/client-retries.js'
+export type { HttpVisitorTap } from './tunnel/client-tap.js'
 export { LeaseFile, memoryOnlyLeaseStore, type LeaseFileOptions, type LeaseStore, type RememberedTunnel, type StoredLease } from './tunnel/client-lease-store.js'
 export { parseTunnelSpec, parseHostPort, relayAddress, type TunnelSpec, type HostPort } from './tunnel/spec.js'
 export { KnownRelays, type KnownRelay } from './transport/known-relays.js'

@@ -10,6 +10,7 @@ import { InvalidMessageError, LocalUnreachableError, MessageTooLargeError } from
 import { encodeProxyHeader } from '../http/proxy-protocol.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { TunnelStatus, VisitorInfo, VisitorStats } from './client-events.js'
+import type { HttpVisitorTap } from './client-tap.js'
 import { MAX_STREAM_HEADER, parseStreamHeader, type StreamHeader } from './messages.js'
 import { pipeBoth, type FreshReadMeter, type ProxyDone, type ProxyResult } from './proxy.js'
 import type { TunnelSpec } from './spec.js'
@@ -31,6 +32,8 @@ export interface LocalDialerOptions {
   onFreshRead: FreshReadMeter | undefined
   onConnection (info: VisitorInfo): void
   onConnectionClosed (info: VisitorInfo, stats: VisitorStats): void
+  /** Given each http tunnel's visitor connection once it is piped (ClientOptions.onHttpVisitor). */
+  onHttpVisitor?: ((tap: HttpVisitorTap) => void) | undefined
 }
 
 export class LocalDialer {
@@ -84,6 +87,8 @@ export class LocalDialer {
     status.totalConnections++
     this.#o.onConnection(info)
     pipeBoth(stream, local, { aToB: 0, bToA: 0 }, undefined, new LocalConnection(local, status, info, this.#done), this.#o.onFreshRead)
+    // Tapped after pipeBoth: its listeners move the bytes first, the tap only watches.
+    if (spec.kind === 'http') this.#o.onHttpVisitor?.({ info, local: `${spec.localHost}:${spec.localPort}`, fromVisitor: stream, fromLocal: local })
   }
 
   /** A visitor's connection to the local service has finished (one function for all of them). */

@@ -12,6 +12,7 @@ import { connectTls } from '../transport/tls.js'
 import type { KnownRelays } from '../transport/known-relays.js'
 import { LocalDialer } from './client-dialer.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
+import type { HttpVisitorTap } from './client-tap.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
 import { TunnelRetries, type TunnelRetryOptions } from './client-retries.js'
@@ -64,6 +65,8 @@ export interface ClientOptions {
    * `initial` ms, doubling up to `max` (jittered; defaults 1000 and 30 000). false: it stays refused.
    */
   tunnelRetry?: TunnelRetryOptions | false
+  /** Given a read-only tap on each visitor connection of an http tunnel (the inspector); default: none. */
+  onHttpVisitor?: (tap: HttpVisitorTap) => void
 }
 
 /** The shortest wait before a reconnect, so a relay that drops clients at once is not hammered. */
@@ -121,6 +124,7 @@ export class Client extends EventEmitter<ClientEvents> {
       onFreshRead: options.onFreshRead,
       onConnection: info => this.emit('connection', info),
       onConnectionClosed: (info, stats) => this.emit('connection-closed', info, stats),
+      onHttpVisitor: options.onHttpVisitor,
     })
   }
 
@@ -128,6 +132,8 @@ export class Client extends EventEmitter<ClientEvents> {
   get tunnels (): readonly TunnelStatus[] { return this.#tunnels }
   /** True while a connection to the relay is open (from the TLS handshake on, until it drops). */
   get connected (): boolean { return this.#session !== undefined && !this.#session.closed }
+  /** The relay connection's latest mux ping round trip in ms (0 before the first answer or while disconnected). */
+  get rtt (): number { return this.connected ? this.#session!.rtt : 0 }
 
   /**
    * Connects and opens the tunnels; resolves with their status once the relay answered every
