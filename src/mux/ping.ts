@@ -13,6 +13,8 @@ export interface PingerOptions {
   keepAliveInterval: number // ms, 0 = off
   keepAliveTimeout: number // ms
   maxPingsPerSecond: number
+  /** Told each measured round-trip time in ms (every answered ping, keepalive ones too). */
+  onRtt?: (rttMs: number) => void
 }
 
 interface Outstanding {
@@ -68,6 +70,7 @@ export class Pinger {
     this.#outstanding = undefined
     this.#rtt = performance.now() - o.sentAt
     if (this.#deadline !== undefined) { clearTimeout(this.#deadline); this.#deadline = undefined }
+    this.#opts.onRtt?.(this.#rtt)
     o.resolve(this.#rtt)
   }
 

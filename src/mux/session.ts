@@ -53,6 +53,8 @@ export interface SessionEvents {
    * Listeners run inside the frame decoder and must not throw.
    */
   stray: [frame: StrayFrame]
+  /** A ping was answered: the round-trip time in ms (keepalive pings included), for metrics. */
+  rtt: [rttMs: number]
 }
 
 /**
@@ -109,6 +111,7 @@ export class Session extends EventEmitter<SessionEvents> {
       keepAliveInterval: this.config.keepAliveInterval,
       keepAliveTimeout: this.config.keepAliveTimeout,
       maxPingsPerSecond: this.config.maxPingsPerSecond,
+      onRtt: rtt => this.emit('rtt', rtt),
     })
     this.#link = {
       maxSendFrameSize: this.config.maxSendFrameSize,

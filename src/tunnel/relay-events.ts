@@ -35,6 +35,16 @@ export interface TunnelInfo {
   port: number
 }
 
+/** A tunnel a client asked for and did not get: its lease, owner, name and kind. */
+export interface RefusedTunnelInfo {
+  /** The id of the lease the client holds. */
+  client: string
+  /** The name of the tunnel's would-be owner. */
+  principal: string
+  name: string
+  kind: 'tcp' | 'http' | 'tls'
+}
+
 /** A visitor connection: its tunnel and the visitor's address. */
 export interface ConnectionInfo {
   tunnel: TunnelInfo
@@ -67,6 +77,18 @@ export interface RelayEvents {
   'connection-closed': [info: ConnectionInfo, stats: ConnectionStats]
   /** A client from `remoteAddress` failed to authenticate (counted towards its failure limit). */
   'auth-failed': [remoteAddress: string, err: MportError]
+  /**
+   * A connection to the control port failed before authentication for another reason than a
+   * wrong token: a TLS handshake error or timeout, no `mport/1` ALPN, a bad or late hello, too
+   * many failed logins from its address, or the client left.
+   */
+  'handshake-failed': [remoteAddress: string, err: Error]
+  /** A client's request to open a tunnel was refused (its plan, a name or port taken, a bad request); the client was told why. */
+  'tunnel-refused': [info: RefusedTunnelInfo, err: MportError]
+  /** A user's monthly transfer quota ran out: their live connections were cut and their tunnels closed. */
+  'quota-exceeded': [principal: string, err: MportError]
+  /** A ping on a client's session was answered (keepalive pings every keepalive interval): its round-trip time in ms. */
+  rtt: [client: ClientInfo, rttMs: number]
   /** A visitor was refused by a rate limit or the user's plan. */
   'visitor-refused': [info: ConnectionInfo, err: MportError]
   /** A client's session dropped a frame for a stream that is not open (the session goes on; see PROTOCOL.md). */

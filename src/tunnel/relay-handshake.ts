@@ -19,6 +19,8 @@ export interface ClientHandshakeOptions {
   /** Failed logins per source address. */
   limiter: FailureLimiter
   onAuthFailed (remoteAddress: string, err: AuthFailedError): void
+  /** The handshake failed for another reason (timeout, a bad message, too many failed logins, the client left). */
+  onFailed? (remoteAddress: string, err: Error): void
 }
 
 /** A client past the handshake: its control channel, and who it proved to be. */
@@ -41,9 +43,11 @@ export async function handshakeClient (session: Session, socket: TLSSocket, remo
     })
   })
   // The whole handshake is bounded; other clients are accepted meanwhile.
+  let timedOut: HandshakeTimeoutError | undefined
   const deadline = setTimeout(() => {
+    timedOut = new HandshakeTimeoutError(opts.timeout, 'hello and authentication')
     if (control === undefined) session.destroy()
-    else refuseClient(session, control, new HandshakeTimeoutError(opts.timeout, 'hello and authentication'))
+    else refuseClient(session, control, timedOut)
   }, opts.timeout)
   deadline.unref()
   let control: ControlChannel<ClientMessage> | undefined
@@ -54,6 +58,7 @@ export async function handshakeClient (session: Session, socket: TLSSocket, remo
     return { control, login }
   } catch (err) {
     if (err instanceof AuthFailedError) opts.onAuthFailed(remoteAddress, err)
+    else opts.onFailed?.(remoteAddress, timedOut ?? err as Error) // after a timeout, what follows is its doing
     if (control !== undefined) refuseClient(session, control, err as Error)
     throw err
   } finally {

@@ -121,6 +121,7 @@ export class TunnelRegistry {
       if (!(err instanceof MportError)) this.#events.emit('warning', err as Error)
       const e = err instanceof MportError ? err : new InvalidMessageError(`cannot open tunnel: ${(err as Error).message}`)
       conn.control.send({ t: 'closed', id: msg.id, code: e.code, message: e.message })
+      this.#events.emit('tunnel-refused', { client: lease.id, principal: lease.principal.name, name: msg.name, kind }, e)
     }
   }
 

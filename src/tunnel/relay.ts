@@ -65,6 +65,7 @@ export class Relay extends EventEmitter<RelayEvents> {
         authenticator: opts.authenticator,
         limiter: new FailureLimiter(opts.authFailureLimit.max, opts.authFailureLimit.windowMs),
         onAuthFailed: (remoteAddress, err) => this.emit('auth-failed', remoteAddress, err),
+        onFailed: (remoteAddress, err) => this.emit('handshake-failed', remoteAddress, err),
       },
       mux: opts.mux,
       onFreshRead: opts.onFreshRead,
@@ -79,7 +80,10 @@ export class Relay extends EventEmitter<RelayEvents> {
       policy: opts.policy,
       intervalMs: opts.accountingInterval,
       conns: () => this.#clients.conns,
-      quotaExceeded: (principal, err) => this.#tunnels.closeAllOf(principal.id, err),
+      quotaExceeded: (principal, err) => {
+        this.emit('quota-exceeded', principal.name, err)
+        this.#tunnels.closeAllOf(principal.id, err)
+      },
       warn: err => this.emit('warning', err),
     })
   }
@@ -157,6 +161,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       key: this.#opts.key,
       handshakeTimeout: this.#opts.handshakeTimeout,
       onError: err => this.emit('warning', err),
+      onClientError: (err, remoteAddress) => this.emit('handshake-failed', remoteAddress ?? 'unknown', err),
     }, socket => this.#clients.accept(socket))
     if (this.#opts.httpPort !== undefined || this.#opts.httpsPort !== undefined) {
       const o = this.#opts
