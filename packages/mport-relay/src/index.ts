@@ -7,4 +7,9 @@
 export { startRelayService, type RelayService, type RelayServiceOptions } from './service/relay-service.js'
 export * from './store/index.js'
 export * from './api/index.js'
+export {
+  RELAY_SETTINGS, SETTING_NAMES, SETTING_ENV, settingFlags, readSettingsFile, settingProblem, resolveSettings, givenFlags, loadRelaySettings,
+  printableSettings, shownValue, maskUrlPassword, snakeKey, serviceOptions, planDefaults,
+  type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
+} from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
