@@ -1,0 +1,57 @@
+/**
+ * mport-connect's config file, checked whole: the parsed document (loadConfigFile) in, the
+ * validated settings out, or an InvalidConfigError naming the key (and the tunnel). The same
+ * check serves the start and every reload, so a file that starts a client also reloads it.
+ */
+import type { TunnelSpec } from 'mport/client'
+import { checkKnownKeys, Secret } from 'mport/config'
+import { InvalidConfigError } from 'mport/errors'
+import { indirectSecret, parseTunnelList, type SecretSources } from './tunnel-entries.js'
+
+/** The top-level keys of a client config file. */
+export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry', 'tunnels'] as const
+
+/** What a client config file says; a setting the file leaves out is undefined. */
+export interface ClientFileConfig {
+  /** Relay address, `host[:port]`. */
+  relay?: string
+  /** The access token, from `token`, `token_file` or `token_env`. */
+  token?: Secret
+  /** `sha256:<hex>` pin of the relay's certificate (checked by the bin, like the flag). */
+  fingerprint?: string
+  /** Path of a CA certificate file (PEM). */
+  ca?: string
+  insecure?: boolean
+  json?: boolean
+  reconnect?: boolean
+  retry?: boolean
+  /** The tunnels, in file order, names unique. */
+  tunnels?: TunnelSpec[]
+}
+
+/**
+ * Checks a parsed client config document from `file`: unknown keys (with a suggestion), the
+ * types, the secrets named by `token_file` / `token_env` (read through `sources`), and every
+ * tunnel (see parseTunnelList). Throws InvalidConfigError; returns only valid settings.
+ */
+export function validateClientConfig (doc: Record<string, unknown>, file: string, sources: SecretSources): ClientFileConfig {
+  checkKnownKeys(doc, CLIENT_CONFIG_KEYS, file)
+  const out: ClientFileConfig = {}
+  const given = (key: string): boolean => doc[key] !== undefined && doc[key] !== null
+  for (const key of ['relay', 'fingerprint', 'ca'] as const) {
+    if (!given(key)) continue
+    const v = doc[key]
+    if (typeof v !== 'string') throw new InvalidConfigError(key, `"${key}" in ${file} must be a string, not ${JSON.stringify(v)}`)
+    out[key] = v
+  }
+  for (const key of ['insecure', 'json', 'reconnect', 'retry'] as const) {
+    if (!given(key)) continue
+    const v = doc[key]
+    if (typeof v !== 'boolean') throw new InvalidConfigError(key, `"${key}" in ${file} must be true or false, not ${JSON.stringify(v)}`)
+    out[key] = v
+  }
+  const token = indirectSecret(doc, 'token', file, sources)
+  if (token !== undefined) out.token = new Secret(token)
+  if (given('tunnels')) out.tunnels = parseTunnelList(doc.tunnels, file, sources)
+  return out
+}
