@@ -51,7 +51,7 @@ export class LocalDialer {
     readStreamHeader(stream, this.#o.headerTimeout).then(header => {
       const target = this.#o.tunnel(header.id)
       if (target === undefined) { stream.destroy(); return }
-      const info: VisitorInfo = { tunnel: target.spec.name, remoteAddress: header.addr, remotePort: header.port }
+      const info: VisitorInfo = { tunnel: target.spec.name, remoteAddress: header.addr, remotePort: header.port, conn: stream.id }
       this.#dial(stream, target.spec, target.status, info, header)
     }, () => stream.destroy())
   }

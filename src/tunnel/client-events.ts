@@ -42,9 +42,15 @@ export interface TunnelStatus {
 
 /**
  * A visitor of a tunnel, as the relay described it in the visitor stream's header: the tunnel's
- * name and the visitor's address and port.
+ * name and the visitor's address and port; and the stream's id.
  */
-export interface VisitorInfo { tunnel: string, remoteAddress: string, remotePort: number }
+export interface VisitorInfo {
+  tunnel: string
+  remoteAddress: string
+  remotePort: number
+  /** The visitor's mux stream id (the relay's logs name the same connection by it: `conn`). */
+  conn?: number
+}
 
 /**
  * Bytes of one finished visitor connection: visitor → local service (in) and back (out), and
@@ -58,9 +64,10 @@ export interface ClientEvents {
   connecting: [attempt: number]
   /**
    * Authenticated: `resumed` when the relay kept the old lease (same public ports), `trust` how
-   * the certificate was accepted (a TrustMode), `principal` the name the token belongs to.
+   * the certificate was accepted (a TrustMode), `principal` the name the token belongs to,
+   * `session` the relay's id of this connection (as its logs name it; absent from older relays).
    */
-  connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string }]
+  connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string, session?: string }]
   /** A tunnel is open on the relay (again, after a reconnect); `status.url` is its public address. */
   tunnel: [status: TunnelStatus]
   /** The relay refused a tunnel (`err`, e.g. PortNotAllowedError); the other tunnels are unaffected. */

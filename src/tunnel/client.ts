@@ -270,7 +270,7 @@ export class Client extends EventEmitter<ClientEvents> {
       const { control, welcome } = await handshakeRelay(session, socket, { token: this.#opts.token, lease: this.#lease, timeout })
       this.#lease = welcome.lease
       this.#saveLease()
-      this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal })
+      this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal, ...(welcome.session !== undefined ? { session: welcome.session } : {}) })
       await this.#openTunnels(control, timeout)
       this.#control = control
       this.#retries.schedule()

@@ -53,8 +53,8 @@ export type ClientMessage =
 export type RelayMessage =
   /** Reply to hello: a fresh nonce to prove the token against. */
   | { t: 'challenge', version: number, nonce: string }
-  /** Authenticated: the lease to present on reconnect, and whether an old one was reclaimed. */
-  | { t: 'welcome', lease: LeaseTicket, resumed: boolean, principal: string, agent: string }
+  /** Authenticated: the lease to present on reconnect, whether an old one was reclaimed, and the relay's id of this connection (`session`, optional: older relays omit it). */
+  | { t: 'welcome', lease: LeaseTicket, resumed: boolean, principal: string, agent: string, session?: string }
   /** A tunnel is up at `host:port` (for http/tls tunnels, `url` names it). */
   | { t: 'opened', id: number, port: number, host: string, url?: string }
   /** A tunnel was refused (reply to open) or ended by the relay. */
@@ -156,7 +156,11 @@ export function parseRelayMessage (body: Buffer): RelayMessage {
     case 'challenge':
       if (o.version !== CONTROL_VERSION) throw new VersionMismatchError(o.version, CONTROL_VERSION)
       return { t: 'challenge', version: CONTROL_VERSION, nonce: str(o, 'nonce', 128) }
-    case 'welcome': return { t: 'welcome', lease: lease(o, 'lease'), resumed: bool(o, 'resumed'), principal: str(o, 'principal'), agent: str(o, 'agent') }
+    case 'welcome': {
+      const msg: RelayMessage = { t: 'welcome', lease: lease(o, 'lease'), resumed: bool(o, 'resumed'), principal: str(o, 'principal'), agent: str(o, 'agent') }
+      if (o.session !== undefined) msg.session = str(o, 'session', 64)
+      return msg
+    }
     case 'opened': {
       const msg: RelayMessage = { t: 'opened', id: int(o, 'id', 1, 0xffff_ffff), port: int(o, 'port', 1, 65535), host: str(o, 'host') }
       if (o.url !== undefined) msg.url = str(o, 'url', 512)

@@ -152,7 +152,7 @@ export class RelayClients {
     if (stale !== undefined) stale.session.destroy()
     this.#conns.add(conn)
     session.on('close', err => { this.#conns.delete(conn); this.#gone(conn, err) })
-    control.send({ t: 'welcome', lease: ticket, resumed, principal: principal.name, agent: RELAY_AGENT })
+    control.send({ t: 'welcome', lease: ticket, resumed, principal: principal.name, agent: RELAY_AGENT, session: conn.info.id })
     session.on('stray', frame => this.#o.events.emit('stray', conn.info, frame))
     session.on('rtt', rtt => this.#o.events.emit('rtt', conn.info, rtt))
     this.#o.events.emit('client', conn.info)

@@ -33,6 +33,8 @@ export interface TunnelInfo {
   name: string
   /** The public TCP port; 0 for http/tls tunnels, which are reached by name on the shared ports. */
   port: number
+  /** The client connection holding the lease now (its ClientInfo.id, the logs' `session`); absent while the client is away. */
+  session?: string
 }
 
 /** A tunnel a client asked for and did not get: its lease, owner, name and kind. */
@@ -51,6 +53,8 @@ export interface ConnectionInfo {
   /** The visitor's IP address (`unknown` if the socket did not say). */
   remoteAddress: string
   remotePort: number
+  /** The visitor's mux stream in the client's session (the same id on the client side, the logs' `conn`); absent when refused before one was opened. */
+  conn?: number
 }
 
 /** Bytes of one finished visitor connection: visitor → service (in) and back (out). */
@@ -100,10 +104,14 @@ export interface RelayEvents {
 /** Where the relay's parts report: the relay itself, which emits these events to its users. */
 export type RelayEmitter = Pick<EventEmitter<RelayEvents>, 'emit'>
 
-export function tunnelInfo (lease: Lease<unknown>, t: PublicTunnel): TunnelInfo {
-  return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port }
+/** A lease's holder as these helpers see it: the client connection, named by its id. */
+type SessionHolder = { readonly info?: { readonly id: string } } | undefined
+
+export function tunnelInfo<C extends SessionHolder> (lease: Lease<C>, t: PublicTunnel): TunnelInfo {
+  const session = lease.holder?.info?.id
+  return { client: lease.id, principal: lease.principal.name, id: t.id, name: t.name, port: t.port, ...(session !== undefined ? { session } : {}) }
 }
 
-export function connectionInfo (lease: Lease<unknown>, tunnel: PublicTunnel, visitor: Visitor): ConnectionInfo {
-  return { tunnel: tunnelInfo(lease, tunnel), remoteAddress: visitor.addr || 'unknown', remotePort: visitor.port }
+export function connectionInfo<C extends SessionHolder> (lease: Lease<C>, tunnel: PublicTunnel, visitor: Visitor, conn?: number): ConnectionInfo {
+  return { tunnel: tunnelInfo(lease, tunnel), remoteAddress: visitor.addr || 'unknown', remotePort: visitor.port, ...(conn !== undefined ? { conn } : {}) }
 }

@@ -19,6 +19,8 @@ import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './rel
 /** What the forwarder uses of the client connection holding a lease. */
 export interface TunnelHolder {
   readonly session: Session
+  /** The client connection's id, named in the relay's events (`session` in its logs). */
+  readonly info?: { readonly id: string }
   readonly account: Account
   /** Tells the client that a visitor of its tunnel `tunnelId` was refused (rate-limited by the holder). */
   refused?: (tunnelId: number, err: MportError) => void
@@ -127,7 +129,7 @@ export class VisitorForwarder {
     const tracked = new TrackedVisitor(conn.account, lease, tunnel, counters, socket, stream, this.#proxyDone)
     conn.account.track(tracked, this.#policy)
     this.#tracked.set(socket, tracked)
-    this.#events.onConnection(connectionInfo(lease, tunnel, visitor))
+    this.#events.onConnection(connectionInfo(lease, tunnel, visitor, stream.id))
     return tracked
   }
 
@@ -141,7 +143,7 @@ export class VisitorForwarder {
       this.#tracked.delete(socket)
     }
     const visitor: Visitor = { addr: socket.remoteAddress ?? 'unknown', port: socket.remotePort ?? 0, daddr: '', dport: 0 }
-    this.#events.onConnectionClosed(connectionInfo(lease, tunnel, visitor), stats)
+    this.#events.onConnectionClosed(connectionInfo(lease, tunnel, visitor, tracked?.stream.id), stats)
   }
 }
 
