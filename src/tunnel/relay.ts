@@ -21,7 +21,7 @@ import { TunnelRegistry } from './relay-tunnels.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
 
 /** A live tunnel as `Relay.tunnels` lists it. */
-export type TunnelListing = TunnelInfo & { key: string, principalId: string, url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean }
+export type TunnelListing = TunnelInfo & { key: string, principalId: string, kind: 'tcp' | 'http' | 'tls', url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean }
 
 /** The public side of mport: accepts clients over TLS and gives their tunnels public ports and names. */
 export class Relay extends EventEmitter<RelayEvents> {
@@ -108,6 +108,7 @@ export class Relay extends EventEmitter<RelayEvents> {
           ...tunnelInfo(lease, t),
           key: `${lease.id}:${t.id}`,
           principalId: lease.principal.id,
+          kind: t.kind,
           url: this.#tunnels.opened(t).url,
           connections: t.connections.size,
           bytesIn: t.bytesIn,

@@ -7,6 +7,7 @@
 export { startRelayService, type RelayService, type RelayServiceOptions } from './service/relay-service.js'
 export * from './store/index.js'
 export * from './api/index.js'
+export { RelayOps, RelayMetrics, CertificateExpiry, Readiness, type RelayOpsOptions, type RelayMetricsOptions, type ReadinessOptions, type ReadyState, type NotReadyReason } from './ops/index.js'
 export {
   RELAY_SETTINGS, SETTING_NAMES, SETTING_ENV, settingFlags, readSettingsFile, settingProblem, resolveSettings, givenFlags, loadRelaySettings,
   printableSettings, shownValue, maskUrlPassword, snakeKey, serviceOptions, planDefaults,

@@ -6,6 +6,7 @@
  */
 import { isIPv6, type AddressInfo } from 'node:net'
 import type { createApi } from '../api/index.js'
+import { RelayOps, type RelayOpsOptions } from '../ops/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
 import { AnyAuthenticator, StaticTokens, tokenId } from 'mport/relay'
@@ -26,6 +27,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   database?: string
   /** The REST API's listener; none: no API. */
   api?: { host: string, port: number, openSignup?: boolean }
+  /** The ops listener (/metrics, /healthz, /readyz) and its metrics; none: neither. */
+  ops?: RelayOpsOptions
   /** Plan defaults for user accounts (unset: unlimited); per-user overrides live in the store. */
   planDefaults?: Partial<PlanLimits>
   /** How often usage counters are written (default 10 s). */
@@ -44,6 +47,11 @@ export interface RelayService {
   token: string
   /** Where the API listens, when it is on. */
   apiAddress: AddressInfo | undefined
+  /** Metrics and readiness, when the ops listener is on; `ops.metrics.certificates.set(name, pem)` registers a certificate served. */
+  ops: RelayOps | undefined
+  /** Where the ops listener listens, when it is on. */
+  opsAddress: AddressInfo | undefined
+  /** Drains: readiness drops first, then the API and the relay close, the ops listener last. */
   close (graceMs?: number): Promise<void>
 }
 
@@ -54,13 +62,16 @@ function controlAddress (host: string, port: number): string {
 
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
-  const store = await openStore({ ...(database !== undefined ? { url: database } : { dataDir }), ...(planDefaults !== undefined ? { defaults: planDefaults } : {}) })
+  const ops = opsOpts !== undefined ? new RelayOps(opsOpts) : undefined
+  const opened = await openStore({ ...(database !== undefined ? { url: database } : { dataDir }), ...(planDefaults !== undefined ? { defaults: planDefaults } : {}) })
+  const store = ops?.store(opened) ?? opened // timed, when there are metrics
   const usage = new UsageRecorder(store, { flushIntervalMs: usageFlushInterval ?? 10_000 })
   const storeAuth = new StoreAuthenticator(store)
-  let https = {}
+  const storePolicy = new StoreRelayPolicy(store, usage, storeAuth, [tokenId(token)])
+  let https: { httpsCert?: string, httpsKey?: string } = {}
   if (opts.domain !== undefined && opts.httpsPort !== undefined && opts.httpsCert === undefined) {
     https = await wildcardCertificate(dataDir, opts.domain)
   }
@@ -70,11 +81,16 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     cert: cert ?? data.cert,
     key: key ?? data.key,
     authenticator: new AnyAuthenticator(new StaticTokens([{ token, principal: { id: 'owner', name: 'owner' } }]), storeAuth),
-    policy: new StoreRelayPolicy(store, usage, storeAuth, [tokenId(token)]),
+    policy: ops?.policy(storePolicy) ?? storePolicy,
   })
+  ops?.metrics.certificates.set('control', cert ?? data.cert)
+  const httpsCert = https.httpsCert ?? opts.httpsCert
+  if (httpsCert !== undefined && opts.httpsPort !== undefined) ops?.metrics.certificates.set('https', httpsCert)
   let app: Awaited<ReturnType<typeof createApi>> | undefined
   let apiAddress: AddressInfo | undefined
+  let opsAddress: AddressInfo | undefined
   try {
+    opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     await relay.listen()
     if (api !== undefined) {
       const { createApi } = await import('../api/index.js') // fastify only when the API is on
@@ -96,11 +112,13 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
       await app.listen({ host: api.host, port: api.port })
       apiAddress = app.server.address() as AddressInfo
     }
+    ops?.serve(relay)
   } catch (err) {
     await relay.close(0)
     await app?.close()
     await usage.close()
     await store.close()
+    await ops?.close()
     throw err
   }
   return {
@@ -110,11 +128,15 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     fingerprint: fingerprint(cert ?? data.cert),
     token,
     apiAddress,
+    ops,
+    opsAddress,
     close: async (graceMs = 10_000) => {
+      ops?.drain() // not ready first, while every listener still serves
       await app?.close()
       await relay.close(graceMs)
       await usage.close()
       await store.close()
+      await ops?.close()
     },
   }
 }
