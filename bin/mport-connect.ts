@@ -6,12 +6,12 @@ import { hideBin } from 'yargs/helpers'
 // Only the client's entry points: a client never loads the relay, the store or the API.
 import { Client, KnownRelays, LeaseFile, parseTunnelSpec, relayAddress, type TunnelSpec } from 'mport/client'
 import { parseFingerprint } from 'mport/transport'
-import { loadConfigFile, checkKnownKeys, Secret } from 'mport/config'
+import { loadConfigFile, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
 import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
-import { loginForRelay, type LoginForRelay } from 'mport-connect'
+import { loginForRelay, validateClientConfig, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
 
 // Account commands (login, logout, tokens) go to the REST API; forget edits known_relays.json (packages/mport-connect).
 if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
@@ -19,7 +19,6 @@ if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
   process.exit(await connectAccount(process.argv.slice(2)))
 }
 
-const CONFIG_KEYS = ['relay', 'token', 'tunnels', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry'] as const
 /** How often the terminal status line may be printed (only when something changed). */
 const STATUS_INTERVAL_MS = 10_000
 
@@ -109,32 +108,56 @@ interface Settings {
   retry: boolean | undefined
 }
 
+/** The config file, checked whole (packages/mport-connect/src/config); {} without --config. */
+async function readConfig (): Promise<ClientFileConfig> {
+  if (argv.config === undefined) return {}
+  return validateClientConfig(await loadConfigFile(argv.config), argv.config, { env, readFile: f => readFileSync(f, 'utf8') })
+}
+
+/** The tunnel words of the command line: a leading "http", "tls" or "tcp" sets the kind of every tunnel after it. */
+function tunnelsFromArgs (words: string[]): TunnelSpec[] {
+  let kind: TunnelSpec['kind']
+  if (['http', 'tls', 'tcp'].includes(words[0] ?? '')) kind = words.shift() as TunnelSpec['kind']
+  if (words.length === 0) throw new UsageError(`no tunnel given after "${kind}": name a local port, e.g. mport-connect ${kind} 3000`)
+  return words.map(w => {
+    const spec: TunnelSpec = checked(`argument ${JSON.stringify(w)}`, () => ({ ...parseTunnelSpec(w) }))
+    if (kind !== undefined) spec.kind = kind
+    if ((kind === 'http' || kind === 'tls') && spec.remotePort !== 0) throw new UsageError(`${kind} tunnels use the relay's shared ports: drop ":${spec.remotePort}" from "${w}"`)
+    return spec
+  })
+}
+
+/** The per-tunnel flags, over what each tunnel (from the arguments or the file) says. */
+function withTunnelFlags (specs: TunnelSpec[]): TunnelSpec[] {
+  const named = argv.subdomain !== undefined || argv.hostname !== undefined
+  if (named && specs.some(x => (x.kind ?? 'tcp') === 'tcp')) throw new UsageError('--subdomain and --hostname need an http or tls tunnel: mport-connect http 3000 --subdomain myapp')
+  if (argv['basic-auth'] !== undefined && specs.some(x => x.kind !== 'http')) throw new UsageError('--basic-auth needs an http tunnel: mport-connect http 3000 --basic-auth user:pass')
+  if (named && specs.length > 1) throw new UsageError('--subdomain/--hostname name one tunnel: give one local port with them')
+  // Check the filters here, so a typo is a usage error rather than a refused tunnel.
+  checked('--allow-ip/--deny-ip', () => new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] }))
+  if (argv['basic-auth'] !== undefined) checked('--basic-auth', () => parseBasicAuthValue(argv['basic-auth']!))
+  return specs.map(x => {
+    const spec = { ...x }
+    if (argv.subdomain !== undefined) spec.subdomain = argv.subdomain
+    if (argv.hostname !== undefined) spec.hostname = argv.hostname
+    if (argv['basic-auth'] !== undefined) spec.basicAuth = argv['basic-auth']
+    if (argv['allow-ip'] !== undefined) spec.allowIp = argv['allow-ip'].map(String)
+    if (argv['deny-ip'] !== undefined) spec.denyIp = argv['deny-ip'].map(String)
+    if (argv['proxy-protocol'] !== undefined) spec.proxyProtocol = argv['proxy-protocol'] as 1 | 2
+    return spec
+  })
+}
+
+/** Flags, then MPORT_* variables, then the config file; also what each reload applies. */
 async function settings (): Promise<Settings> {
-  let file: Record<string, unknown> = {}
-  const where = argv.config ?? ''
-  if (argv.config !== undefined) {
-    file = await loadConfigFile(argv.config)
-    checkKnownKeys(file, CONFIG_KEYS, argv.config)
-  }
-  const str = (flag: string | undefined, envName: string | undefined, key: string): string | undefined => {
-    if (flag !== undefined) return flag
-    if (envName !== undefined && env[envName]) return env[envName]
-    const v = file[key]
-    if (v === undefined || v === null) return undefined
-    if (typeof v !== 'string') throw new UsageError(`"${key}" in ${where} must be a string`)
-    return v
-  }
-  const bool = (flag: boolean | undefined, key: string): boolean | undefined => {
-    if (flag !== undefined) return flag
-    const v = file[key]
-    if (v === undefined || v === null) return undefined
-    if (typeof v !== 'boolean') throw new UsageError(`"${key}" in ${where} must be true or false`)
-    return v
-  }
-  const relay = str(argv.relay, 'MPORT_RELAY', 'relay')
-  let token = str(argv.token, 'MPORT_TOKEN', 'token')
+  const file = await readConfig()
+  const where = `"%s" in ${argv.config ?? ''}`
+  const pick = (flag: string | undefined, envName: string | undefined, fromFile: string | undefined): string | undefined =>
+    flag ?? (envName !== undefined && env[envName] ? env[envName] : undefined) ?? fromFile
+  const relay = pick(argv.relay, 'MPORT_RELAY', file.relay)
+  let token = pick(argv.token, 'MPORT_TOKEN', file.token?.reveal())
   if (relay === undefined || relay === '') throw new UsageError('no relay given: use --relay host[:port] or MPORT_RELAY')
-  const relaySource = argv.relay !== undefined ? `--relay ${JSON.stringify(relay)}` : env.MPORT_RELAY ? `MPORT_RELAY ${JSON.stringify(relay)}` : `"relay" in ${where}`
+  const relaySource = argv.relay !== undefined ? `--relay ${JSON.stringify(relay)}` : env.MPORT_RELAY ? `MPORT_RELAY ${JSON.stringify(relay)}` : where.replace('%s', 'relay')
   checked(relaySource, () => relayAddress(relay))
   // No token given: the tunnel token a `mport-connect login` stored for this relay.
   let login: LoginForRelay | undefined
@@ -143,40 +166,13 @@ async function settings (): Promise<Settings> {
     token = login?.tunnel.token
   }
   if (token === undefined || token === '') throw new UsageError(`no token given: use --token (printed by mport-relay) or MPORT_TOKEN, or log in first with mport-connect login --api <relay API URL> --user <name> (no stored login for ${relayAddress(relay)})`)
-  let words: unknown[]
-  if (argv.tunnels !== undefined && argv.tunnels.length > 0) words = argv.tunnels
-  else if (file.tunnels === undefined || file.tunnels === null) words = []
-  else if (Array.isArray(file.tunnels)) words = file.tunnels
-  else if (typeof file.tunnels === 'string' || typeof file.tunnels === 'number') words = [file.tunnels]
-  else throw new UsageError(`"tunnels" in ${where} must be a list like [5555, "web=8080"]`)
-  if (words.length === 0) throw new UsageError('no tunnel given: name at least one local port, e.g. mport-connect 5555')
   const fromArgs = argv.tunnels !== undefined && argv.tunnels.length > 0
-  // A leading "http", "tls" or "tcp" sets the kind of every tunnel that follows.
-  let kind: TunnelSpec['kind']
-  if (words.length > 0 && ['http', 'tls', 'tcp'].includes(String(words[0]))) kind = String(words.shift()) as TunnelSpec['kind']
-  if (words.length === 0) throw new UsageError(`no tunnel given after "${kind}": name a local port, e.g. mport-connect ${kind} 3000`)
-  const web = kind === 'http' || kind === 'tls'
-  if (!web && (argv.subdomain !== undefined || argv.hostname !== undefined)) throw new UsageError('--subdomain and --hostname need an http or tls tunnel: mport-connect http 3000 --subdomain myapp')
-  if (kind !== 'http' && argv['basic-auth'] !== undefined) throw new UsageError('--basic-auth needs an http tunnel: mport-connect http 3000 --basic-auth user:pass')
-  if (words.length > 1 && (argv.subdomain !== undefined || argv.hostname !== undefined)) throw new UsageError('--subdomain/--hostname name one tunnel: give one local port with them')
-  const tunnels = words.map(w => {
-    if (typeof w !== 'string' && typeof w !== 'number') throw new UsageError(`tunnel ${JSON.stringify(w)} in ${where} must be a port or a spec like "web=8080"`)
-    const spec: TunnelSpec = checked(fromArgs ? `argument ${JSON.stringify(String(w))}` : `tunnel ${JSON.stringify(w)} in ${where}`, () => ({ ...parseTunnelSpec(String(w)) }))
-    if (kind !== undefined) spec.kind = kind
-    if (web && spec.remotePort !== 0) throw new UsageError(`${kind} tunnels use the relay's shared ports: drop ":${spec.remotePort}" from "${w}"`)
-    if (argv.subdomain !== undefined) spec.subdomain = argv.subdomain
-    if (argv.hostname !== undefined) spec.hostname = argv.hostname
-    if (argv['basic-auth'] !== undefined) spec.basicAuth = checked('--basic-auth', () => parseBasicAuthValue(argv['basic-auth']!)) && argv['basic-auth']
-    if (argv['allow-ip'] !== undefined) spec.allowIp = argv['allow-ip'].map(String)
-    if (argv['deny-ip'] !== undefined) spec.denyIp = argv['deny-ip'].map(String)
-    if (argv['proxy-protocol'] !== undefined) spec.proxyProtocol = argv['proxy-protocol'] as 1 | 2
-    return spec
-  })
-  // Check the filters here, so a typo is a usage error rather than a refused tunnel.
-  checked('--allow-ip/--deny-ip', () => new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] }))
-  const fp = str(argv.fingerprint, 'MPORT_FINGERPRINT', 'fingerprint')
-  const fpSource = argv.fingerprint !== undefined ? '--fingerprint' : env.MPORT_FINGERPRINT ? 'MPORT_FINGERPRINT' : `"fingerprint" in ${where}`
-  const ca = str(argv.ca, undefined, 'ca')
+  const listed = fromArgs ? tunnelsFromArgs(argv.tunnels!.map(String)) : file.tunnels ?? []
+  if (listed.length === 0) throw new UsageError('no tunnel given: name at least one local port, e.g. mport-connect 5555')
+  const tunnels = withTunnelFlags(listed)
+  const fp = pick(argv.fingerprint, 'MPORT_FINGERPRINT', file.fingerprint)
+  const fpSource = argv.fingerprint !== undefined ? '--fingerprint' : env.MPORT_FINGERPRINT ? 'MPORT_FINGERPRINT' : where.replace('%s', 'fingerprint')
+  const ca = argv.ca ?? file.ca
   let caPem: string | undefined
   if (ca !== undefined) {
     try {
@@ -192,10 +188,10 @@ async function settings (): Promise<Settings> {
     tunnels,
     ...(fp !== undefined ? { fingerprint: checked(fpSource, () => parseFingerprint(fp)) } : {}),
     ...(caPem !== undefined ? { ca: caPem } : {}),
-    insecure: bool(argv.insecure, 'insecure') === true,
-    json: bool(argv.json, 'json') === true,
-    reconnect: bool(argv.reconnect, 'reconnect') !== false,
-    retry: bool(argv.retry, 'retry'),
+    insecure: (argv.insecure ?? file.insecure) === true,
+    json: (argv.json ?? file.json) === true,
+    reconnect: (argv.reconnect ?? file.reconnect) !== false,
+    retry: argv.retry ?? file.retry,
   }
 }
 
@@ -219,6 +215,7 @@ async function main (): Promise<void> {
     const l = s.login
     out.event('login', `using the login of ${l.user} at ${l.api} (tunnel token "${l.tunnel.name}" for ${l.tunnel.relay}, from ${l.file})`, { api: l.api, user: l.user, relay: l.tunnel.relay, tokenId: l.tunnel.id, tokenName: l.tunnel.name, credentials: l.file })
   }
+  let leaseFile = argv['lease-file'] ? LeaseFile.for(s.relay, s.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) }) : undefined
   if (s.insecure) out.event('warning', 'WARNING: --insecure: the relay certificate is NOT verified; anyone on the path can read and change this tunnel. Use --fingerprint instead.', { insecure: true })
   const client = new Client({
     relay: s.relay,
@@ -231,7 +228,7 @@ async function main (): Promise<void> {
     reconnect: s.reconnect,
     retryInitial: s.retry === true,
     ...(s.retry === false ? { tunnelRetry: false as const } : {}),
-    ...(argv['lease-file'] ? { leaseStore: LeaseFile.for(s.relay, s.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) }) } : {}),
+    ...(leaseFile !== undefined ? { leaseStore: leaseFile } : {}),
     onFreshRead: gc.onFreshRead,
   })
   let started = false
@@ -299,6 +296,47 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+
+  /**
+   * SIGHUP: the config checked whole again, then its tunnels applied by name (Client.setTunnels);
+   * a file that fails the check changes nothing. Settings of the connection itself need a restart.
+   */
+  const reload = async (): Promise<void> => {
+    if (argv.config === undefined) {
+      out.event('reload-rejected', 'reload: started without --config, nothing to re-read', { reason: 'no config file' })
+      return
+    }
+    let next: Settings
+    try {
+      next = await settings()
+    } catch (err) {
+      const reason = err instanceof UsageError ? err.message : oneLine(err)
+      out.event('reload-rejected', `reload: ${argv.config} rejected, the running tunnels stay: ${reason}`, { file: argv.config, reason })
+      return
+    }
+    const restart = [
+      next.relay !== s.relay && 'relay',
+      !next.token.equals(s.token) && 'token',
+      next.fingerprint !== s.fingerprint && 'fingerprint',
+      next.ca !== s.ca && 'ca',
+      ...(['insecure', 'json', 'reconnect', 'retry'] as const).map(k => next[k] !== s[k] && k),
+    ].filter((k): k is string => k !== false)
+    if (restart.length > 0) out.event('warning', `reload: ${restart.join(', ')} changed: that needs a restart; the running connection keeps the old value`, { restartNeeded: restart })
+    // The lease file follows the tunnel list, so a restart with this file finds the lease.
+    const nextLease = leaseFile === undefined ? undefined : LeaseFile.for(s.relay, next.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) })
+    const moved = nextLease !== undefined && nextLease.path !== leaseFile?.path
+    const changes = client.setTunnels(next.tunnels, moved ? { leaseStore: nextLease } : {})
+    if (moved) leaseFile = nextLease
+    s.tunnels = next.tunnels
+    const words = [...changes.added.map(n => `+${n}`), ...changes.removed.map(n => `-${n}`), ...changes.changed.map(n => `~${n}`)]
+    out.event('reload', `reload: ${words.length > 0 ? words.join(' ') : 'no change'}`, { file: argv.config, ...changes, restartNeeded: restart })
+  }
+  // One reload at a time, in the order of the signals.
+  let reloads = Promise.resolve()
+  process.on('SIGHUP', () => {
+    reloads = reloads.then(() => stopping ? undefined : reload())
+      .catch((err: unknown) => out.event('reload-rejected', `reload: failed, the running tunnels stay: ${oneLine(err)}`, { reason: oneLine(err) }))
+  })
 
   try {
     await client.start()

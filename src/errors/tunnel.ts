@@ -161,6 +161,28 @@ export class QuotaExceededError extends TunnelError {
   }
 }
 
+/**
+ * Client side: the proxy between the client and the relay refused its credentials (HTTP 407, a
+ * SOCKS5 username/password failure) or asks for credentials none were given for. The message
+ * names the proxy without its credentials. The client does not retry.
+ */
+export class ProxyAuthFailedError extends TunnelError {
+  constructor (readonly proxy: string, reason: string) {
+    super('MPORT_ERR_PROXY_AUTH_FAILED', `proxy ${proxy} refused the credentials: ${reason}`)
+  }
+}
+
+/**
+ * Client side: the proxy between the client and the relay would not connect to it: an HTTP
+ * status other than 200 to CONNECT (`status`), or a SOCKS5 reply code (`reply`: 2 not allowed
+ * by its rules, 5 refused, …). Retried like an unreachable relay; `auto` tries the next transport.
+ */
+export class ProxyRefusedError extends TunnelError {
+  constructor (readonly proxy: string, readonly target: string, reason: string, readonly detail: { status?: number, reply?: number } = {}) {
+    super('MPORT_ERR_PROXY_REFUSED', `proxy ${proxy} would not connect to ${target}: ${reason}`)
+  }
+}
+
 /** Rebuilds the typed error for a code received in a control-protocol error reply. */
 export function errorFromWire (code: string, message: string): MportError {
   const known = (ErrorCodes as readonly string[]).includes(code) ? code as ErrorCode : 'MPORT_ERR_INVALID_MESSAGE'

@@ -7,6 +7,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import tls from 'node:tls'
 import {
   CertificateMismatchError, CertificateUntrustedError, HandshakeTimeoutError, InvalidConfigError, RelayUnreachableError,
@@ -197,6 +198,11 @@ export interface ConnectTlsOptions {
    * `TlsConnection.input`, not 'data' events. Saves an allocation and a stream push per record.
    */
   reuseReadBuffer?: boolean
+  /**
+   * Run TLS over this already open byte stream (a WebSocket, a proxy tunnel) instead of a new
+   * TCP connection to `host:port`, which then only names the relay (SNI, known relays, errors).
+   */
+  socket?: Duplex
 }
 
 /** A verified connection to a relay, as {@link connectTls} resolves it. */
@@ -222,7 +228,8 @@ export async function connectTls (opts: ConnectTlsOptions): Promise<TlsConnectio
   const timeout = opts.timeout ?? DEFAULT_CONNECT_TIMEOUT
   if (!Number.isFinite(timeout) || timeout <= 0) throw new InvalidConfigError('timeout', 'must be a positive number of milliseconds')
 
-  const reader = opts.reuseReadBuffer === true ? new ReusedReadBuffer() : undefined
+  // A reused read buffer needs a socket handle of its own, which a stream given in `socket` has not.
+  const reader = opts.reuseReadBuffer === true && opts.socket === undefined ? new ReusedReadBuffer() : undefined
   const socket = await handshake(opts, address, timeout, reader)
   // Guard errors while verification awaits the known-relays file; remembered to fail below.
   let lateError: Error | undefined
@@ -257,8 +264,7 @@ function handshake (opts: ConnectTlsOptions, address: string, timeout: number, r
   const extraCa = opts.ca === undefined ? undefined : Array.isArray(opts.ca) ? opts.ca : [opts.ca]
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      host: opts.host,
-      port: opts.port,
+      ...(opts.socket !== undefined ? { socket: opts.socket } : { host: opts.host, port: opts.port }),
       ...(servername !== undefined ? { servername } : {}),
       ...(extraCa !== undefined ? { ca: [...tls.rootCertificates, ...extraCa] } : {}),
       // Verification happens after the handshake, in the order documented on connectTls;

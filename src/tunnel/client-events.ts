@@ -1,6 +1,7 @@
 /** What the client reports: its events, a tunnel's status and a visitor's description. */
 import type { MportError } from '../errors.js'
 import type { StrayFrame } from '../mux/stray.js'
+import type { TransportName } from '../transport/transport-memory.js'
 
 /** Where a tunnel is: see TunnelStatus.state. */
 export type TunnelState = 'opening' | 'online' | 'waiting' | 'refused'
@@ -65,9 +66,10 @@ export interface ClientEvents {
   /**
    * Authenticated: `resumed` when the relay kept the old lease (same public ports), `trust` how
    * the certificate was accepted (a TrustMode), `principal` the name the token belongs to,
+   * `transport` what carries the connection (tls, wss, ws), `proxy` the proxy it goes through,
    * `session` the relay's id of this connection (as its logs name it; absent from older relays).
    */
-  connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string, session?: string }]
+  connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string, transport: TransportName, proxy?: string, session?: string }]
   /** A tunnel is open on the relay (again, after a reconnect); `status.url` is its public address. */
   tunnel: [status: TunnelStatus]
   /** The relay refused a tunnel (`err`, e.g. PortNotAllowedError); the other tunnels are unaffected. */

@@ -10,7 +10,7 @@
  *     "ticket": { "id": "…", "secret": "…" }, "tunnels": { "web": { "port": 20061 } } }
  */
 import { createHash } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { writeAtomicSync } from '../transport/certs.js'
@@ -40,6 +40,8 @@ export interface LeaseStore {
   load (): Promise<StoredLease | undefined>
   /** Replaces what is stored. */
   save (lease: StoredLease): Promise<void>
+  /** Removes what is stored: the client keeps its lease in another store from now on (Client.setTunnels). */
+  discard? (): Promise<void>
 }
 
 /** The default store: nothing survives the process (an embedder opts in to a store). */
@@ -125,6 +127,17 @@ export class LeaseFile implements LeaseStore {
     try {
       mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 })
       writeAtomicSync(this.path, JSON.stringify(doc, null, 2) + '\n', 0o600)
+      return Promise.resolve()
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
+  }
+
+  /** Deletes the file, unless another live process owns it. */
+  discard (): Promise<void> {
+    if (this.#foreign) return Promise.resolve()
+    try {
+      rmSync(this.path, { force: true })
       return Promise.resolve()
     } catch (err) {
       return Promise.reject(err as Error)

@@ -16,6 +16,7 @@ import type { HttpVisitorTap } from './client-tap.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
 import { TunnelRetries, type TunnelRetryOptions } from './client-retries.js'
+import { diffTunnels, type TunnelChanges } from './client-tunnel-set.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { ControlChannel } from './control.js'
 import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
@@ -28,7 +29,7 @@ export interface ClientOptions {
   relay: string
   /** The access token; only its id and an HMAC proof go on the wire, never the token itself. */
   token: string
-  /** The tunnels to open, in order (their ids are 1, 2, …). */
+  /** The tunnels to open, in order (their ids are 1, 2, …; setTunnels changes the list later). */
   tunnels: TunnelSpec[]
   /** Pin the relay's certificate (`sha256:<hex>`, as the relay prints it). */
   fingerprint?: string
@@ -82,8 +83,16 @@ const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPOR
 export class Client extends EventEmitter<ClientEvents> {
   readonly #opts: ClientOptions
   readonly #relay: { host: string, port: number }
-  readonly #tunnels: TunnelStatus[]
+  #tunnels: TunnelStatus[]
   readonly #specs = new Map<number, TunnelSpec>()
+  /** The id the next tunnel added by setTunnels gets: ids are never reused, so a late answer or visitor stream for a closed tunnel finds nothing. */
+  #nextId: number
+  /** Tunnels asked for on this connection and not answered for good yet. */
+  readonly #awaiting = new Set<number>()
+  /** The control channel while the first answers are awaited (before #control is set). */
+  #opening: ControlChannel<RelayMessage> | undefined
+  /** Tunnels removed while no connection was up: closed on the relay (their lease may hold them) on the next one. */
+  readonly #closeOnConnect = new Set<number>()
   readonly #dialer: LocalDialer
   #lease: LeaseTicket | undefined
   #session: Session | undefined
@@ -91,7 +100,7 @@ export class Client extends EventEmitter<ClientEvents> {
   #closing = false
   #running: Promise<void> | undefined
   #sleep: { timer: NodeJS.Timeout, resolve (): void } | undefined
-  readonly #store: LeaseStore
+  #store: LeaseStore
   /** The last public address of each tunnel, by name: asked for again by tunnels that did not ask for a fixed one. */
   #remembered: Record<string, RememberedTunnel> = Object.create(null) as Record<string, RememberedTunnel>
   /** Tunnels whose remembered address was taken: they ask for any address until they have one. */
@@ -103,10 +112,8 @@ export class Client extends EventEmitter<ClientEvents> {
     super()
     this.#opts = options
     this.#relay = parseHostPort(options.relay, DEFAULT_CONTROL_PORT)
-    this.#tunnels = options.tunnels.map((spec, i) => {
-      this.#specs.set(i + 1, spec)
-      return { id: i + 1, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, state: 'opening', online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
-    })
+    this.#nextId = 1
+    this.#tunnels = options.tunnels.map(spec => this.#newStatus(spec))
     this.#store = options.leaseStore ?? memoryOnlyLeaseStore
     this.#retries = new TunnelRetries(options.tunnelRetry === false ? {} : options.tunnelRetry ?? {}, id => {
       const control = this.#control
@@ -128,7 +135,7 @@ export class Client extends EventEmitter<ClientEvents> {
     })
   }
 
-  /** Every tunnel's live status, in the order of `options.tunnels`. */
+  /** Every tunnel's live status, in the order of `options.tunnels` (of the last setTunnels list). */
   get tunnels (): readonly TunnelStatus[] { return this.#tunnels }
   /** True while a connection to the relay is open (from the TLS handshake on, until it drops). */
   get connected (): boolean { return this.#session !== undefined && !this.#session.closed }
@@ -147,6 +154,51 @@ export class Client extends EventEmitter<ClientEvents> {
         if (first) { first = false; reject(err) }
       })
     })
+  }
+
+  /**
+   * Replaces the tunnel list while the client runs, compared by name: new names are opened,
+   * missing ones closed, a tunnel whose spec differs is replaced (closed, then opened; without a
+   * fixed address it asks for the one it had), and the rest are not touched, nor are their
+   * visitor connections. `leaseStore`: where the lease is kept from now on (the one for the new
+   * list); the old store is discarded. Throws InvalidConfigError when two specs share a name.
+   */
+  setTunnels (specs: readonly TunnelSpec[], options: { leaseStore?: LeaseStore } = {}): TunnelChanges {
+    if (this.#closing) throw new SessionClosedError('client closed')
+    const changes = diffTunnels(this.#tunnels.map(t => this.#specs.get(t.id)!), specs)
+    const control = this.#control ?? this.#opening
+    const kept = new Map(this.#tunnels.filter(t => changes.unchanged.includes(t.name)).map(t => [t.name, t]))
+    for (const t of this.#tunnels) {
+      if (kept.has(t.name)) continue
+      this.#specs.delete(t.id)
+      this.#retries.clear(t.id)
+      this.#forget.delete(t.id)
+      this.#awaiting.delete(t.id)
+      if (control !== undefined) control.send({ t: 'close', id: t.id })
+      else this.#closeOnConnect.add(t.id)
+      // A changed tunnel keeps its remembered address; a removed one is forgotten.
+      if (changes.removed.includes(t.name)) delete this.#remembered[t.name]
+    }
+    this.#tunnels = specs.map(spec => kept.get(spec.name) ?? this.#newStatus(spec))
+    if (control !== undefined) for (const t of this.#tunnels) if (!kept.has(t.name)) this.#request(control, t)
+    const store = options.leaseStore
+    if (store === undefined || store === this.#store) this.#saveLease()
+    else {
+      const old = this.#store
+      this.#store = store
+      // Loaded first: a LeaseFile another live client uses is left alone; then the lease moves over.
+      store.load().catch(() => undefined)
+        .then(async () => { this.#saveLease(); await old.discard?.() })
+        .catch((err: Error) => this.emit('warning', err))
+    }
+    return changes
+  }
+
+  /** A new tunnel's status (and its spec, under the next id). */
+  #newStatus (spec: TunnelSpec): TunnelStatus {
+    const id = this.#nextId++
+    this.#specs.set(id, spec)
+    return { id, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, state: 'opening', online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
   }
 
   /** Closes the connection and every proxied connection. */
@@ -284,6 +336,8 @@ export class Client extends EventEmitter<ClientEvents> {
       throw err
     } finally {
       this.#control = undefined
+      this.#opening = undefined
+      this.#awaiting.clear()
       this.#retries.stop(true)
       for (const t of this.#tunnels) {
         t.connections = 0
@@ -295,24 +349,29 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** Asks for every tunnel (its old public address again, after a reconnect or restart) and waits for each answer. */
   async #openTunnels (control: ControlChannel<RelayMessage>, timeout: number): Promise<void> {
+    for (const id of this.#closeOnConnect) control.send({ t: 'close', id })
+    this.#closeOnConnect.clear()
+    this.#opening = control
     for (const t of this.#tunnels) this.#request(control, t)
-    let pending = this.#tunnels.length
-    while (pending > 0) {
-      const msg = await control.recvTimeout(timeout, 'tunnel requests')
-      if (this.#handleControl(msg, control)) pending--
-    }
+    while (this.#awaiting.size > 0) this.#answered(await control.recvTimeout(timeout, 'tunnel requests'), control)
+  }
+
+  /** Applies a relay message; an answer for good ends the wait for that tunnel. */
+  #answered (msg: RelayMessage, control: ControlChannel<RelayMessage>): void {
+    if (this.#handleControl(msg, control) && 'id' in msg) this.#awaiting.delete(msg.id)
   }
 
   /** Sends the open request for a tunnel: its fixed address, else the one it had (this process or a previous one), else any. */
   #request (control: ControlChannel<RelayMessage>, t: TunnelStatus): void {
     const spec = this.#specs.get(t.id)!
     const had = this.#forget.has(t.id) ? undefined : this.#remembered[t.name]
+    this.#awaiting.add(t.id)
     control.send(openRequest(t, spec, had))
   }
 
   async #serveControl (control: ControlChannel<RelayMessage>): Promise<void> {
     try {
-      for (;;) this.#handleControl(await control.recv(), control)
+      for (;;) this.#answered(await control.recv(), control)
     } catch {
       // The relay ended the control stream (it is shutting down) or sent a fatal error: end
       // ours too, so the session can close once the visitor connections finish.

@@ -57,7 +57,16 @@ export interface HttpFrontOptions {
   headersTimeout: number // ms
   /** Told the size of each visitor socket read (each a new Buffer), if given. */
   onFreshRead?: FreshReadMeter | undefined
+  /** Takes the requests it matches (the client WebSocket transport's endpoint) before any tunnel is routed. */
+  upgrade?: UpgradeRoute | undefined
   onWarning (err: Error): void
+}
+
+/** A route on the shared ports ahead of the tunnels, by request (relay-websocket.ts). */
+export interface UpgradeRoute {
+  matches (head: RequestHead): boolean
+  /** Takes over the connection: `io` carries it (plain or TLS-terminated), `rest` is what followed the head. */
+  accept (io: Duplex, socket: net.Socket, head: RequestHead, rest: Buffer): void
 }
 
 export class HttpFront {
@@ -134,6 +143,7 @@ export class HttpFront {
       if (parsed === undefined) return
       cleanup()
       visitorIo.pause()
+      if (this.#opts.upgrade?.matches(parsed.head) === true) return this.#opts.upgrade.accept(visitorIo, socket, parsed.head, parsed.rest)
       this.#route(parsed.head, visitor, proto).then(decision => {
         if ('status' in decision) return refuse(decision.status, parsed.head, decision.detail)
         this.#forwardHttp(visitorIo, socket, Buffer.concat(received), decision.target, visitor, proto, parsed.head)

@@ -18,6 +18,7 @@ import { tunnelInfo, type RelayEvents, type TunnelInfo } from './relay-events.js
 import { LeaseTable } from './relay-leases.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
 import { TunnelRegistry } from './relay-tunnels.js'
+import { RelayWebSocketRoute } from './relay-websocket.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
 
 /** A live tunnel as `Relay.tunnels` lists it. */
@@ -170,6 +171,14 @@ export class Relay extends EventEmitter<RelayEvents> {
         domain: o.domain,
         lookup: route => this.#tunnels.lookup(route),
         secureContext: o.httpsCert !== undefined && o.httpsKey !== undefined ? tls.createSecureContext({ cert: o.httpsCert, key: o.httpsKey }) : undefined,
+        // The WebSocket transport's endpoint: clients that can reach only these ports.
+        upgrade: new RelayWebSocketRoute({
+          cert: o.cert,
+          key: o.key,
+          handshakeTimeout: o.handshakeTimeout,
+          accept: socket => this.#clients.accept(socket),
+          onClientError: (err, remoteAddress) => this.emit('handshake-failed', remoteAddress ?? 'unknown', err),
+        }),
         headersTimeout: o.headersTimeout,
         onFreshRead: o.onFreshRead,
         onWarning: err => this.emit('warning', err),

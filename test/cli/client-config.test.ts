@@ -5,7 +5,8 @@
  * message: unknown keys with a suggestion, wrong types and conflicts naming the key and the tunnel.
  */
 import t, { type Test } from 'tap'
-import { validateClientConfig, type SecretSources } from '../../packages/mport-connect/src/config/client-config.js'
+import { validateClientConfig } from '../../packages/mport-connect/src/config/client-config.js'
+import type { SecretSources } from '../../packages/mport-connect/src/config/tunnel-entries.js'
 import { InvalidConfigError } from '../../src/errors.js'
 
 const FILE = 'client.yaml'
