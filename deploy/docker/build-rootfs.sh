@@ -44,7 +44,7 @@ npm ci --omit=dev --ignore-scripts --workspace mport-relay
 rm -rf packages/mport-connect node_modules/mport-connect
 # What no running relay reads (about 20 MB): type declarations, source maps, TypeScript
 # sources, the test folders some dependencies ship, and libsql's binary for the other libc.
-find node_modules/ -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.ts' \) -delete
+find node_modules/ -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.ts' -o -name '*.test.js' \) -delete
 find node_modules/ -type d \( -name test -o -name tests -o -name __tests__ \) -prune -exec rm -rf {} +
 if ldd --version 2>&1 | grep -qi musl; then rm -rf node_modules/@libsql/*-gnu; else rm -rf node_modules/@libsql/*-musl; fi
 

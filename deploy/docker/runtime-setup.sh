@@ -9,8 +9,8 @@ root=${1:-/}
 uid=10001
 gid=10001
 # --prefix (shadow-utils 4.8+) edits ROOT's passwd/group instead of this machine's.
-groupadd --prefix "$root" --system --gid "$gid" mport
-useradd --prefix "$root" --system --uid "$uid" --gid "$gid" --no-create-home --home-dir /data --shell /usr/sbin/nologin mport
+groupadd --prefix "$root" --gid "$gid" mport
+useradd --prefix "$root" --uid "$uid" --gid "$gid" --no-create-home --home-dir /data --shell /usr/sbin/nologin mport
 mkdir -p "$root/data"
 chown "$uid:$gid" "$root/data"
 chmod 0700 "$root/data"
