@@ -101,6 +101,8 @@ const sampleArgs: Record<string, unknown[]> = {
   LocalUnreachableError: ['localhost:3000', 'ECONNREFUSED'],
   NameTakenError: ['shop.example.com'],
   QuotaExceededError: ['maxTunnels', 3, 'your plan allows 3 tunnels'],
+  ProxyAuthFailedError: ['http://user:***@127.0.0.1:3128', 'HTTP 407 Proxy Authentication Required'],
+  ProxyRefusedError: ['socks5://127.0.0.1:1080', '127.0.0.1:7835', 'SOCKS5 reply 2 (connection not allowed by ruleset)', { reply: 2 }],
   // http
   BadRequestError: ['the request has no Host header'],
   HeadersTooLargeError: [32_768, 'request head'],
