@@ -162,9 +162,10 @@ async function main (): Promise<void> {
     `  token:       ${tokenLine}`,
     ...(relay.httpAddress !== undefined || relay.httpsAddress !== undefined ? [`  web:         ${settings.domain} on ${[relay.httpAddress !== undefined ? `HTTP ${relay.httpAddress.port}` : '', relay.httpsAddress !== undefined ? `HTTPS ${relay.httpsAddress.port}` : ''].filter(Boolean).join(', ')}`] : []),
     ...(service.apiAddress !== undefined ? [`  api:         http://${service.apiAddress.address}:${service.apiAddress.port}/docs`] : []),
+    ...(service.opsAddress !== undefined ? [`  ops:         http://${service.opsAddress.address}:${service.opsAddress.port}/metrics (and /healthz, /readyz)`] : []),
     '  connect a local port with:',
     `    ${connectCmd}`,
-  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd, ...(relay.httpAddress !== undefined ? { httpPort: relay.httpAddress.port } : {}), ...(relay.httpsAddress !== undefined ? { httpsPort: relay.httpsAddress.port } : {}) })
+  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd, ...(relay.httpAddress !== undefined ? { httpPort: relay.httpAddress.port } : {}), ...(relay.httpsAddress !== undefined ? { httpsPort: relay.httpsAddress.port } : {}), ...(service.opsAddress !== undefined ? { opsHost: service.opsAddress.address, opsPort: service.opsAddress.port } : {}) })
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -190,6 +191,7 @@ main().catch(err => {
     { flag: '--http-port', port: settings['http-port'], hostFlag: '--bind-host', host: settings['bind-host'] },
     { flag: '--https-port', port: settings['https-port'], hostFlag: '--bind-host', host: settings['bind-host'] },
     { flag: '--api-port', port: settings['api-port'], hostFlag: '--api-host', host: settings['api-host'] },
+    { flag: '--ops-port', port: settings['ops-port'], hostFlag: '--ops-host', host: settings['ops-host'] },
   ])
   out.error(listenLine !== undefined ? new Error(listenLine) : err, 'mport-relay')
   process.exit(ExitCode.Failure)
