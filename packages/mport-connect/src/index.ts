@@ -1,7 +1,8 @@
 /**
  * mport-connect: the client's command line beyond the tunnel itself: `login`, `logout` and
  * `tokens` against a relay's REST API, with the credentials file they keep, `forget` for
- * the store of trusted relay certificates, and the check of the client's config file.
+ * the store of trusted relay certificates, the check of the client's config file, and the
+ * inspector of http tunnels' traffic (recorder, local web UI and JSON API, replay).
  *
  * @packageDocumentation
  */
@@ -9,3 +10,10 @@ export { connectAccount, credentialsPath, readCredentials, normalizeApi, loginFo
 export { forgetRelay, type ForgetResult } from './forget.js'
 export { validateClientConfig, CLIENT_CONFIG_KEYS, type ClientFileConfig } from './config/client-config.js'
 export { parseTunnelList, parseTunnelObject, TUNNEL_KEYS, type SecretSources } from './config/tunnel-entries.js'
+export { Inspector, INSPECTOR_DEFAULTS, type InspectorOptions, type InspectorEvents } from './inspect/inspector.js'
+export { InspectServer, type InspectServerOptions, type InspectedTunnel } from './inspect/inspect-server.js'
+export { inspectedTunnels } from './inspect/inspected-tunnels.js'
+export { CappedBody, type Exchange, type ExchangeState, type ExchangeTimes, type RecordedMessage, type RecordedRequest, type RecordedResponse, type WebSocketSummary } from './inspect/exchange.js'
+export type { FrameSummary } from './inspect/websocket-frames.js'
+export { summarize, type ExchangeSummary, type ExchangeDetail, type BodyJson, type MessageJson, type ExchangeFilter } from './inspect/exchange-json.js'
+export type { ReplayEdits } from './inspect/replay.js'
