@@ -8,10 +8,11 @@ import { EventEmitter } from 'node:events'
 import { errorFromWire, InvalidMessageError, MportError, SessionClosedError } from '../errors.js'
 import type { MuxConfig } from '../mux/config.js'
 import { Session } from '../mux/session.js'
-import { connectTls } from '../transport/tls.js'
+import { TransportMemory } from '../transport/transport-memory.js'
 import type { KnownRelays } from '../transport/known-relays.js'
 import { LocalDialer } from './client-dialer.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
+import { dialRelay, relayDialOptions, type ClientTransportOptions } from './client-transport.js'
 import type { HttpVisitorTap } from './client-tap.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
@@ -24,7 +25,7 @@ import type { FreshReadMeter } from './proxy.js'
 import { parseHostPort, type TunnelSpec } from './spec.js'
 
 /** What a Client is given: the relay, the token, the tunnels, how to trust the relay, and how to retry. */
-export interface ClientOptions {
+export interface ClientOptions extends ClientTransportOptions {
   /** Relay address, `host[:port]` (default port 7835). */
   relay: string
   /** The access token; only its id and an HMAC proof go on the wire, never the token itself. */
@@ -77,7 +78,7 @@ const MIN_BACKOFF = 50 // ms
 const ADDRESS_HELD = new Set(['MPORT_ERR_PORT_IN_USE', 'MPORT_ERR_NAME_TAKEN', 'MPORT_ERR_RESERVATION_TAKEN'])
 
 /** Errors after which retrying cannot help. */
-const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPORT_ERR_CERT_UNTRUSTED', 'MPORT_ERR_VERSION_MISMATCH', 'MPORT_ERR_INVALID_CONFIG'])
+const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_PROXY_AUTH_FAILED', 'MPORT_ERR_CERT_MISMATCH', 'MPORT_ERR_CERT_UNTRUSTED', 'MPORT_ERR_VERSION_MISMATCH', 'MPORT_ERR_INVALID_CONFIG'])
 
 /** The private side of mport: exposes local services through a relay, over one TLS connection it keeps up. */
 export class Client extends EventEmitter<ClientEvents> {
@@ -107,6 +108,8 @@ export class Client extends EventEmitter<ClientEvents> {
   readonly #forget = new Set<number>()
   /** Refused tunnels waiting for their address. */
   readonly #retries: TunnelRetries
+  /** What `auto` found working, when no transportMemory was given: kept for this Client's reconnects. */
+  readonly #transports = new TransportMemory(undefined)
 
   constructor (options: ClientOptions) {
     super()
@@ -299,17 +302,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
   async #connectOnce (onUp: () => void): Promise<Error> {
     const timeout = this.#opts.handshakeTimeout ?? 10_000
-    const { socket, input, fingerprint, trust } = await connectTls({
-      host: this.#relay.host,
-      port: this.#relay.port,
-      timeout,
-      ...(this.#opts.servername !== undefined ? { servername: this.#opts.servername } : {}),
-      ...(this.#opts.ca !== undefined ? { ca: this.#opts.ca } : {}),
-      ...(this.#opts.fingerprint !== undefined ? { fingerprint: this.#opts.fingerprint } : {}),
-      ...(this.#opts.insecure === true ? { insecure: true } : {}),
-      ...(this.#opts.knownRelays !== undefined ? { knownRelays: this.#opts.knownRelays } : {}),
-      reuseReadBuffer: true,
-    })
+    const { socket, input, fingerprint, trust, transport, proxy } = await dialRelay(relayDialOptions(this.#opts, this.#relay, timeout, this.#transports))
     const session = new Session(socket, {
       client: true, keepAliveInterval: 5_000, keepAliveTimeout: 10_000, ...this.#opts.mux, ...(input !== undefined ? { input } : {}),
     })
@@ -322,7 +315,7 @@ export class Client extends EventEmitter<ClientEvents> {
       const { control, welcome } = await handshakeRelay(session, socket, { token: this.#opts.token, lease: this.#lease, timeout })
       this.#lease = welcome.lease
       this.#saveLease()
-      this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal, ...(welcome.session !== undefined ? { session: welcome.session } : {}) })
+      this.emit('connected', { resumed: welcome.resumed, trust, fingerprint, principal: welcome.principal, ...(welcome.session !== undefined ? { session: welcome.session } : {}), transport, ...(proxy !== undefined ? { proxy } : {}) })
       await this.#openTunnels(control, timeout)
       this.#control = control
       this.#retries.schedule()
