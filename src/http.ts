@@ -10,3 +10,4 @@ export { randomName, validateSubdomain, validateHostname, routeHost, type Route 
 export { HttpRequestStream, type HttpRequestStreamOptions } from './http/request-stream.js'
 export { RequestHeadParser, parseRequestHead, rewriteHead, type RequestHead } from './http/request-head.js'
 export { ClientHelloParser, parseClientHello } from './http/sni.js'
+export { ACME_CHALLENGE_PATH, acmeChallengeToken, acmeChallengeResponse, chainCertificates, type CertificateSource, type AcmeChallengeResponder } from './http/certificates.js'

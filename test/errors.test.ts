@@ -109,6 +109,10 @@ const sampleArgs: Record<string, unknown[]> = {
   InvalidClientHelloError: ['truncated record'],
   InvalidHostnameError: ['-shop', 'a label cannot start with "-"'],
   ReservedNameError: ['www'],
+  AcmeNameRefusedError: ['stranger.example'],
+  AcmeRateLimitedError: ['app.example.org', '10 orders in the last hour'],
+  AcmeOrderFailedError: ['app.example.org', 'challenge not validated'],
+  AcmeDnsHookError: ['./hook add exited with 1'],
   // store
   DatabaseError: ['cannot open the database'],
   SchemaTooNewError: [9, 3],

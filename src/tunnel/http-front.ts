@@ -12,6 +12,7 @@ import tls from 'node:tls'
 import { Duplex, type Transform } from 'node:stream'
 import type { IpFilter } from '../access/cidr.js'
 import type { BasicAuthChecker } from '../access/basic-auth.js'
+import { acmeChallengeResponse, acmeChallengeToken, type AcmeChallengeResponder, type CertificateSource } from '../http/certificates.js'
 import { routeHost, type Route } from '../http/names.js'
 import { errorResponse, type ErrorStatus } from '../http/pages.js'
 import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
@@ -53,6 +54,10 @@ export interface HttpFrontOptions {
   lookup (route: Route): FrontTarget | undefined
   /** Certificate for terminating TLS of http tunnels; without it the HTTPS port only passes `tls` tunnels through. */
   secureContext: tls.SecureContext | undefined
+  /** Asked first, on every handshake the relay terminates, for a certificate by SNI; `secureContext` is the fallback. */
+  certificates?: CertificateSource | undefined
+  /** Answers `/.well-known/acme-challenge/<token>` on the HTTP port before any tunnel is looked up. */
+  acmeChallenges?: AcmeChallengeResponder | undefined
   /** A visitor must send its first request head (or ClientHello) within this time. */
   headersTimeout: number // ms
   /** Told the size of each visitor socket read (each a new Buffer), if given. */
@@ -142,6 +147,12 @@ export class HttpFront {
       }
       if (parsed === undefined) return
       cleanup()
+      const keyAuthorization = proto === 'http' ? this.#acmeChallenge(parsed.head) : undefined
+      if (keyAuthorization !== undefined) {
+        visitorIo.end(acmeChallengeResponse(keyAuthorization))
+        setTimeout(() => socket.destroy(), 2000).unref()
+        return
+      }
       visitorIo.pause()
       if (this.#opts.upgrade?.matches(parsed.head) === true) return this.#opts.upgrade.accept(visitorIo, socket, parsed.head, parsed.rest)
       this.#route(parsed.head, visitor, proto).then(decision => {
@@ -151,6 +162,13 @@ export class HttpFront {
     }
     visitorIo.on('data', onData)
     visitorIo.on('end', onEnd)
+  }
+
+  /** The key authorization when the request fetches a pending ACME HTTP-01 challenge. */
+  #acmeChallenge (head: RequestHead): string | undefined {
+    if (this.#opts.acmeChallenges === undefined || (head.method !== 'GET' && head.method !== 'HEAD')) return undefined
+    const token = acmeChallengeToken(head.target)
+    return token === undefined ? undefined : this.#opts.acmeChallenges.response(token)
   }
 
   async #route (head: RequestHead, visitor: Visitor, _proto: string): Promise<{ target: FrontTarget } | { status: ErrorStatus, detail?: string }> {
@@ -242,10 +260,13 @@ export class HttpFront {
       const target = name === undefined ? undefined : this.#opts.lookup(routeHost(name, this.#opts.domain))
       if (target?.kind === 'tls') return this.#passThrough(socket, hello.buffered, target, visitor)
       // http tunnels, and pages for unknown names, need our certificate.
-      if (this.#opts.secureContext === undefined) return fail(new HttpError('MPORT_ERR_BAD_REQUEST', `no tls tunnel named ${name ?? '(no SNI)'}`))
-      const plain = new tls.TLSSocket(new Replay(socket, hello.buffered), { isServer: true, secureContext: this.#opts.secureContext, ALPNProtocols: ['http/1.1'] })
-      plain.on('error', () => socket.destroy())
-      this.#serveHttp(plain, socket, 'https')
+      this.#secureContextFor(name).then(secureContext => {
+        if (socket.destroyed) return
+        if (secureContext === undefined) return fail(new HttpError('MPORT_ERR_BAD_REQUEST', `no tls tunnel named ${name ?? '(no SNI)'}`))
+        const plain = new tls.TLSSocket(new Replay(socket, hello.buffered), { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] })
+        plain.on('error', () => socket.destroy())
+        this.#serveHttp(plain, socket, 'https')
+      }, fail)
     }
     const fail = (err: Error): void => {
       clearTimeout(timer)
@@ -253,6 +274,20 @@ export class HttpFront {
       abort(socket)
     }
     socket.on('data', onData)
+  }
+
+  /** The certificate for a name: the source's, else the wildcard fallback (a failing source is reported, not fatal). */
+  async #secureContextFor (name: string | undefined): Promise<tls.SecureContext | undefined> {
+    const source = this.#opts.certificates
+    if (name !== undefined && source !== undefined) {
+      try {
+        const ctx = await source.contextFor(name)
+        if (ctx !== undefined) return ctx
+      } catch (err) {
+        this.#opts.onWarning(err as Error)
+      }
+    }
+    return this.#opts.secureContext
   }
 
   #passThrough (socket: net.Socket, hello: Buffer, target: FrontTarget, visitor: Visitor): void {

@@ -1,4 +1,5 @@
 /** The relay's options, and the defaults that fill them in. */
+import type { AcmeChallengeResponder, CertificateSource } from '../http/certificates.js'
 import type { MuxConfig } from '../mux/config.js'
 import type { RelayPolicy } from './accounts.js'
 import type { Authenticator } from './auth.js'
@@ -45,6 +46,13 @@ export interface RelayOptions {
   httpsCert?: string | Buffer
   /** PEM private key of `httpsCert`. */
   httpsKey?: string | Buffer
+  /**
+   * Certificates by SNI for http tunnels on the HTTPS port (ACME in mport-relay), asked on every
+   * handshake before `httpsCert`; custom hostnames it has nothing for get a self-signed one.
+   */
+  certificates?: CertificateSource
+  /** Answers ACME HTTP-01 challenges on the shared HTTP port. */
+  acmeChallenges?: AcmeChallengeResponder
   /** A visitor must send its request head or ClientHello within this time (default 10 s). */
   headersTimeout?: number // ms
   /** Per-user limits and usage accounting (the store's, in production); none: unlimited. */
@@ -61,8 +69,8 @@ export interface RelayOptions {
 
 /** RelayOptions with the defaults filled in. */
 export type ResolvedRelayOptions =
-  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'onFreshRead'>> &
-  Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute'> &
+  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'onFreshRead' | 'certificates' | 'acmeChallenges'>> &
+  Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'certificates' | 'acmeChallenges'> &
   { mux: Partial<MuxConfig>, publicHost: string, onFreshRead: FreshReadMeter | undefined }
 
 export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOptions {
@@ -86,6 +94,8 @@ export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOption
     httpsPort: options.httpsPort,
     httpsCert: options.httpsCert,
     httpsKey: options.httpsKey,
+    certificates: options.certificates,
+    acmeChallenges: options.acmeChallenges,
     cert: options.cert,
     key: options.key,
     authenticator: options.authenticator,

@@ -8,6 +8,8 @@ import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import tls from 'node:tls'
 import { SessionClosedError } from '../errors.js'
+import { chainCertificates } from '../http/certificates.js'
+import { routeHost } from '../http/names.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
 import { Accounts } from './accounts.js'
 import { FailureLimiter } from './auth.js'
@@ -19,6 +21,7 @@ import { LeaseTable } from './relay-leases.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
 import { TunnelRegistry } from './relay-tunnels.js'
 import { RelayWebSocketRoute } from './relay-websocket.js'
+import { SelfSignedNames } from './self-signed-names.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
 
 /** A live tunnel as `Relay.tunnels` lists it. */
@@ -141,6 +144,14 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.#accounting.disconnect(principalId, tokenId)
   }
 
+  /**
+   * True when an http tunnel holds `name` (a subdomain or custom hostname) on the shared ports,
+   * so the relay terminates its TLS; also while its lease waits for the client to come back.
+   */
+  terminatesName (name: string): boolean {
+    return this.#tunnels.lookup(routeHost(name, this.#opts.domain))?.kind === 'http'
+  }
+
   /** Number of connected clients. */
   get clientCount (): number {
     return this.#clients.sessionCount
@@ -171,6 +182,9 @@ export class Relay extends EventEmitter<RelayEvents> {
         domain: o.domain,
         lookup: route => this.#tunnels.lookup(route),
         secureContext: o.httpsCert !== undefined && o.httpsKey !== undefined ? tls.createSecureContext({ cert: o.httpsCert, key: o.httpsKey }) : undefined,
+        // A custom hostname never matches the wildcard: without a certificate from `certificates`, a self-signed one for its exact name.
+        certificates: chainCertificates(o.certificates, new SelfSignedNames(name => routeHost(name, o.domain).kind === 'hostname' && this.terminatesName(name))),
+        acmeChallenges: o.acmeChallenges,
         // The WebSocket transport's endpoint: clients that can reach only these ports.
         upgrade: new RelayWebSocketRoute({
           cert: o.cert,

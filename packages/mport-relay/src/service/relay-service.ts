@@ -5,11 +5,14 @@
  * its own listener. Closing it drains the relay, then flushes usage and closes the store.
  */
 import { isIPv6, type AddressInfo } from 'node:net'
-import type { createApi } from '../api/index.js'
+import type { ApiOptions, createApi } from '../api/index.js'
+import { AcmeCertificates, type AcmeCertificatesOptions } from '../acme/index.js'
 import { RelayOps, type RelayOpsOptions } from '../ops/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
-import { AnyAuthenticator, StaticTokens, tokenId } from 'mport/relay'
+import { AnyAuthenticator } from 'mport/relay'
+import { RelayTokens, type NamedToken } from './relay-tokens.js'
+import { reloader, type RelayReload, type RelayReloadResult } from './relay-reload.js'
 import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
 import type { PlanLimits } from 'mport/relay'
@@ -26,7 +29,13 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
   /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean }
+  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'] }
+  /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
+  tokens?: readonly NamedToken[]
+  /** Subdomains nobody may take, besides the built-in ones. */
+  reservedNames?: readonly string[]
+  /** Which addresses may open a client session on the control port (CIDRs; deny wins). */
+  clientIpFilter?: { allow?: readonly string[], deny?: readonly string[] }
   /** The ops listener (/metrics, /healthz, /readyz) and its metrics; none: neither. */
   ops?: RelayOpsOptions
   /** Plan defaults for user accounts (unset: unlimited); per-user overrides live in the store. */
@@ -34,6 +43,10 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** How often usage counters are written (default 10 s). */
   usageFlushInterval?: number // ms
   version?: string
+  /** Certificates from an ACME CA for the HTTPS port (on demand per name, the base domain with a DNS hook); none: the given or self-signed ones. */
+  acme?: Omit<AcmeCertificatesOptions, 'dataDir' | 'domain' | 'held' | 'log'>
+  /** Told one line per ACME event (obtained, renewed, failed); default: nothing. */
+  onAcmeLog?: (line: string) => void
 }
 
 /** A running relay service: the relay, its store and API, and how to close them in order. */
@@ -47,6 +60,14 @@ export interface RelayService {
   token: string
   /** Where the API listens, when it is on. */
   apiAddress: AddressInfo | undefined
+  /**
+   * Applies reloaded settings to the live relay without dropping what is still allowed (see
+   * RelayReload); a field left out stays as it is. Throws InvalidConfigError, having changed
+   * nothing, when a value is refused.
+   */
+  reload (next: RelayReload): Promise<RelayReloadResult>
+  /** The ACME certificates, when `acme` is set. */
+  acme: AcmeCertificates | undefined
   /** Metrics and readiness, when the ops listener is on; `ops.metrics.certificates.set(name, pem)` registers a certificate served. */
   ops: RelayOps | undefined
   /** Where the ops listener listens, when it is on. */
@@ -62,7 +83,7 @@ function controlAddress (host: string, port: number): string {
 
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
   const ops = opsOpts !== undefined ? new RelayOps(opsOpts) : undefined
@@ -70,25 +91,46 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   const store = ops?.store(opened) ?? opened // timed, when there are metrics
   const usage = new UsageRecorder(store, { flushIntervalMs: usageFlushInterval ?? 10_000 })
   const storeAuth = new StoreAuthenticator(store)
-  const storePolicy = new StoreRelayPolicy(store, usage, storeAuth, [tokenId(token)])
+  const staticTokens = new RelayTokens(token, tokens)
+  const storePolicy = new StoreRelayPolicy(store, usage, storeAuth, id => staticTokens.has(id))
   let https: { httpsCert?: string, httpsKey?: string } = {}
   if (opts.domain !== undefined && opts.httpsPort !== undefined && opts.httpsCert === undefined) {
     https = await wildcardCertificate(dataDir, opts.domain)
   }
+  // ACME may order names a live tunnel or a subdomain reservation holds (asked when needed: the relay is built below).
+  const built: { relay?: Relay } = {}
+  const acme = acmeOpts === undefined ? undefined : new AcmeCertificates({
+    ...acmeOpts,
+    dataDir,
+    domain: opts.domain,
+    held: async name => built.relay?.terminatesName(name) === true || await reservedSubdomain(store, opts.domain, name),
+    log: line => onAcmeLog?.(line),
+  })
+  await acme?.start()
   const relay = new Relay({
     ...relayOpts,
     ...https,
+    ...(acme !== undefined ? { certificates: acme, acmeChallenges: acme } : {}),
     cert: cert ?? data.cert,
     key: key ?? data.key,
-    authenticator: new AnyAuthenticator(new StaticTokens([{ token, principal: { id: 'owner', name: 'owner' } }]), storeAuth),
+    authenticator: new AnyAuthenticator(staticTokens, storeAuth),
     policy: ops?.policy(storePolicy) ?? storePolicy,
   })
+  await relay.reconfigure({ ...(reservedNames !== undefined ? { reservedNames } : {}), ...(clientIpFilter !== undefined ? { clientIpFilter } : {}) })
   ops?.metrics.certificates.set('control', cert ?? data.cert)
   const httpsCert = https.httpsCert ?? opts.httpsCert
   if (httpsCert !== undefined && opts.httpsPort !== undefined) ops?.metrics.certificates.set('https', httpsCert)
   let app: Awaited<ReturnType<typeof createApi>> | undefined
   let apiAddress: AddressInfo | undefined
   let opsAddress: AddressInfo | undefined
+  // A tunnel that comes up with a name the relay terminates gets its certificate ordered at once.
+  if (acme !== undefined) {
+    built.relay = relay
+    relay.on('tunnel-up', t => {
+      const url = relay.tunnels.find(x => x.client === t.client && x.id === t.id)?.url
+      if (url?.startsWith('https://') === true) void acme.request(new URL(url).hostname)
+    })
+  }
   try {
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     await relay.listen()
@@ -104,6 +146,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
           ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
         })),
         closeTunnel: id => relay.closeTunnel(id),
+        ...(api.reload !== undefined ? { reload: api.reload } : {}),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
@@ -114,6 +157,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     }
     ops?.serve(relay)
   } catch (err) {
+    acme?.close()
     await relay.close(0)
     await app?.close()
     await usage.close()
@@ -128,10 +172,13 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     fingerprint: fingerprint(cert ?? data.cert),
     token,
     apiAddress,
+    reload: reloader({ relay, store, tokens: staticTokens }),
+    acme,
     ops,
     opsAddress,
     close: async (graceMs = 10_000) => {
       ops?.drain() // not ready first, while every listener still serves
+      acme?.close()
       await app?.close()
       await relay.close(graceMs)
       await usage.close()
@@ -139,6 +186,13 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
       await ops?.close()
     },
   }
+}
+
+/** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */
+async function reservedSubdomain (store: SqlStore, domain: string | undefined, name: string): Promise<boolean> {
+  if (domain === undefined || !name.endsWith('.' + domain.toLowerCase())) return false
+  const label = name.slice(0, -(domain.length + 1))
+  return !label.includes('.') && await store.findReservation('subdomain', label) !== undefined
 }
 
 /** A self-signed wildcard certificate for `*.<domain>`, kept in the data dir like the control one. */

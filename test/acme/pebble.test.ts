@@ -1,0 +1,172 @@
+/**
+ * ACME end to end against a real pebble on loopback (test/helpers/pebble.ts): the relay service
+ * orders certificates itself, pebble really validates HTTP-01 against the relay's shared HTTP
+ * port and DNS-01 against the TXT records the operator's hook published (a loopback DNS
+ * responder serves them), and a verifying TLS client that trusts only pebble's root reaches the
+ * tunnel. A name nobody holds places no order; renewal on a manual clock swaps the certificate
+ * for the next handshake, without a restart.
+ */
+import t, { type Test } from 'tap'
+import { X509Certificate } from 'node:crypto'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import type net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import tls from 'node:tls'
+import { Client, fingerprint } from '../../src/index.js'
+import { startRelayService, type RelayService } from '../../packages/mport-relay/src/index.js'
+import { ManualClock } from '../helpers/manual-clock.js'
+import { LoopbackDns, pebbleTestOptions, startPebble, type Pebble } from '../helpers/pebble.js'
+import { closedPort } from '../helpers/ports.js'
+import { cert, key } from '../helpers/tunnel.js'
+import { waitFor, withTimeout } from '../helpers/wait.js'
+
+const DOMAIN = 'tunnels.test'
+const HOSTNAME = 'app.customer.test'
+const BOUND = 60_000
+
+async function startApp (): Promise<{ port: number, server: http.Server }> {
+  const server = http.createServer((req, res) => res.end(`hello from the tunnel, host ${req.headers.host}`))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { port: (server.address() as net.AddressInfo).port, server }
+}
+
+/** A verifying TLS handshake (only `ca` trusted, hostname checked) and one GET over it. */
+function verifiedGet (port: number, servername: string, ca: string): Promise<{ cert: X509Certificate, body: string }> {
+  return withTimeout(new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca }, () => {
+      const peer = new X509Certificate(socket.getPeerCertificate().raw)
+      socket.write(`GET / HTTP/1.1\r\nhost: ${servername}\r\nconnection: close\r\n\r\n`)
+      let body = ''
+      socket.on('data', (c: Buffer) => { body += c.toString() })
+      socket.on('end', () => resolve({ cert: peer, body }))
+    })
+    socket.on('error', reject)
+  }), { what: `a verified TLS GET for ${servername}`, timeoutMs: BOUND })
+}
+
+/** The certificate the HTTPS port presents for `servername`, unverified. */
+function presented (port: number, servername: string): Promise<X509Certificate> {
+  return withTimeout(new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      resolve(new X509Certificate(socket.getPeerCertificate().raw))
+      socket.destroy()
+    })
+    socket.on('error', reject)
+  }), { what: `a TLS handshake for ${servername}`, timeoutMs: BOUND })
+}
+
+interface Setup { service: RelayService, pebble: Pebble, dns: LoopbackDns, dir: string, log: string[] }
+
+async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?: LoopbackDns } = {}): Promise<Setup> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-'))
+  const dns = o.dns ?? new LoopbackDns()
+  if (o.dns === undefined) await dns.listen()
+  const httpPort = await closedPort() // pebble must know the relay's HTTP port before the relay exists
+  const pebble = await startPebble({ httpPort, dns })
+  const log: string[] = []
+  const service = await startRelayService({
+    dataDir: dir, host: '127.0.0.1', port: 0, bindHost: '127.0.0.1', publicHost: '127.0.0.1', portRange: { min: 30000, max: 60999 },
+    cert, key, domain: DOMAIN, httpPort, httpsPort: 0,
+    acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, email: 'ops@customer.test', pollMinMs: 200, ...(o.clock !== undefined ? { clock: o.clock } : {}), ...(o.dnsHook !== undefined ? { dnsHook: o.dnsHook } : {}) },
+    onAcmeLog: line => log.push(line),
+  })
+  t.teardown(async () => {
+    await service.close(100)
+    await pebble.close()
+    dns.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { service, pebble, dns, dir, log }
+}
+
+t.test('HTTP-01 on demand for a custom hostname, no order for strangers, renewal swaps the certificate', pebbleTestOptions(), async t => {
+  const clock = new ManualClock(Date.now())
+  const { service, pebble, dns, dir, log } = await setup(t, { clock })
+  dns.names.add(HOSTNAME)
+  dns.names.add('stranger.customer.test')
+  const app = await startApp()
+  const client = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: service.token, fingerprint: fingerprint(cert), tunnels: [{ name: 'web', kind: 'http', hostname: HOSTNAME, localHost: '127.0.0.1', localPort: app.port, remotePort: 0 }] })
+  client.on('error', () => {})
+  t.teardown(async () => { await client.close(); app.server.close() })
+  await client.start()
+  const acme = service.acme!
+  const httpsPort = service.relay.httpsAddress!.port
+
+  // The tunnel coming up orders the certificate; pebble fetches the challenge from the relay's HTTP port.
+  await waitFor(() => acme.stats.issued + acme.stats.failed > 0, { timeoutMs: BOUND, intervalMs: 50, what: 'the certificate for the tunnel\'s hostname', diag: () => `${log.join('\n')}\n${pebble.output()}` })
+  t.same({ issued: acme.stats.issued, failed: acme.stats.failed, orders: acme.stats.orders }, { issued: 1, failed: 0, orders: 1 }, 'one order, issued')
+  t.ok(dns.asked.some(q => q === `1 ${HOSTNAME}`), 'pebble resolved the hostname through the loopback DNS to validate it')
+  const root = await pebble.root()
+  const first = await verifiedGet(httpsPort, HOSTNAME, root)
+  t.equal(first.cert.checkHost(HOSTNAME), HOSTNAME, 'a certificate for the hostname, verified against pebble\'s root')
+  t.match(first.body, /hello from the tunnel, host app\.customer\.test/, 'and the tunnel\'s response over it')
+  const stored = path.join(dir, 'certs', HOSTNAME)
+  for (const f of ['cert.pem', 'key.pem']) t.equal(statSync(path.join(stored, f)).mode & 0o777, 0o600, `${f} stored with mode 0600`)
+  t.equal(new X509Certificate(readFileSync(path.join(stored, 'cert.pem'))).serialNumber, first.cert.serialNumber, 'the served certificate is the stored one')
+
+  // A stranger's SNI: nothing holds the name, so no order; the fallback wildcard is served.
+  const orders = acme.stats.orders
+  const stranger = await presented(httpsPort, 'stranger.customer.test')
+  await acme.settled()
+  t.equal(acme.stats.orders, orders, 'no order placed for a name nobody holds')
+  t.ok(acme.stats.refused >= 1, 'the allow rule turned it down')
+  t.equal(stranger.checkHost(`x.${DOMAIN}`), `*.${DOMAIN}`, 'the fallback *.domain certificate was served')
+  t.equal(stranger.checkHost('stranger.customer.test'), undefined, 'not one for the stranger\'s name')
+
+  // Renewal: 2/3 of the lifetime later on the relay's clock, a new certificate, used by the next handshake.
+  const lifetime = Date.parse(first.cert.validTo) - Date.parse(first.cert.validFrom)
+  clock.advance(Math.ceil(lifetime * 2 / 3) + 60_000)
+  await waitFor(() => acme.stats.renewed + acme.stats.failed > 0, { timeoutMs: BOUND, intervalMs: 50, what: 'the renewal', diag: () => `${log.join('\n')}\n${pebble.output()}` })
+  t.same({ renewed: acme.stats.renewed, failed: acme.stats.failed, orders: acme.stats.orders }, { renewed: 1, failed: 0, orders: orders + 1 }, 'one more order, renewed')
+  const renewed = await verifiedGet(httpsPort, HOSTNAME, root)
+  t.not(renewed.cert.serialNumber, first.cert.serialNumber, 'the next handshake sees the new serial, no restart')
+  t.match(renewed.body, /hello from the tunnel/)
+  t.ok(log.some(l => /obtained the certificate for app\.customer\.test/.test(l)) && log.some(l => /renewed the certificate for app\.customer\.test/.test(l)), 'one log line each')
+})
+
+t.test('DNS-01 through the operator\'s hook issues the base domain\'s wildcard', pebbleTestOptions(), async t => {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-hook-'))
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const calls = path.join(work, 'calls.log')
+  writeFileSync(calls, '')
+  const hook = path.join(work, 'dns-hook.sh')
+  writeFileSync(hook, `#!/bin/sh\n# records every call: add|remove <fqdn> <value>\necho "$1 $2 $3" >> '${calls}'\n`)
+  chmodSync(hook, 0o755)
+  // The loopback DNS publishes what the hook added (and drops what it removed), so pebble really checks the TXT records.
+  const dns = new LoopbackDns()
+  await dns.listen()
+  const txt = (): Map<string, string[]> => {
+    const m = new Map<string, string[]>()
+    for (const line of readFileSync(calls, 'utf8').split('\n').filter(Boolean)) {
+      const [action, fqdn, value] = line.split(' ') as [string, string, string]
+      const name = fqdn.toLowerCase()
+      const values = (m.get(name) ?? []).filter(v => v !== value)
+      if (action === 'add') values.push(value)
+      m.set(name, values)
+    }
+    return m
+  }
+  const origGet = dns.txt.get.bind(dns.txt)
+  dns.txt.get = (name: string) => txt().get(name) ?? origGet(name)
+  dns.txt.has = (name: string) => txt().has(name)
+  const { service, log, pebble, dir } = await setup(t, { dnsHook: hook, dns })
+  const acme = service.acme!
+  await waitFor(() => acme.stats.issued + acme.stats.failed > 0, { timeoutMs: BOUND, intervalMs: 50, what: 'the wildcard certificate', diag: () => `${log.join('\n')}\n${pebble.output()}` })
+  t.same({ issued: acme.stats.issued, failed: acme.stats.failed }, { issued: 1, failed: 0 }, 'issued')
+  const recorded = readFileSync(calls, 'utf8').split('\n').filter(Boolean)
+  t.same(recorded.map(l => l.split(' ').slice(0, 2).join(' ')).sort(), [`add _acme-challenge.${DOMAIN}`, `add _acme-challenge.${DOMAIN}`, `remove _acme-challenge.${DOMAIN}`, `remove _acme-challenge.${DOMAIN}`], 'the hook added and removed a TXT record for the wildcard and the apex')
+  t.ok(dns.asked.includes(`16 _acme-challenge.${DOMAIN}`), 'pebble looked the TXT record up')
+  const root = await pebble.root()
+  const sub = await presented(service.relay.httpsAddress!.port, `anything.${DOMAIN}`)
+  t.equal(sub.checkHost(`anything.${DOMAIN}`), `*.${DOMAIN}`, 'the wildcard serves any subdomain')
+  const stored = new X509Certificate(readFileSync(path.join(dir, 'certs', `_wildcard.${DOMAIN}`, 'cert.pem')))
+  t.equal(sub.serialNumber, stored.serialNumber, 'the ordered wildcard from the data dir, not the self-signed one')
+  t.equal(stored.checkHost(DOMAIN), DOMAIN, 'and it covers the apex too')
+  const verified = await withTimeout(new Promise<boolean>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: service.relay.httpsAddress!.port, servername: `shop.${DOMAIN}`, ca: root }, () => { resolve(s.authorized); s.destroy() })
+    s.on('error', reject)
+  }), { what: 'a verified handshake for a subdomain', timeoutMs: BOUND })
+  t.ok(verified, 'a TLS client trusting only pebble\'s root accepts it for any subdomain')
+})
