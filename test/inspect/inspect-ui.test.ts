@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Page } from 'playwright-core'
 import { setup, visit } from './fixtures.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -21,8 +21,7 @@ if (!existsSync(CHROMIUM)) {
 } else {
   t.test('list, live update, filters, detail and replay in a real browser', async t => {
     const s = await setup()
-    let browser: Browser | undefined
-    t.teardown(async () => { await browser?.close(); await s.close() })
+    t.teardown(() => s.close())
     const shots = mkdtempSync(path.join(os.tmpdir(), 'mport-inspect-ui-'))
     t.comment(`screenshots in ${shots}`)
 
@@ -32,7 +31,8 @@ if (!existsSync(CHROMIUM)) {
     await visit(s, '/form', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=Ada+Lovelace&lang=en' })
     await visit(s, '/missing')
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 })
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 })
+    t.teardown(() => browser.close())
     const page: Page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
     page.setDefaultTimeout(30_000)
     const errors: string[] = []
