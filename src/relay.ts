@@ -7,6 +7,7 @@
 export { Relay, type TunnelListing } from './tunnel/relay.js'
 export { DEFAULT_CONTROL_PORT } from './tunnel/constants.js'
 export { DEFAULT_PORT_RANGE, type RelayOptions } from './tunnel/relay-options.js'
+export type { RelayReconfiguration, RelayReconfigured } from './tunnel/relay-reconfigure.js'
 export type { RelayEvents, ClientInfo, TunnelInfo, ConnectionInfo, RefusedTunnelInfo } from './tunnel/relay-events.js'
 export { StaticTokens, AnyAuthenticator, FailureLimiter, generateToken, tokenId, tokenKey, type Authenticator, type Principal, type Credential } from './tunnel/auth.js'
 export { Account, UNLIMITED, type PlanLimits, type RelayPolicy, type UsageCounts } from './tunnel/accounts.js'

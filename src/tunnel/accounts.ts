@@ -76,7 +76,7 @@ export class Account {
   readonly #live = new Set<LiveConnection>()
   #monthBase = 0
   #monthLive = 0
-  readonly #perIp: number | null
+  #perIp: number | null
 
   constructor (principal: Principal, perIpPerMinute: number | null) {
     this.principal = principal
@@ -102,6 +102,11 @@ export class Account {
     } else {
       this.bucket.setRate(rate)
     }
+  }
+
+  /** New connections per minute from one visitor address (a reload changed it); tunnels' limiters are made anew by the caller. */
+  setPerIpPerMinute (perIpPerMinute: number | null): void {
+    this.#perIp = perIpPerMinute
   }
 
   /** A limiter for one tunnel's new connections, per the plan (undefined when unlimited). */
@@ -193,7 +198,7 @@ export interface AccountingHooks {
  */
 export class Accounts {
   readonly #policy: RelayPolicy | undefined
-  readonly #perIp: number | null
+  #perIp: number | null
   readonly #byPrincipal = new Map<string, Account>()
   /** `kind:value` → user id. */
   #reserved = new Map<string, string>()
@@ -218,6 +223,29 @@ export class Accounts {
     }
     if (this.#policy !== undefined) account.update(await this.#policy.limits(principal), await this.#policy.monthBytes(principal))
     return account
+  }
+
+  /** New connections per minute from one visitor address, for every account from now on (a reload). */
+  setPerIpPerMinute (perIpPerMinute: number | null): void {
+    this.#perIp = perIpPerMinute
+    for (const a of this.#byPrincipal.values()) a.setPerIpPerMinute(perIpPerMinute)
+  }
+
+  /**
+   * Asks the policy for every account's plan now (after the plan defaults changed): a lower
+   * bandwidth shapes running transfers at once (the shared bucket's rate changes).
+   */
+  async refreshLimits (warn: (err: Error) => void): Promise<void> {
+    const policy = this.#policy
+    if (policy === undefined) return
+    for (const account of this.#byPrincipal.values()) {
+      try {
+        const flowed = account.monthBytes
+        account.update(await policy.limits(account.principal), Math.max(flowed, await policy.monthBytes(account.principal)))
+      } catch (err) {
+        warn(err as Error)
+      }
+    }
   }
 
   /** Who reserved a subdomain or port, if anyone. */
@@ -265,13 +293,6 @@ export class Accounts {
         hooks.warn(err as Error)
       }
     }
-    for (const account of this.#byPrincipal.values()) {
-      try {
-        const flowed = account.monthBytes
-        account.update(await policy.limits(account.principal), Math.max(flowed, await policy.monthBytes(account.principal)))
-      } catch (err) {
-        hooks.warn(err as Error)
-      }
-    }
+    await this.refreshLimits(hooks.warn)
   }
 }

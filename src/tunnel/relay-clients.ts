@@ -5,7 +5,8 @@
  * leaves; its lease then waits out the grace period for it to come back.
  */
 import type { TLSSocket } from 'node:tls'
-import { InvalidMessageError, MportError, SessionClosedError } from '../errors.js'
+import { AuthFailedError, InvalidMessageError, MportError, SessionClosedError } from '../errors.js'
+import { IpFilter } from '../access/cidr.js'
 import type { MuxConfig } from '../mux/config.js'
 import { ReceiveBufferPool } from '../mux/receive-buffers.js'
 import { Session } from '../mux/session.js'
@@ -82,9 +83,33 @@ export class RelayClients {
   readonly #receiveBuffers = new ReceiveBufferPool()
   #nextClientId = 1
   #stopped = false
+  /** Which addresses may open a client session (`client_allow_ip` / `client_deny_ip`). */
+  #filter = new IpFilter()
 
   constructor (options: RelayClientsOptions) {
     this.#o = options
+    this.#o.handshake.admit = addr => this.#filter.allows(addr) ? undefined : clientFiltered(addr)
+  }
+
+  /**
+   * Which addresses may open a client session from now on; sessions from addresses it refuses
+   * end (the client told why), the others are untouched. Returns how many ended.
+   */
+  setClientFilter (filter: IpFilter): number {
+    this.#filter = filter
+    let ended = 0
+    for (const conn of [...this.#conns]) {
+      if (filter.allows(conn.info.remoteAddress)) continue
+      refuseClient(conn.session, conn.control, clientFiltered(conn.info.remoteAddress))
+      hangUpAfterGrace(conn.session)
+      ended++
+    }
+    return ended
+  }
+
+  /** How long a departed client's lease is held, for clients that leave from now on. */
+  setLeaseGrace (ms: number): void {
+    this.#o.leaseGrace = ms
   }
 
   /** Authenticated client connections. */
@@ -189,6 +214,11 @@ export class RelayClients {
     if (this.#stopped) return
     this.#o.leases.detach(lease, this.#o.leaseGrace, () => this.#o.tunnels.releaseLease(lease, 'client did not come back'))
   }
+}
+
+/** The refusal of a client whose address the relay's client IP filter does not allow (final for the client, like a wrong token). */
+function clientFiltered (addr: string): AuthFailedError {
+  return new AuthFailedError(`${addr} may not open a client session on this relay (client_allow_ip / client_deny_ip)`)
 }
 
 function assertNever (x: never): never {

@@ -19,6 +19,8 @@ export interface ClientHandshakeOptions {
   /** Failed logins per source address. */
   limiter: FailureLimiter
   onAuthFailed (remoteAddress: string, err: AuthFailedError): void
+  /** Refuses a client by its address before it may log in (the relay's client IP filter); undefined admits it. */
+  admit? (remoteAddress: string): MportError | undefined
   /** The handshake failed for another reason (timeout, a bad message, too many failed logins, the client left). */
   onFailed? (remoteAddress: string, err: Error): void
 }
@@ -54,6 +56,8 @@ export async function handshakeClient (session: Session, socket: TLSSocket, remo
   try {
     const stream = await Promise.race([controlStream, new Promise<never>((_resolve, reject) => session.once('close', () => reject(new SessionClosedError('client left before opening the control stream'))))])
     control = new ControlChannel(stream, parseClientMessage)
+    const refusal = opts.admit?.(remoteAddress)
+    if (refusal !== undefined) throw refusal
     const login = await acceptLogin(control, socket, remoteAddress, opts.authenticator, opts.limiter)
     return { control, login }
   } catch (err) {

@@ -8,7 +8,7 @@ import type net from 'node:net'
 import { BasicAuthChecker, hashPassword, parseBasicAuthValue } from '../access/basic-auth.js'
 import { IpFilter } from '../access/cidr.js'
 import type { Route } from '../http/names.js'
-import { DuplicateTunnelError, InvalidMessageError, MportError, NameTakenError, PortInUseError, PortNotAllowedError, TunnelLimitError } from '../errors.js'
+import { DuplicateTunnelError, InvalidMessageError, MportError, NameTakenError, PortInUseError, PortNotAllowedError, ReservedNameError, TunnelLimitError } from '../errors.js'
 import type { Account, Accounts } from './accounts.js'
 import type { ControlChannel } from './control.js'
 import type { FrontTarget } from './http-front.js'
@@ -205,6 +205,32 @@ export class TunnelRegistry {
   closeAndTell (lease: Lease<TunnelOwner>, id: number, err: { code: string, message: string }, reason = err.message): void {
     lease.holder?.control.send({ t: 'closed', id, code: err.code, message: err.message })
     this.close(lease, id, reason)
+  }
+
+  /**
+   * The operator's reserved subdomains from now on; a live tunnel on one of them closes (its
+   * client told with ReservedNameError), the others are untouched. Returns how many closed.
+   */
+  setReservedNames (names: Iterable<string>): number {
+    this.#routes.setReserved(names)
+    let closed = 0
+    for (const lease of this.#leases.values()) {
+      for (const [id, t] of [...lease.tunnels]) {
+        if (t.subdomain === undefined || !this.#routes.isReserved(t.subdomain)) continue
+        this.closeAndTell(lease, id, new ReservedNameError(t.subdomain))
+        closed++
+      }
+    }
+    return closed
+  }
+
+  /** Every live tunnel's new-connection limiter anew from its account (after its plan or the per-address limit changed). */
+  refreshRateLimits (): void {
+    for (const lease of this.#leases.values()) {
+      const account = this.#accounts.get(lease.principal.id)
+      if (account === undefined) continue
+      for (const t of lease.tunnels.values()) t.rate = account.rateLimiter()
+    }
   }
 
   /** The user's quota is used up: every tunnel of theirs closes, and their clients are told why. */

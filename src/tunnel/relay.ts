@@ -11,6 +11,7 @@ import { SessionClosedError } from '../errors.js'
 import { chainCertificates } from '../http/certificates.js'
 import { routeHost } from '../http/names.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
+import { IpFilter } from '../access/cidr.js'
 import { Accounts } from './accounts.js'
 import { FailureLimiter } from './auth.js'
 import { HttpFront } from './http-front.js'
@@ -19,6 +20,7 @@ import { RelayClients, type ClientConn } from './relay-clients.js'
 import { tunnelInfo, type RelayEvents, type TunnelInfo } from './relay-events.js'
 import { LeaseTable } from './relay-leases.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
+import type { RelayReconfiguration, RelayReconfigured } from './relay-reconfigure.js'
 import { TunnelRegistry } from './relay-tunnels.js'
 import { RelayWebSocketRoute } from './relay-websocket.js'
 import { SelfSignedNames } from './self-signed-names.js'
@@ -150,6 +152,25 @@ export class Relay extends EventEmitter<RelayEvents> {
    */
   terminatesName (name: string): boolean {
     return this.#tunnels.lookup(routeHost(name, this.#opts.domain))?.kind === 'http'
+  }
+
+  /**
+   * Applies a reload to the running relay without dropping what is still allowed: plans re-read
+   * (a lower bandwidth shapes running transfers at once), the per-address connection rate, the
+   * lease grace, the client IP filter (sessions from refused addresses end) and the reserved
+   * subdomains (a live tunnel on one closes). Throws InvalidConfigError for a malformed address
+   * before anything changes.
+   */
+  async reconfigure (changes: RelayReconfiguration): Promise<RelayReconfigured> {
+    const filter = changes.clientIpFilter === undefined ? undefined : new IpFilter(changes.clientIpFilter)
+    const done: RelayReconfigured = { tunnelsClosed: 0, clientsClosed: 0 }
+    if (changes.leaseGrace !== undefined) this.#clients.setLeaseGrace(changes.leaseGrace)
+    if (changes.connectionsPerIpPerMinute !== undefined) this.#accounts.setPerIpPerMinute(changes.connectionsPerIpPerMinute)
+    if (changes.refreshPlans === true) await this.#accounts.refreshLimits(err => this.emit('warning', err))
+    if (changes.connectionsPerIpPerMinute !== undefined || changes.refreshPlans === true) this.#tunnels.refreshRateLimits()
+    if (filter !== undefined) done.clientsClosed = this.#clients.setClientFilter(filter)
+    if (changes.reservedNames !== undefined) done.tunnelsClosed = this.#tunnels.setReservedNames(changes.reservedNames)
+    return done
   }
 
   /** Number of connected clients. */

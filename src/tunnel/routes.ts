@@ -3,16 +3,28 @@
  * domain and custom hostnames. A name belongs to one lease at a time, so it survives the
  * client's reconnects and is free again when the lease is released.
  */
-import { NameTakenError, TunnelError } from '../errors.js'
+import { NameTakenError, ReservedNameError, TunnelError } from '../errors.js'
 import { randomName, validateHostname, validateSubdomain, type Route } from '../http/names.js'
 
 export class RouteTable<T> {
   readonly #domain: string | undefined
   readonly #subdomains = new Map<string, { owner: object, target: T }>()
   readonly #hostnames = new Map<string, { owner: object, target: T }>()
+  /** Subdomains the operator reserved (`reserved_names`), besides the built-in RESERVED_NAMES. */
+  #reserved: ReadonlySet<string> = new Set()
 
   constructor (domain: string | undefined) {
     this.#domain = domain?.toLowerCase().replace(/\.$/, '')
+  }
+
+  /** The operator's reserved subdomains from now on (lowercased); held ones are not released here. */
+  setReserved (names: Iterable<string>): void {
+    this.#reserved = new Set([...names].map(n => n.trim().toLowerCase()))
+  }
+
+  /** Is `label` one of the operator's reserved subdomains? */
+  isReserved (label: string): boolean {
+    return this.#reserved.has(label.toLowerCase())
   }
 
   /**
@@ -24,7 +36,7 @@ export class RouteTable<T> {
     if (requested === undefined) {
       for (let i = 0; i < 20; i++) {
         const label = randomName()
-        if (!this.#subdomains.has(label)) {
+        if (!this.#subdomains.has(label) && !this.#reserved.has(label)) {
           this.#subdomains.set(label, { owner, target })
           return label
         }
@@ -32,6 +44,7 @@ export class RouteTable<T> {
       throw new NameTakenError('(random)')
     }
     const label = validateSubdomain(requested)
+    if (this.#reserved.has(label)) throw new ReservedNameError(label)
     const held = this.#subdomains.get(label)
     if (held !== undefined && held.owner !== owner) throw new NameTakenError(`${label}.${this.#domain}`)
     this.#subdomains.set(label, { owner, target })

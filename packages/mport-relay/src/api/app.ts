@@ -16,6 +16,7 @@ import { BEARER, sharedSchemas } from './schemas.js'
 import { toHttpError } from './status.js'
 import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
+import { adminRoutes } from './routes-admin.js'
 
 export type { ApiContext, ApiOptions, AuthLevel, Caller, LiveTunnel } from './context.js'
 
@@ -82,7 +83,7 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
   routeTables.set(app, routes)
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx) })
+  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx) })
   return app
 }
 

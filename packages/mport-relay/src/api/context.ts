@@ -46,6 +46,11 @@ export interface ApiOptions {
   version?: string
   /** The control address clients connect to (`host:port`), shown in /v1/health so `mport-connect login` can say which relay its tunnel token is for. */
   relayAddress?: string
+  /**
+   * Re-reads the relay's config file and applies it (POST /v1/admin/reload); rejects with
+   * InvalidConfigError (422) when the file fails validation. Without it the route answers 503.
+   */
+  reload?: () => Promise<{ line: string, changed: string[], restartNeeded: string[] }>
 }
 
 /** The authenticated user of a request, and how they authenticated. */

@@ -17,6 +17,8 @@ export const API_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
   MPORT_ERR_NOT_FOUND: 404,
   MPORT_ERR_USER_EXISTS: 409,
   MPORT_ERR_RESERVATION_TAKEN: 409,
+  // mux layer's config check: a config reload refused (the file fails validation)
+  MPORT_ERR_INVALID_CONFIG: 422,
   // tunnel: plan limits and the failed-login limiter
   MPORT_ERR_QUOTA_EXCEEDED: 429,
   MPORT_ERR_RATE_LIMITED: 429,

@@ -14,14 +14,18 @@ export class StoreRelayPolicy implements RelayPolicy {
   readonly #store: Store
   readonly #usage: UsageRecorder
   readonly #auth: StoreAuthenticator
-  readonly #builtinTokens: ReadonlySet<string>
+  readonly #isBuiltin: (tokenId: string) => boolean
 
-  /** `builtinTokenIds`: token ids of the relay's own tokens, which the store does not know. */
-  constructor (store: Store, usage: UsageRecorder, auth: StoreAuthenticator, builtinTokenIds: Iterable<string> = []) {
+  /**
+   * `builtinTokens`: the relay's own tokens, which the store does not know: their ids, or a
+   * function asked each time (the set a config reload changes).
+   */
+  constructor (store: Store, usage: UsageRecorder, auth: StoreAuthenticator, builtinTokens: Iterable<string> | ((tokenId: string) => boolean) = []) {
     this.#store = store
     this.#usage = usage
     this.#auth = auth
-    this.#builtinTokens = new Set(builtinTokenIds)
+    const ids = typeof builtinTokens === 'function' ? undefined : new Set(builtinTokens)
+    this.#isBuiltin = ids === undefined ? builtinTokens as (tokenId: string) => boolean : id => ids.has(id)
   }
 
   async limits (p: Principal): Promise<PlanLimits> {
@@ -33,7 +37,7 @@ export class StoreRelayPolicy implements RelayPolicy {
   }
 
   async stillValid (tokenId: string): Promise<boolean> {
-    return this.#builtinTokens.has(tokenId) || await this.#auth.isValid(tokenId)
+    return this.#isBuiltin(tokenId) || await this.#auth.isValid(tokenId)
   }
 
   tunnelUp (p: Principal, tunnel: string): void {

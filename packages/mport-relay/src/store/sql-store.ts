@@ -38,7 +38,6 @@ export interface SqlStoreOptions {
 /** The Store on SQLite or PostgreSQL through Kysely, composed of one class per aggregate. */
 export class SqlStore implements Store {
   readonly dialect: Dialect
-  readonly defaultLimits: Limits
   readonly #db: Kysely<Database>
   readonly #users: SqlUsers
   readonly #tokens: SqlTokens
@@ -58,7 +57,6 @@ export class SqlStore implements Store {
     this.#reservations = new SqlReservations(ctx, this.#users)
     this.#usage = new SqlUsage(ctx, options.hourRetentionMs ?? 35 * DAY)
     this.#limits = new SqlLimits(ctx, this.#users, options.defaults)
-    this.defaultLimits = this.#limits.defaultLimits
     this.#audit = new SqlAudit(ctx)
   }
 
@@ -118,6 +116,8 @@ export class SqlStore implements Store {
   getLimitOverrides (userId: string): Promise<LimitOverrides> { return this.#limits.getLimitOverrides(userId) }
   setLimitOverrides (userId: string, overrides: LimitOverrides): Promise<LimitOverrides> { return this.#limits.setLimitOverrides(userId, overrides) }
   effectiveLimits (userId: string): Promise<Limits> { return this.#limits.effectiveLimits(userId) }
+  get defaultLimits (): Limits { return this.#limits.defaultLimits }
+  setDefaultLimits (defaults: Partial<Limits>): void { this.#limits.setDefaultLimits(defaults) }
 
   // Audit log
   audit (entry: AuditInput): Promise<AuditEntry> { return this.#audit.audit(entry) }

@@ -190,6 +190,8 @@ export interface Store {
   /** Relay-wide defaults merged with the user's overrides. */
   effectiveLimits (userId: string): Promise<Limits>
   readonly defaultLimits: Limits
+  /** Replaces the relay-wide plan defaults (a config reload); throws InvalidInputError on a bad value and keeps the old ones. */
+  setDefaultLimits (defaults: Partial<Limits>): void
 
   // Audit log
   audit (entry: AuditInput): Promise<AuditEntry>

@@ -14,8 +14,8 @@ const LIMIT_COLUMNS = {
 } as const satisfies Record<keyof Limits, keyof LimitsTable>
 const LIMIT_KEYS = Object.keys(LIMIT_COLUMNS) as Array<keyof Limits>
 
-export class SqlLimits implements Pick<Store, 'getLimitOverrides' | 'setLimitOverrides' | 'effectiveLimits' | 'defaultLimits'> {
-  readonly defaultLimits: Limits
+export class SqlLimits implements Pick<Store, 'getLimitOverrides' | 'setLimitOverrides' | 'effectiveLimits' | 'defaultLimits' | 'setDefaultLimits'> {
+  #defaults: Limits
   readonly #ctx: SqlContext
   readonly #users: SqlUsers
 
@@ -23,8 +23,15 @@ export class SqlLimits implements Pick<Store, 'getLimitOverrides' | 'setLimitOve
   constructor (ctx: SqlContext, users: SqlUsers, defaults: Partial<Limits> = {}) {
     this.#ctx = ctx
     this.#users = users
-    this.defaultLimits = Object.fromEntries(LIMIT_KEYS.map(k => [k, defaults[k] ?? null])) as unknown as Limits
-    for (const k of LIMIT_KEYS) checkLimit(k, this.defaultLimits[k])
+    this.#defaults = checkedDefaults(defaults)
+  }
+
+  /** The relay-wide plan (unset keys: unlimited). */
+  get defaultLimits (): Limits { return this.#defaults }
+
+  /** Replaces the relay-wide plan (a reload); throws InvalidInputError on a bad value, leaving the old one. */
+  setDefaultLimits (defaults: Partial<Limits>): void {
+    this.#defaults = checkedDefaults(defaults)
   }
 
   async getLimitOverrides (userId: string): Promise<LimitOverrides> {
@@ -63,6 +70,13 @@ export class SqlLimits implements Pick<Store, 'getLimitOverrides' | 'setLimitOve
   }
 
   async effectiveLimits (userId: string): Promise<Limits> {
-    return { ...this.defaultLimits, ...await this.getLimitOverrides(userId) }
+    return { ...this.#defaults, ...await this.getLimitOverrides(userId) }
   }
+}
+
+/** Every plan key, unset ones null (unlimited); throws InvalidInputError on a bad value. */
+function checkedDefaults (defaults: Partial<Limits>): Limits {
+  const limits = Object.fromEntries(LIMIT_KEYS.map(k => [k, defaults[k] ?? null])) as unknown as Limits
+  for (const k of LIMIT_KEYS) checkLimit(k, limits[k])
+  return limits
 }
