@@ -1,7 +1,8 @@
 /**
  * A tunnel through an HTTP proxy with CONNECT (RFC 9110 §9.3.6), with Basic proxy
  * authentication when the proxy URL has credentials. The proxy's answer decides the error:
- * 407 → ProxyAuthFailedError, any other status than 2xx → ProxyRefusedError with the status.
+ * 407 (or 401, tinyproxy's answer) → ProxyAuthFailedError, any other status than 2xx →
+ * ProxyRefusedError with the status.
  */
 import type net from 'node:net'
 import { ProxyAuthFailedError, ProxyRefusedError, RelayUnreachableError } from '../errors.js'
@@ -38,7 +39,8 @@ export async function httpConnect (socket: net.Socket, proxy: ProxyConfig, host:
   if (m === null) throw new ProxyRefusedError(proxy.label, authority, `not an HTTP answer to CONNECT: ${JSON.stringify(statusLine.slice(0, 80))}`)
   const status = Number(m[1])
   const text = m[2] ?? ''
-  if (status === 407) throw new ProxyAuthFailedError(proxy.label, auth === undefined ? 'the proxy asks for credentials (407); give them in the proxy URL' : `HTTP 407 ${text}`.trim())
+  // 407 is the standard answer; tinyproxy answers wrong credentials with 401.
+  if (status === 407 || status === 401) throw new ProxyAuthFailedError(proxy.label, auth === undefined ? `the proxy asks for credentials (${status}); give them in the proxy URL` : `HTTP ${status} ${text}`.trim())
   if (status < 200 || status > 299) throw new ProxyRefusedError(proxy.label, authority, `HTTP ${status} ${text}`.trim(), { status })
   return reader.release()
 }

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -53,7 +53,7 @@ async function start (spec: StartSpec): Promise<RunningProxy> {
   const { bin, pkg } = PROXY_BINARIES[spec.name]
   if (!existsSync(bin)) throw new Error(`${pkg} is not installed (no ${bin}): apt-get install -y ${pkg}`)
   const dir = await mkdtemp(path.join(os.tmpdir(), `mport-${spec.name}-`))
-  await run('chmod', ['755', dir]) // daemons that drop privileges read their config and write their log here
+  await chmod(dir, 0o755) // daemons that drop privileges read their config and write their log here
   let stderr = ''
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await closedPort()
@@ -72,7 +72,7 @@ async function start (spec: StartSpec): Promise<RunningProxy> {
     const log = async (): Promise<string> => {
       const file = spec.logFile?.(dir)
       if (file === undefined) return stderr
-      return await import('node:fs/promises').then(fs => fs.readFile(file, 'utf8')).catch(() => '') + stderr
+      return await readFile(file, 'utf8').catch(() => '') + stderr
     }
     return {
       port,
@@ -125,6 +125,8 @@ export function startTinyproxy (opts: { connectPorts?: number[], basicAuth?: { u
       if (process.getuid?.() === 0) lines.push('User nobody', 'Group nogroup')
       const file = path.join(dir, 'tinyproxy.conf')
       await writeFile(file, lines.join('\n') + '\n')
+      await writeFile(path.join(dir, 'tinyproxy.log'), '')
+      await chmod(path.join(dir, 'tinyproxy.log'), 0o666) // it writes as nobody
       return ['-d', '-c', file]
     },
   })
@@ -150,7 +152,7 @@ export function startSquid (): Promise<RunningProxy> {
         'acl localhost src 127.0.0.1/32',
         'acl CONNECT method CONNECT',
         'http_access deny CONNECT',
-        'http_upgrade_request_protocols WebSocket allow all',
+        'http_upgrade_request_protocols websocket allow all',
         'via off',
         'forwarded_for transparent',
         'http_access allow localhost',
@@ -173,10 +175,9 @@ export function startSquid (): Promise<RunningProxy> {
 export function startDante (opts: { auth?: { user: string, password: string }, blockPorts?: number[] } = {}): Promise<RunningProxy> {
   return start({
     name: 'danted',
-    logFile: dir => path.join(dir, 'danted.log'),
     configure: async (dir, port) => {
       const lines = [
-        `logoutput: ${path.join(dir, 'danted.log')}`,
+        'logoutput: stderr',
         `internal: 127.0.0.1 port = ${port}`,
         'external: 127.0.0.1',
         `socksmethod: ${opts.auth !== undefined ? 'username' : 'none'}`,
@@ -184,8 +185,8 @@ export function startDante (opts: { auth?: { user: string, password: string }, b
         'user.privileged: root',
         'user.unprivileged: nobody',
         'client pass { from: 127.0.0.1/32 to: 0.0.0.0/0 }',
-        ...(opts.blockPorts ?? []).map(p => `socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = ${p} log: error }`),
-        'socks pass { from: 127.0.0.1/32 to: 0.0.0.0/0 command: connect log: error }',
+        ...(opts.blockPorts ?? []).map(p => `socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = ${p} }`),
+        'socks pass { from: 127.0.0.1/32 to: 0.0.0.0/0 command: connect }',
       ]
       const file = path.join(dir, 'danted.conf')
       await writeFile(file, lines.join('\n') + '\n')

@@ -5,39 +5,20 @@
  * falling back when the control port is unreachable, and a slow visitor over ws that holds
  * back only its own stream, with memory bounded.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import net from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fingerprint, generateSelfSigned, KnownRelays, TransportMemory, type Client, type Relay } from '../../src/index.js'
+import { fingerprint, generateSelfSigned, KnownRelays, TransportMemory } from '../../src/index.js'
 import { startDigestSink, sendChecksummed } from '../helpers/digest-sink.js'
 import { closedPort } from '../helpers/ports.js'
 import { proxyTestOptions, startNginx } from '../helpers/proxies.js'
-import { cert, certFingerprint, connectTo, key, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
-import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
+import { certFingerprint, connectTo, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
+import { waitFor, withTimeout } from '../helpers/wait.js'
+import { relayWithSharedPorts, sharedPorts, startClient } from '../helpers/shared-ports.js'
 
 t.setTimeout(300_000)
-
-type Connected = { transport: string, trust: string, fingerprint: string, proxy?: string }
-
-async function relayWithSharedPorts (t: Test): Promise<Relay> {
-  const relay = await startRelay({ httpPort: 0, httpsPort: 0, httpsCert: cert, httpsKey: key, domain: 'mport.test' })
-  t.teardown(() => relay.close(100))
-  return relay
-}
-
-function sharedPorts (relay: Relay): { http: number, https: number } {
-  return { http: relay.httpAddress!.port, https: relay.httpsAddress!.port }
-}
-
-/** Starts the client; resolves with its tunnel's public port and the 'connected' info. */
-async function startClient (t: Test, client: Client): Promise<{ port: number, info: Connected }> {
-  t.teardown(() => client.close())
-  const connected = nextEvent<[Connected]>(client, 'connected', { what: 'the client to connect', timeoutMs: 30_000 })
-  const [tunnel] = await withTimeout(client.start(), { what: 'the tunnel to open', timeoutMs: 30_000 })
-  return { port: tunnel!.remotePort!, info: (await connected)[0] }
-}
 
 for (const transport of ['ws', 'wss'] as const) {
   t.test(`${transport}: the tunnel carries 16 MiB checksummed, over the relay's own certificate`, async t => {
