@@ -100,7 +100,7 @@ t.test('what the units say: reload, credentials, capabilities, hardening', async
     t.same(unit.get('RestartPreventExitStatus'), ['2'], `${name}: not restarted on a config error (exit 2)`)
     t.ok(unit.get('LoadCredential')?.some(c => c.startsWith('token:')), `${name}: the token as a credential`)
     t.same((unit.get('Environment') ?? []).filter(e => /TOKEN|PASSWORD|SECRET|DATABASE/i.test(e)), [], `${name}: no secret in Environment=`)
-    for (const [key, value] of [['DynamicUser', 'yes'], ['ProtectSystem', 'strict'], ['ProtectHome', 'yes'], ['NoNewPrivileges', 'yes'], ['PrivateTmp', 'yes'], ['PrivateDevices', 'yes'], ['RestrictAddressFamilies', 'AF_INET AF_INET6 AF_UNIX'], ['SystemCallArchitectures', 'native'], ['UMask', '0077']]) {
+    for (const [key, value] of [['DynamicUser', 'yes'], ['ProtectSystem', 'strict'], ['ProtectHome', 'yes'], ['NoNewPrivileges', 'yes'], ['PrivateTmp', 'yes'], ['PrivateDevices', 'yes'], ['RestrictAddressFamilies', 'AF_INET AF_INET6 AF_UNIX'], ['SystemCallArchitectures', 'native'], ['UMask', '0077']] as const) {
       t.same(unit.get(key), [value], `${name}: ${key}=${value}`)
     }
     t.ok(unit.get('SystemCallFilter')?.includes('@system-service'), `${name}: a system call allow list`)
