@@ -169,7 +169,8 @@ export class Client extends EventEmitter<ClientEvents> {
   setTunnels (specs: readonly TunnelSpec[], options: { leaseStore?: LeaseStore } = {}): TunnelChanges {
     if (this.#closing) throw new SessionClosedError('client closed')
     const changes = diffTunnels(this.#tunnels.map(t => this.#specs.get(t.id)!), specs)
-    const control = this.#control ?? this.#opening
+    // Only a live connection: in a 'disconnected' listener the old channel is still set, but dead.
+    const control = this.connected ? this.#control ?? this.#opening : undefined
     const kept = new Map(this.#tunnels.filter(t => changes.unchanged.includes(t.name)).map(t => [t.name, t]))
     for (const t of this.#tunnels) {
       if (kept.has(t.name)) continue

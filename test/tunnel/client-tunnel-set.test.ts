@@ -5,16 +5,18 @@
  * open, removed ones close on the relay (their port refuses), a changed one is replaced on its
  * old port with its new options, the relay's tunnel list matches, and the lease store moves
  * (the new one saved with the live names only, the old one discarded). Duplicate names are
- * refused and change nothing.
+ * refused and change nothing. A tunnel removed while the client is disconnected is closed on
+ * the relay (its lease still holds it) right after the reconnect.
  */
 import { randomBytes } from 'node:crypto'
+import net from 'node:net'
 import t from 'tap'
 import { diffTunnels, sameTunnel } from '../../src/tunnel/client-tunnel-set.js'
 import type { LeaseStore, StoredLease } from '../../src/index.js'
 import { InvalidConfigError } from '../../src/errors.js'
 import { connectTo, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
 import { sha256 } from '../helpers/digest.js'
-import { waitFor, withTimeout } from '../helpers/wait.js'
+import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 const BOUND_MS = 30_000
 
@@ -96,4 +98,50 @@ t.test('setTunnels on a live client: added, removed, changed, unchanged (its ope
   const before = client.tunnels.map(x => x.id)
   t.throws(() => client.setTunnels([tcpSpec(echo.port, { name: 'x' }), tcpSpec(echo.port, { name: 'x' })]), InvalidConfigError, 'duplicate names are refused')
   t.same(client.tunnels.map(x => x.id), before, 'and change nothing')
+})
+
+/** A loopback forwarder to `target` whose connections `cut()` resets: the network path of one client. */
+async function cuttablePath (target: number): Promise<{ port: number, cut (): void, close (): Promise<void> }> {
+  const open = new Set<net.Socket>()
+  const server = net.createServer(inbound => {
+    const outbound = net.connect(target, '127.0.0.1')
+    for (const s of [inbound, outbound]) {
+      open.add(s)
+      s.on('error', () => {})
+      s.on('close', () => { open.delete(s); inbound.destroy(); outbound.destroy() })
+    }
+    inbound.pipe(outbound).pipe(inbound)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut: () => { for (const s of open) s.resetAndDestroy() },
+    close: () => new Promise<void>(resolve => { for (const s of open) s.destroy(); server.close(() => resolve()) }),
+  }
+}
+
+t.test('setTunnels while disconnected: the removed tunnel is closed on the relay after the reconnect, the added one opened', async t => {
+  const relay = await startRelay()
+  t.teardown(() => relay.close(100))
+  const echo = await startEcho()
+  t.teardown(() => echo.close())
+  const path = await cuttablePath(relay.address.port)
+  t.teardown(() => path.close())
+  const client = makeClient(relay, [tcpSpec(echo.port, { name: 'stay' }), tcpSpec(echo.port, { name: 'gone' })], { relay: `127.0.0.1:${path.port}` })
+  t.teardown(() => client.close())
+  await withTimeout(client.start(), { what: 'the client to start', timeoutMs: BOUND_MS })
+  const gone = client.tunnels.find(x => x.name === 'gone')!.remotePort!
+  let changes: unknown
+  // Changed in the 'disconnected' listener: no connection is up (the lease on the relay still holds both).
+  client.once('disconnected', () => { changes = client.setTunnels([tcpSpec(echo.port, { name: 'stay' }), tcpSpec(echo.port, { name: 'new' })]) })
+  const reconnected = nextEvent<[{ resumed: boolean }]>(client, 'connected', { what: 'the client to reconnect', timeoutMs: BOUND_MS })
+  path.cut()
+  const [info] = await reconnected
+  t.equal(info.resumed, true, 'the lease was resumed (it still held "gone")')
+  t.same(changes, { added: ['new'], removed: ['gone'], changed: [], unchanged: ['stay'] })
+  await waitFor(() => relay.tunnels.map(x => x.name).sort().join() === 'new,stay', { what: 'the relay to hold stay and new only', timeoutMs: BOUND_MS, diag: () => JSON.stringify(relay.tunnels) })
+  t.pass('the relay holds stay and new, not gone')
+  const probe = randomBytes(4096)
+  const served = await connectTo(gone).then(s => roundTrip(s, probe)).then(r => r.length === 0 ? 'refused' : 'served', () => 'refused')
+  t.equal(served, 'refused', 'the removed tunnel\'s port is closed')
 })
