@@ -5,12 +5,15 @@
  * @packageDocumentation
  */
 export { startRelayService, type RelayService, type RelayServiceOptions } from './service/relay-service.js'
+export type { RelayReload, RelayReloadResult } from './service/relay-reload.js'
+export { RelayTokens, namedTokenPrincipal, type NamedToken, type RemovedToken } from './service/relay-tokens.js'
+export { reloadSettings, type ReloadSource, type ReloadOutcome } from './config/relay-reload.js'
 export * from './store/index.js'
 export * from './api/index.js'
 export { RelayOps, RelayMetrics, CertificateExpiry, Readiness, type RelayOpsOptions, type RelayMetricsOptions, type ReadinessOptions, type ReadyState, type NotReadyReason } from './ops/index.js'
 export {
   RELAY_SETTINGS, SETTING_NAMES, SETTING_ENV, settingFlags, readSettingsFile, settingProblem, resolveSettings, givenFlags, loadRelaySettings,
-  printableSettings, shownValue, maskUrlPassword, snakeKey, serviceOptions, planDefaults,
-  type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
+  printableSettings, shownValue, maskUrlPassword, snakeKey, serviceOptions, planDefaults, isLive, flagValues, fileOnlyValues, FILE_ONLY_SETTINGS, LIST_SETTINGS,
+  type SettingFlag, type NamedTokenSetting, type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
