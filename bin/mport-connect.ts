@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // Only the client's entry points: a client never loads the relay, the store or the API.
-import { Client, KnownRelays, LeaseFile, parseTunnelSpec, relayAddress, type TunnelSpec } from 'mport/client'
+import { Client, KnownRelays, LeaseFile, parseProxyUrl, parseTunnelSpec, relayAddress, TRANSPORT_CHOICES, TransportMemory, type ProxyConfig, type TransportChoice, type TunnelSpec } from 'mport/client'
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
@@ -72,6 +72,10 @@ const OPTIONS = {
   'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
   'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
   'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
+  transport: { type: 'string', choices: TRANSPORT_CHOICES, describe: 'How to reach the relay: tls (its control port, the default), wss (WebSocket on its HTTPS port), ws (WebSocket on its HTTP port), auto (tls, then wss, then ws; remembers what worked in ~/.config/mport/transports.json). The relay\'s certificate is checked the same way over all of them' },
+  proxy: { type: 'string', describe: 'Reach the relay through a proxy: http://[user:pass@]host:port (CONNECT; ws goes as a plain HTTP request), socks5://… or socks5h://… (the proxy resolves the name). Prefer env MPORT_PROXY when it has a password: the command line is visible to other users. Default: HTTPS_PROXY, http_proxy, ALL_PROXY and NO_PROXY as curl reads them' },
+  'relay-https-port': { type: 'number', describe: 'The relay\'s shared HTTPS port, for wss (default 443)' },
+  'relay-http-port': { type: 'number', describe: 'The relay\'s shared HTTP port, for ws (default 80)' },
 } as const
 
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
@@ -106,6 +110,10 @@ interface Settings {
   reconnect: boolean
   /** true: also retry the first connection; false: do not wait for a refused tunnel's address; undefined: neither. */
   retry: boolean | undefined
+  transport: TransportChoice
+  /** A proxy, or `env`: HTTPS_PROXY / http_proxy / ALL_PROXY / NO_PROXY. */
+  proxy: ProxyConfig | 'env'
+  relayPorts: { https?: number, http?: number }
 }
 
 /** The config file, checked whole (packages/mport-connect/src/config); {} without --config. */
@@ -192,7 +200,33 @@ async function settings (): Promise<Settings> {
     json: (argv.json ?? file.json) === true,
     reconnect: (argv.reconnect ?? file.reconnect) !== false,
     retry: argv.retry ?? file.retry,
+    ...transportSettings(file),
   }
+}
+
+/**
+ * The way to the relay: --transport (or `transport`), the proxy (--proxy, then MPORT_PROXY, then
+ * `proxy` in the file, then the environment as curl reads it) and the relay's shared ports.
+ */
+function transportSettings (file: ClientFileConfig): Pick<Settings, 'transport' | 'proxy' | 'relayPorts'> {
+  const proxyText = argv.proxy ?? (env.MPORT_PROXY ? env.MPORT_PROXY : undefined)
+  const proxySource = argv.proxy !== undefined ? '--proxy' : 'MPORT_PROXY'
+  const ports: { https?: number, http?: number } = {}
+  for (const [flag, key, value] of [['--relay-https-port', 'https', argv['relay-https-port'] ?? file.relayHttpsPort], ['--relay-http-port', 'http', argv['relay-http-port'] ?? file.relayHttpPort]] as const) {
+    if (value === undefined) continue
+    if (!Number.isInteger(value) || value < 1 || value > 65535) throw new UsageError(`${flag}: ${value} is not a port number (1-65535)`)
+    ports[key] = value
+  }
+  return {
+    transport: argv.transport as TransportChoice | undefined ?? file.transport ?? 'tls',
+    proxy: proxyText !== undefined ? checked(proxySource, () => parseProxyUrl(proxyText, proxySource)) : file.proxy ?? 'env',
+    relayPorts: ports,
+  }
+}
+
+/** " over wss via proxy http://…" for the connected line (never the proxy's password); nothing for the direct TLS port. */
+function overTransport (i: { transport: string, proxy?: string }): string {
+  return `${i.transport !== 'tls' ? ` over ${i.transport}` : ''}${i.proxy !== undefined ? ` via proxy ${i.proxy}` : ''}`
 }
 
 /** What the user can do about a failure, when there is something: a changed certificate says where the pinned value lives. */
@@ -230,10 +264,14 @@ async function main (): Promise<void> {
     ...(s.retry === false ? { tunnelRetry: false as const } : {}),
     ...(leaseFile !== undefined ? { leaseStore: leaseFile } : {}),
     onFreshRead: gc.onFreshRead,
+    transport: s.transport,
+    relayPorts: s.relayPorts,
+    proxy: s.proxy,
+    ...(s.transport === 'auto' ? { transportMemory: TransportMemory.default() } : {}),
   })
   let started = false
   let stopping = false
-  client.on('connected', i => out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}`, { relay: s.relay, ...i }))
+  client.on('connected', i => out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}${overTransport(i)}`, { relay: s.relay, ...i }))
   const warned = new Set<string>()
   client.on('tunnel', t => {
     out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { name: t.name, url: t.url, local: t.local, remotePort: t.remotePort })

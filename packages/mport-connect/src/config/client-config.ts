@@ -3,13 +3,13 @@
  * validated settings out, or an InvalidConfigError naming the key (and the tunnel). The same
  * check serves the start and every reload, so a file that starts a client also reloads it.
  */
-import type { TunnelSpec } from 'mport/client'
+import { parseProxyUrl, TRANSPORT_CHOICES, type ProxyConfig, type TransportChoice, type TunnelSpec } from 'mport/client'
 import { checkKnownKeys, Secret } from 'mport/config'
 import { InvalidConfigError } from 'mport/errors'
 import { indirectSecret, parseTunnelList, type SecretSources } from './tunnel-entries.js'
 
 /** The top-level keys of a client config file. */
-export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry', 'tunnels'] as const
+export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry', 'transport', 'proxy', 'relay_https_port', 'relay_http_port', 'tunnels'] as const
 
 /** What a client config file says; a setting the file leaves out is undefined. */
 export interface ClientFileConfig {
@@ -25,6 +25,13 @@ export interface ClientFileConfig {
   json?: boolean
   reconnect?: boolean
   retry?: boolean
+  /** How to reach the relay (`tls`, `wss`, `ws`, `auto`). */
+  transport?: TransportChoice
+  /** A proxy URL (parseProxyUrl); the file should then be private, like one with a token. */
+  proxy?: ProxyConfig
+  /** The relay's shared ports, for wss and ws. */
+  relayHttpsPort?: number
+  relayHttpPort?: number
   /** The tunnels, in file order, names unique. */
   tunnels?: TunnelSpec[]
 }
@@ -49,6 +56,21 @@ export function validateClientConfig (doc: Record<string, unknown>, file: string
     const v = doc[key]
     if (typeof v !== 'boolean') throw new InvalidConfigError(key, `"${key}" in ${file} must be true or false, not ${JSON.stringify(v)}`)
     out[key] = v
+  }
+  if (given('transport')) {
+    const v = doc.transport
+    if (typeof v !== 'string' || !(TRANSPORT_CHOICES as readonly string[]).includes(v)) throw new InvalidConfigError('transport', `"transport" in ${file} must be one of ${TRANSPORT_CHOICES.join(', ')}, not ${JSON.stringify(v)}`)
+    out.transport = v as TransportChoice
+  }
+  if (given('proxy')) {
+    if (typeof doc.proxy !== 'string') throw new InvalidConfigError('proxy', `"proxy" in ${file} must be a proxy URL string`)
+    out.proxy = parseProxyUrl(doc.proxy, `proxy in ${file}`)
+  }
+  for (const [key, field] of [['relay_https_port', 'relayHttpsPort'], ['relay_http_port', 'relayHttpPort']] as const) {
+    if (!given(key)) continue
+    const v = doc[key]
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidConfigError(key, `"${key}" in ${file} must be a port number (1-65535), not ${JSON.stringify(v)}`)
+    out[field] = v
   }
   const token = indirectSecret(doc, 'token', file, sources)
   if (token !== undefined) out.token = new Secret(token)
