@@ -65,6 +65,7 @@ t.test('metrics and readiness of a live relay service', async t => {
   await waitFor(() => service.relay.tunnels[0]?.connections === 1, { what: 'the open visitor connection', timeoutMs: 30_000 })
   closed = true
   const closing = service.close(60_000)
+  t.ok(service.ops!.readiness.draining, 'readiness drops in the tick close() is called, before any listener is closed')
   const during = await fetch(`${ops}/readyz`)
   t.equal(during.status, 503, 'not ready while draining')
   t.match(await during.json(), { status: 'not ready', reason: 'draining' })
