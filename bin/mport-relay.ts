@@ -107,7 +107,7 @@ const out = createPrinter(settings.json, process.stdout, process.stderr, { times
 async function main (): Promise<void> {
   let opts: RelayServiceOptions
   try {
-    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead })
+    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}) })
   } catch (err) {
     if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') usageExit(oneLine(err))
     throw err
