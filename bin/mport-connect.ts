@@ -11,7 +11,7 @@ import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
 import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
-import { loginForRelay, validateClientConfig, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
+import { loginForRelay, validateClientConfig, reloadLine, restartLine, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
 
 // Account commands (login, logout, tokens) go to the REST API; forget edits known_relays.json (packages/mport-connect).
 if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
@@ -60,7 +60,7 @@ const OPTIONS = {
   ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
   insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
   tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
-  config: { type: 'string', describe: 'Config file (JSON or YAML) with relay, token, tunnels, fingerprint, …' },
+  config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol. SIGHUP re-reads it' },
   json: { type: 'boolean', describe: 'Print one JSON object per event' },
   reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
   retry: { type: 'boolean', describe: 'Also keep retrying when the relay cannot be reached at start; --no-retry: exit when a tunnel is refused instead of waiting for its address' },
@@ -90,6 +90,7 @@ const argv = yargs(hideBin(process.argv))
   .middleware(lastWins, true)
   .epilogue([
     'Settings come from flags, then MPORT_RELAY / MPORT_TOKEN / MPORT_FINGERPRINT, then --config.',
+    'SIGHUP re-reads --config: tunnels added, removed or changed by name, the others untouched; a file that fails the check changes nothing.',
     'Exit codes: 0 stopped by SIGINT/SIGTERM, 1 runtime failure (wrong token, certificate mismatch, no tunnel opened), 2 bad flags or config, 3 relay unreachable at start.',
   ].join('\n'))
   .fail((msg, err) => usageExit(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], hideBin(process.argv))))
@@ -359,15 +360,14 @@ async function main (): Promise<void> {
       next.ca !== s.ca && 'ca',
       ...(['insecure', 'json', 'reconnect', 'retry'] as const).map(k => next[k] !== s[k] && k),
     ].filter((k): k is string => k !== false)
-    if (restart.length > 0) out.event('warning', `reload: ${restart.join(', ')} changed: that needs a restart; the running connection keeps the old value`, { restartNeeded: restart })
+    if (restart.length > 0) out.event('warning', restartLine(restart), { restartNeeded: restart })
     // The lease file follows the tunnel list, so a restart with this file finds the lease.
     const nextLease = leaseFile === undefined ? undefined : LeaseFile.for(s.relay, next.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) })
     const moved = nextLease !== undefined && nextLease.path !== leaseFile?.path
     const changes = client.setTunnels(next.tunnels, moved ? { leaseStore: nextLease } : {})
     if (moved) leaseFile = nextLease
     s.tunnels = next.tunnels
-    const words = [...changes.added.map(n => `+${n}`), ...changes.removed.map(n => `-${n}`), ...changes.changed.map(n => `~${n}`)]
-    out.event('reload', `reload: ${words.length > 0 ? words.join(' ') : 'no change'}`, { file: argv.config, ...changes, restartNeeded: restart })
+    out.event('reload', reloadLine(changes), { file: argv.config, ...changes, restartNeeded: restart })
   }
   // One reload at a time, in the order of the signals.
   let reloads = Promise.resolve()

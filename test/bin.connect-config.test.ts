@@ -2,7 +2,8 @@
  * `mport-connect --config client.yaml` with per-tunnel options (issue 15), real relay and
  * client bins on loopback: one client serves a tcp tunnel with allow_ip (a visitor from
  * 127.0.0.1 passes, one from 127.0.0.2 is refused and the client is told), a tcp tunnel whose
- * allow_ip excludes 127.0.0.1, and an http tunnel whose password comes from basic_auth_file;
+ * allow_ip excludes 127.0.0.1, an http tunnel whose password comes from basic_auth_file and a
+ * tls tunnel passed through to a local TLS service (the visitor verifies that service's own certificate);
  * the token comes from token_file and is never printed. Every validation error exits 2 with
  * exactly one line naming the key and the tunnel.
  */
@@ -10,7 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import tls from 'node:tls'
 import t from 'tap'
+import { generateSelfSigned } from '../src/index.js'
 import { request, startUpstream } from './helpers/http-fixtures.js'
 import { cleanup, relayArgs, runBin, spawnBin, tmpDir } from './helpers/spawn.js'
 import { roundTrip, startEcho } from './helpers/tunnel.js'
@@ -48,10 +51,10 @@ async function echoFrom (port: number, localAddress: string, data: Buffer): Prom
   }
 }
 
-t.test('one client, tcp and http tunnels from one file: allow_ip, basic_auth_file, token_file', async t => {
+t.test('one client, tcp, http and tls tunnels from one file: allow_ip, basic_auth_file, token_file', async t => {
   const dir = tmpDir()
   const dataDir = path.join(dir, 'data')
-  const relay = spawnBin('mport-relay', relayArgs(dataDir, ['--json', '--domain', DOMAIN, '--http-port', '0']))
+  const relay = spawnBin('mport-relay', relayArgs(dataDir, ['--json', '--domain', DOMAIN, '--http-port', '0', '--https-port', '0']))
   t.teardown(() => relay.kill())
   const listening = await relay.waitEvent('listening')
   const token = readFileSync(path.join(dataDir, 'token'), 'utf8').trim()
@@ -59,6 +62,10 @@ t.test('one client, tcp and http tunnels from one file: allow_ip, basic_auth_fil
   t.teardown(() => echo.close())
   const upstream = await startUpstream()
   t.teardown(() => upstream.close())
+  const local = await generateSelfSigned([`secure.${DOMAIN}`])
+  const tlsService = tls.createServer({ cert: local.cert, key: local.key }, s => s.end('end-to-end'))
+  await new Promise<void>(resolve => tlsService.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => tlsService.close())
   const password = `pw-${randomBytes(6).toString('hex')}`
   const config = write(dir, 'client.yaml', [
     `relay: 127.0.0.1:${listening.port as number}`,
@@ -77,6 +84,10 @@ t.test('one client, tcp and http tunnels from one file: allow_ip, basic_auth_fil
     `    local: ${upstream.port}`,
     '    subdomain: site',
     `    basic_auth_file: ${write(dir, 'site.auth', `admin:${password}\n`)}`,
+    '  - name: mail',
+    '    kind: tls',
+    `    local: ${(tlsService.address() as net.AddressInfo).port}`,
+    '    subdomain: secure',
     '',
   ].join('\n'))
   const client = spawnBin('mport-connect', ['--config', config])
@@ -84,7 +95,9 @@ t.test('one client, tcp and http tunnels from one file: allow_ip, basic_auth_fil
   const adb = await client.waitEvent('tunnel', e => e.name === 'adb')
   const office = await client.waitEvent('tunnel', e => e.name === 'office-only')
   const site = await client.waitEvent('tunnel', e => e.name === 'site')
-  t.match(site, { url: `http://site.${DOMAIN}:${listening.httpPort as number}` }, 'the http tunnel has its subdomain on the shared HTTP port')
+  t.match(site, { url: `https://site.${DOMAIN}:${listening.httpsPort as number}` }, 'the http tunnel has its subdomain on the shared ports')
+  const mail = await client.waitEvent('tunnel', e => e.name === 'mail')
+  t.match(mail, { url: `tls://secure.${DOMAIN}:${listening.httpsPort as number}` }, 'the tls tunnel is routed by SNI on the shared HTTPS port')
   t.notOk(client.jsonLines().some(e => e.event === 'warning' && e.name === 'adb'), 'no "use --allow-ip" note for a tunnel that has allow_ip')
 
   const data = randomBytes(256 * 1024)
@@ -104,6 +117,16 @@ t.test('one client, tcp and http tunnels from one file: allow_ip, basic_auth_fil
   t.equal(ok.status, 200, 'site: the password from basic_auth_file lets the visitor in')
   t.equal(ok.json?.url, '/with-auth', 'the local HTTP service got the request')
   t.equal(upstream.seen.length, 1, 'only the authorized request reached the local service')
+
+  const e2e = await withTimeout(new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: listening.httpsPort as number, servername: `secure.${DOMAIN}`, ca: local.cert }, () => {
+      let b = ''
+      s.on('data', (c: Buffer) => { b += c.toString() })
+      s.on('end', () => resolve(b))
+    })
+    s.on('error', reject)
+  }), { what: 'TLS through the mail tunnel', timeoutMs: 30_000 })
+  t.equal(e2e, 'end-to-end', 'mail: passed through; the visitor verified the local service\'s own certificate')
 
   client.signal('SIGINT')
   t.equal((await client.waitExit()).code, 0, 'SIGINT: exit 0')

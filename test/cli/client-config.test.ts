@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import { validateClientConfig } from '../../packages/mport-connect/src/config/client-config.js'
+import { reloadLine, restartLine } from '../../packages/mport-connect/src/config/reload-lines.js'
 import type { SecretSources } from '../../packages/mport-connect/src/config/tunnel-entries.js'
 import { InvalidConfigError } from '../../src/errors.js'
 
@@ -137,4 +138,10 @@ t.test('no secret in any error message', async t => {
   t.notMatch(msg, /s3cret/, 'the password read from the file is not in the message')
   const bad = failure(t, { tunnels: [{ name: 'web', kind: 'http', local: 3000, basic_auth: 'admin:\u0001hidden' }] })
   t.notMatch(bad, /hidden/, 'nor is a bad password')
+})
+
+t.test('the reload lines', async t => {
+  t.equal(reloadLine({ added: ['web'], removed: ['ssh'], changed: ['api', 'db'], unchanged: ['adb'] }), 'reload: +web -ssh ~api ~db')
+  t.equal(reloadLine({ added: [], removed: [], changed: [], unchanged: ['adb'] }), 'reload: no change')
+  t.equal(restartLine(['relay', 'token']), 'reload: relay, token changed: that needs a restart; the running connection keeps the old value')
 })

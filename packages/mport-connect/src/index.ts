@@ -10,6 +10,7 @@ export { connectAccount, credentialsPath, readCredentials, normalizeApi, loginFo
 export { forgetRelay, type ForgetResult } from './forget.js'
 export { validateClientConfig, CLIENT_CONFIG_KEYS, type ClientFileConfig } from './config/client-config.js'
 export { parseTunnelList, parseTunnelObject, TUNNEL_KEYS, type SecretSources } from './config/tunnel-entries.js'
+export { reloadLine, restartLine } from './config/reload-lines.js'
 export { Inspector, INSPECTOR_DEFAULTS, type InspectorOptions, type InspectorEvents } from './inspect/inspector.js'
 export { InspectServer, type InspectServerOptions, type InspectedTunnel } from './inspect/inspect-server.js'
 export { inspectedTunnels } from './inspect/inspected-tunnels.js'
