@@ -3,11 +3,11 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, type FileSettings, type RelayServiceOptions } from 'mport-relay'
+import { startRelayService, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
 import { DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, strayReporter } from 'mport/cli'
 import { RateLimitedLog } from 'mport/limits'
-import { MportError } from 'mport/errors'
+import { InvalidConfigError, MportError, UnavailableError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 
 // `mport-relay users …` (account tasks on the store) has its own parser (packages/mport-relay/src/cli/relay-users.ts).
@@ -31,7 +31,7 @@ function usageExit (msg: string): never {
 }
 
 /** A repeated flag: the last one wins. */
-const lastWins = lastValueWins()
+const lastWins = lastValueWins(...LIST_SETTINGS)
 
 /** The flags: the settings table (packages/mport-relay/src/config/relay-settings.ts) plus --config. */
 const OPTIONS = {
@@ -75,7 +75,7 @@ const argv = yargs(args)
   .scriptName('mport-relay')
   .usage('$0 [options]\n\nRun an mport relay: clients connect to it over TLS and get public ports for their local services.\n\nAccounts: mport-relay users add|list|disable|enable|token … (see mport-relay users --help)\nThe effective config (flags, environment and --config), secrets as ***: mport-relay config print [--config file] [flags] [--json]')
   .options(OPTIONS)
-  .config(fileSettings?.values ?? {})
+  .config(flagValues(fileSettings))
   .strict()
   .middleware(lastWins, true)
   .check(a => {
@@ -85,6 +85,7 @@ const argv = yargs(args)
   })
   .epilogue([
     `Settings come from flags, then ${SETTING_ENV.join(' / ')}, then --config.`,
+    `Reload: SIGHUP (or POST /v1/admin/reload, admins only) re-reads --config and applies ${SETTING_NAMES.filter(isLive).map(snakeKey).join(', ')} to the running relay without dropping what is still allowed; every other key (ports, host, port, data_dir, database, certificates, domain…) applies at the next restart, and the reload line names it. A file that fails validation is rejected whole; the running config stays.`,
     'Exit codes: 0 stopped by SIGTERM/SIGINT, 1 runtime failure (e.g. the port is taken), 2 bad flags or config.',
   ].join('\n'))
   .fail((msg, err) => usageExit(explainUsage(msg ?? oneLine(err), [...Object.keys(OPTIONS), 'help', 'version'], args)))
@@ -92,7 +93,7 @@ const argv = yargs(args)
   .help()
   .parseSync()
 
-const settings = resolveSettings(argv, env)
+const settings = resolveSettings({ ...argv, ...fileOnlyValues(fileSettings) }, env)
 const { ports, 'public-host': publicHost, token: givenToken } = settings
 
 if (printConfig) {
@@ -104,7 +105,16 @@ if (printConfig) {
 
 const out = createPrinter(settings.json, process.stdout, process.stderr, { timestamps: true })
 
+/** The settings in force: a reload (SIGHUP, POST /v1/admin/reload) replaces the live ones. */
+let running: RelaySettings = settings
+
 async function main (): Promise<void> {
+  // SIGHUP re-reads --config (its default action would end the process); POST /v1/admin/reload does the same.
+  let reload: (() => Promise<ReloadOutcome>) | undefined
+  process.on('SIGHUP', () => {
+    if (reload === undefined) out.event('reload-rejected', `SIGHUP: ${configFile === undefined ? 'started without --config: nothing to reload' : 'still starting: reload ignored'}`, {})
+    else reload().catch(() => {}) // logged by reload
+  })
   let opts: RelayServiceOptions
   try {
     opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}) })
@@ -112,8 +122,31 @@ async function main (): Promise<void> {
     if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') usageExit(oneLine(err))
     throw err
   }
+  if (opts.api !== undefined) {
+    opts.api.reload = async () => {
+      if (configFile === undefined) throw new UnavailableError('this relay was started without --config: there is no file to reload')
+      if (reload === undefined) throw new UnavailableError('the relay is still starting')
+      const { line, changed, restartNeeded } = await reload()
+      return { line, changed, restartNeeded }
+    }
+  }
   const cert = opts.cert
   const service = await startRelayService(opts)
+  if (configFile !== undefined) {
+    const file = configFile
+    reload = async () => {
+      try {
+        const outcome = await reloadSettings(service, running, { file, flags: givenFlags(argv, args), env })
+        running = outcome.settings
+        out.event('reloaded', outcome.line, { file, changed: outcome.changed, restartNeeded: outcome.restartNeeded, ...outcome.result })
+        return outcome
+      } catch (err) {
+        const e = err instanceof MportError ? err : new InvalidConfigError(file, oneLine(err))
+        out.event('reload-rejected', `config reload from ${file} rejected, the running config stays: ${oneLine(e)}`, { file, code: e.code, message: e.message })
+        throw e
+      }
+    }
+  }
   const { relay, data, token } = service
   const fp = service.fingerprint
   relay.on('client', c => out.event('client', `client ${c.id} connected from ${c.remoteAddress}${c.resumed ? ' (resumed its lease)' : ''}`, { ...c, principal: c.principal.name }))
@@ -121,7 +154,7 @@ async function main (): Promise<void> {
   relay.on('tunnel-up', t => out.event('tunnel-up', `tunnel ${t.name} up on port ${t.port}`, { ...t }))
   relay.on('tunnel-down', (t, reason) => out.event('tunnel-down', `tunnel ${t.name} on port ${t.port} down: ${reason}`, { ...t, reason }))
   relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
-  if (settings.verbose) relay.on('connection', c => out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }))
+  relay.on('connection', c => { if (running.verbose) out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }) })
   // Refused visitors (IP filter, plan limits): one line per tunnel and reason per 10 s, with the count held back.
   const latestRefusal = new Map<string, { tunnel: string, err: MportError }>()
   const refusals = new RateLimitedLog({
@@ -140,12 +173,12 @@ async function main (): Promise<void> {
     out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}${more}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code, suppressed: a.suppressed })
   })
   relay.on('connection-closed', (c, s) => {
-    if (!settings.verbose && s.error === undefined) return
+    if (!running.verbose && s.error === undefined) return
     const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
     out.event('connection-closed', line, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort, bytesIn: s.bytesIn, bytesOut: s.bytesOut, error: s.error?.message })
   })
   const stray = strayReporter(out, REFUSED_LOG_INTERVAL_MS)
-  if (settings.verbose) relay.on('stray', (c, frame) => stray(`client ${c.id}`, frame))
+  relay.on('stray', (c, frame) => { if (running.verbose) stray(`client ${c.id}`, frame) })
   relay.on('warning', err => out.error(err, 'warning'))
 
   const addr = relay.address // startRelayService has started it
@@ -171,8 +204,8 @@ async function main (): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
     stopping = true
-    out.event('stopping', `${signal}: closing, letting open connections drain for up to ${settings['drain-timeout']} s (again to force)`, { signal })
-    service.close(settings['drain-timeout'] * 1000).then(() => {
+    out.event('stopping', `${signal}: closing, letting open connections drain for up to ${running['drain-timeout']} s (again to force)`, { signal })
+    service.close(running['drain-timeout'] * 1000).then(() => {
       out.event('stopped', 'relay stopped', {})
       process.exit(ExitCode.Ok)
     }, err => {

@@ -97,10 +97,10 @@ export class Account {
     if (rate === null || rate <= 0) {
       this.bucket?.setRate(Infinity)
     } else if (this.bucket === undefined) {
-      // A quarter second of burst: smooth enough, and small enough to shape within 10%.
-      this.bucket = new TokenBucket({ ratePerSecond: rate, burst: Math.max(16 * 1024, Math.round(rate / 4)) })
+      this.bucket = new TokenBucket({ ratePerSecond: rate, burst: burstFor(rate) })
     } else {
-      this.bucket.setRate(rate)
+      // The burst follows the rate: a lowered plan must not keep the old plan's quarter second.
+      this.bucket.setRate(rate, burstFor(rate))
     }
   }
 
@@ -171,6 +171,11 @@ export class Account {
     this.#monthLive += dIn + dOut
     policy?.record(this.principal, c.tunnel, { bytesIn: dIn, bytesOut: dOut })
   }
+}
+
+/** A quarter second of burst: smooth enough, and small enough to shape within 10%. */
+function burstFor (rate: number): number {
+  return Math.max(16 * 1024, Math.round(rate / 4))
 }
 
 function formatGiB (n: number): string {

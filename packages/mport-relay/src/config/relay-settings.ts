@@ -15,17 +15,19 @@ import os from 'node:os'
 import { loadConfigFile, checkKnownKeys } from 'mport/config'
 import { InvalidConfigError } from 'mport/errors'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
+import { parseCidr } from 'mport/access'
 import { oneLine, shownNumber } from 'mport/cli'
 import type { RelayServiceOptions } from '../service/relay-service.js'
 import { AllowPatterns, parseAllowList } from '../acme/allow-rule.js'
 
 /** One setting: its flag (yargs fields) and how the relay treats it. */
 export interface SettingSpec {
-  readonly type: 'string' | 'number' | 'boolean'
+  /** `list`: a YAML/JSON list of strings, or one comma-separated string (the flag's form); `tokens`: file only, see {@link NamedTokenSetting}. */
+  readonly type: 'string' | 'number' | 'boolean' | 'list' | 'tokens'
   readonly default?: string | number | boolean
   readonly describe: string
   /** A check beyond the type: a port number, a non-negative number, seconds, not empty. */
-  readonly check?: 'port' | 'non-negative' | 'seconds' | 'non-empty'
+  readonly check?: 'port' | 'non-negative' | 'seconds' | 'non-empty' | 'cidr' | 'label'
   /** An environment variable that wins over the file (flags win over both). */
   readonly env?: string
   /** The value when neither flag, variable, file nor `default` gives one (not shown by --help). */
@@ -76,14 +78,22 @@ export const RELAY_SETTINGS = {
   'plan-bandwidth-mbps': { type: 'number', check: 'non-negative', live: true, describe: 'Default plan: megabits per second per user, shaped' },
   'plan-connections-per-minute': { type: 'number', check: 'non-negative', live: true, describe: 'Default plan: new connections per minute per tunnel' },
   'connections-per-ip-per-minute': { type: 'number', check: 'non-negative', live: true, describe: 'New connections per minute from one visitor address, per tunnel' },
+  'reserved-names': { type: 'list', check: 'label', live: true, describe: 'Subdomains nobody may take besides the built-in www, api, admin…, comma-separated (a live tunnel on a newly reserved one closes on reload)' },
+  'client-allow-ip': { type: 'list', check: 'cidr', live: true, describe: 'Only these addresses or networks (comma-separated CIDRs) may open a client session on the control port' },
+  'client-deny-ip': { type: 'list', check: 'cidr', live: true, describe: 'These addresses or networks may never open a client session (deny wins over allow)' },
+  tokens: { type: 'tokens', live: true, secret: 'mask', describe: 'Config file only: more static tokens besides the owner\'s, a list of { name, token_file } or { name, token_env }; each name is its own principal' },
 } as const satisfies Record<string, SettingSpec>
 
 /** A setting's name: its flag without the dashes (`data-dir`); the file key is its snake_case (`data_dir`). */
 export type SettingName = keyof typeof RELAY_SETTINGS
 
-type ValueOf<S> = S extends { type: 'number' } ? number : S extends { type: 'boolean' } ? boolean : string
+/** One entry of `tokens` as the relay uses it: the name (its principal) and the token read from `token_file` or `token_env`. */
+export interface NamedTokenSetting { readonly name: string, readonly token: string }
+
+type ValueOf<S> = S extends { type: 'number' } ? number : S extends { type: 'boolean' } ? boolean
+  : S extends { type: 'list' } ? readonly string[] : S extends { type: 'tokens' } ? readonly NamedTokenSetting[] : string
 /** Settings as given: each value, or undefined when nothing set one and it has no default. */
-export type SettingValues = { [K in SettingName]: (typeof RELAY_SETTINGS)[K] extends { default: unknown } | { fallback: unknown } ? ValueOf<(typeof RELAY_SETTINGS)[K]> : ValueOf<(typeof RELAY_SETTINGS)[K]> | undefined }
+export type SettingValues = { [K in SettingName]: (typeof RELAY_SETTINGS)[K] extends { default: unknown } | { fallback: unknown } | { type: 'list' | 'tokens' } ? ValueOf<(typeof RELAY_SETTINGS)[K]> : ValueOf<(typeof RELAY_SETTINGS)[K]> | undefined }
 
 /** The relay's resolved settings: every value after flags, environment, file and defaults. */
 export type RelaySettings = Readonly<SettingValues>
@@ -99,14 +109,42 @@ const INDIRECT_KEYS = INDIRECT.flatMap(n => [`${n}-file`, `${n}-env`])
 /** Every key a config file may hold: snake_case first (the documented spelling, so suggestions use it), then the flags' kebab-case. */
 const CONFIG_KEYS = [...[...SETTING_NAMES, ...INDIRECT_KEYS].map(snakeKey), ...[...SETTING_NAMES, ...INDIRECT_KEYS].filter(k => k.includes('-'))]
 
-/** The flags for yargs' `.options()`: type, default and description of each setting. */
-export function settingFlags (): Record<SettingName, { type: SettingSpec['type'], default?: string | number | boolean, describe: string }> {
-  const flags: Record<string, { type: SettingSpec['type'], default?: string | number | boolean, describe: string }> = {}
+/** Settings a config file alone can give (no flag): lists of objects. */
+export const FILE_ONLY_SETTINGS = SETTING_NAMES.filter(n => SPECS[n]!.type === 'tokens')
+/** List settings: a repeated flag adds to the list rather than replacing it (for `lastValueWins`). */
+export const LIST_SETTINGS = SETTING_NAMES.filter(n => SPECS[n]!.type === 'list')
+
+/** A flag as yargs' `.options()` takes it. */
+export interface SettingFlag { type: 'string' | 'number' | 'boolean', default?: string | number | boolean, describe: string }
+
+/** The flags for yargs' `.options()`: type, default and description of each setting that has a flag (a list is a comma-separated string). */
+export function settingFlags (): Record<SettingName, SettingFlag> {
+  const flags: Record<string, SettingFlag> = {}
   for (const n of SETTING_NAMES) {
     const s = SPECS[n]!
-    flags[n] = { type: s.type, ...(s.default !== undefined ? { default: s.default } : {}), describe: s.describe }
+    if (s.type === 'tokens') continue
+    flags[n] = { type: s.type === 'list' ? 'string' : s.type, ...(s.default !== undefined ? { default: s.default } : {}), describe: s.describe }
   }
-  return flags as Record<SettingName, { type: SettingSpec['type'], default?: string | number | boolean, describe: string }>
+  return flags as Record<SettingName, SettingFlag>
+}
+
+/** The file's values yargs may see (`.config()`): all but the file-only settings, which yargs' strict mode would call unknown. */
+export function flagValues (file: FileSettings | undefined): Record<string, unknown> {
+  const out = { ...file?.values }
+  for (const n of FILE_ONLY_SETTINGS) delete out[n]
+  return out
+}
+
+/** The file-only settings' values (merged after yargs). */
+export function fileOnlyValues (file: FileSettings | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const n of FILE_ONLY_SETTINGS) if (file?.values[n] !== undefined) out[n] = file.values[n]
+  return out
+}
+
+/** Does a reload apply this setting to the running relay (else: at the next restart)? */
+export function isLive (name: SettingName): boolean {
+  return SPECS[name]!.live === true
 }
 
 /** The environment variables that win over the file, in the table's order. */
@@ -115,7 +153,7 @@ export const SETTING_ENV = SETTING_NAMES.flatMap(n => SPECS[n]!.env ?? [])
 /** The values a config file gave (kebab-case keys, checked for type), with the key as written. */
 export interface FileSettings {
   file: string
-  values: Record<string, string | number | boolean>
+  values: Record<string, unknown>
   /** Setting → the key as the file wrote it (`data_dir` or `data-dir`). */
   written: Map<string, string>
 }
@@ -129,7 +167,7 @@ export interface FileSettings {
 export async function readSettingsFile (file: string, env: NodeJS.ProcessEnv): Promise<FileSettings> {
   const raw = await loadConfigFile(file)
   checkKnownKeys(raw, CONFIG_KEYS, file)
-  const values: Record<string, string | number | boolean> = {}
+  const values: Record<string, unknown> = {}
   const written = new Map<string, string>()
   for (const [key, v] of Object.entries(raw)) {
     const flag = key.replaceAll('_', '-')
@@ -138,10 +176,19 @@ export async function readSettingsFile (file: string, env: NodeJS.ProcessEnv): P
     written.set(flag, key)
     if (v === null || v === undefined) continue
     const type = INDIRECT_KEYS.includes(flag) ? 'string' : SPECS[flag]!.type
+    if (type === 'list') {
+      if (!(typeof v === 'string' || (Array.isArray(v) && v.every(x => typeof x === 'string')))) throw new InvalidConfigError(key, `"${key}" in ${file} must be a list of strings (or one comma-separated string), not ${JSON.stringify(v)}`)
+      values[flag] = v
+      continue
+    }
+    if (type === 'tokens') {
+      values[flag] = readTokens(key, v, file, env)
+      continue
+    }
     if (typeof v !== type || (typeof v === 'number' && !Number.isFinite(v))) {
       throw new InvalidConfigError(key, `"${key}" in ${file} must be ${type === 'boolean' ? 'true or false' : `a ${type}`}, not ${JSON.stringify(v)}`)
     }
-    values[flag] = v as string | number | boolean
+    values[flag] = v
   }
   for (const name of INDIRECT) {
     const given = [name, `${name}-file`, `${name}-env`].filter(f => values[f] !== undefined)
@@ -166,6 +213,45 @@ export async function readSettingsFile (file: string, env: NodeJS.ProcessEnv): P
     if (name !== undefined && env[name] !== undefined && env[name] !== '') delete values[n]
   }
   return { file, values, written }
+}
+
+/**
+ * `tokens`: a list of `{ name, token_file }` or `{ name, token_env }`, each read now (so a reload
+ * picks up a rotated file). Names are unique, not "owner" (the relay's own token), and short.
+ */
+function readTokens (key: string, v: unknown, file: string, env: NodeJS.ProcessEnv): NamedTokenSetting[] {
+  if (!Array.isArray(v)) throw new InvalidConfigError(key, `"${key}" in ${file} must be a list of { name, token_file } or { name, token_env }, not ${JSON.stringify(v)}`)
+  const out: NamedTokenSetting[] = []
+  for (const [i, entry] of v.entries()) {
+    const at = `${key}[${i}]`
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new InvalidConfigError(at, `"${at}" in ${file} must be { name, token_file } or { name, token_env }`)
+    const e = entry as Record<string, unknown>
+    checkKnownKeys(e, ['name', 'token_file', 'token_env'], `"${at}" in ${file}`)
+    const name = e.name
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new InvalidConfigError(at, `"${at}.name" in ${file} must be a name of letters, digits, ".", "_" or "-" (at most 64), not ${JSON.stringify(name)}`)
+    if (name === 'owner') throw new InvalidConfigError(at, `"${at}.name" in ${file}: "owner" is the relay's own token (token / token_file); pick another name`)
+    if (out.some(t => t.name === name)) throw new InvalidConfigError(at, `"${at}" in ${file}: the name "${name}" is given twice`)
+    if ((e.token_file === undefined) === (e.token_env === undefined)) throw new InvalidConfigError(at, `"${at}" in ${file} needs exactly one of token_file, token_env`)
+    let token: string
+    if (e.token_file !== undefined) {
+      if (typeof e.token_file !== 'string') throw new InvalidConfigError(at, `"${at}.token_file" in ${file} must be a string`)
+      token = readSecretFile(`${at}.token_file`, e.token_file, file)
+    } else {
+      const variable = e.token_env
+      if (typeof variable !== 'string') throw new InvalidConfigError(at, `"${at}.token_env" in ${file} must be a string`)
+      const text = env[variable]
+      if (text === undefined || text === '') throw new InvalidConfigError(at, `"${at}.token_env" in ${file} names ${variable}, which is not set or empty`)
+      token = text
+    }
+    out.push({ name, token })
+  }
+  return out
+}
+
+/** A list setting's entries: a list as it is, a comma-separated string split, blanks dropped. */
+function listOf (v: unknown): string[] {
+  const items = Array.isArray(v) ? v.flatMap(x => String(x).split(',')) : typeof v === 'string' ? v.split(',') : []
+  return items.map(x => x.trim()).filter(x => x !== '')
 }
 
 /** A secret named by `<key>_file`: the file's text, trimmed; unreadable or empty is an error naming the key. */
@@ -207,6 +293,19 @@ export function settingProblem (v: Record<string, unknown>, sources: SettingSour
       const check = (SPECS[n] as SettingSpec).check
       const x = v[n]
       if (check === undefined || x === undefined) continue
+      if (check === 'cidr' || check === 'label') {
+        for (const item of listOf(x)) {
+          if (check === 'label' && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(item)) return { key: n, message: `--${n} ${JSON.stringify(item)} is not a subdomain label (letters, digits, hyphens)` }
+          if (check === 'cidr') {
+            try {
+              parseCidr(item, n)
+            } catch {
+              return { key: n, message: `--${n} ${JSON.stringify(item)} is not an address or network (like 10.0.0.0/8 or ::1)` }
+            }
+          }
+        }
+        continue
+      }
       if (check === 'non-empty') {
         if (x === '') return { key: n, message: `--${n} is empty` }
         continue
@@ -250,7 +349,8 @@ export function resolveSettings (v: Record<string, unknown>, env: NodeJS.Process
   for (const n of SETTING_NAMES) {
     const s = SPECS[n]!
     const fromEnv = s.env !== undefined && env[s.env] !== '' ? env[s.env] : undefined
-    out[n] = v[n] ?? fromEnv ?? s.default ?? s.fallback?.()
+    const value = v[n] ?? fromEnv ?? s.default ?? s.fallback?.()
+    out[n] = s.type === 'list' ? listOf(value) : s.type === 'tokens' ? value ?? [] : value
   }
   return out as RelaySettings
 }
@@ -278,6 +378,7 @@ export function maskUrlPassword (url: string): string {
 export function shownValue (name: SettingName, value: unknown): unknown {
   const secret = (SPECS[name] as SettingSpec).secret
   if (value === undefined || secret === undefined) return value
+  if ((SPECS[name] as SettingSpec).type === 'tokens') return (value as NamedTokenSetting[]).map(t => ({ name: t.name, token: '***' }))
   return secret === 'url' ? maskUrlPassword(String(value)) : '***'
 }
 
@@ -286,7 +387,7 @@ export function printableSettings (s: RelaySettings): Record<string, unknown> {
   const shown: Record<string, unknown> = {}
   for (const n of SETTING_NAMES) {
     const v = shownValue(n, s[n])
-    if (v !== undefined) shown[snakeKey(n)] = v
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) shown[snakeKey(n)] = v
   }
   return shown
 }
@@ -325,6 +426,9 @@ export function serviceOptions (s: RelaySettings, extra: Partial<RelayServiceOpt
     ...(s['ops-port'] !== undefined ? { ops: { host: s['ops-host'], port: s['ops-port'] } } : {}),
     planDefaults: planDefaults(s),
     ...(s['connections-per-ip-per-minute'] !== undefined ? { connectionsPerIpPerMinute: s['connections-per-ip-per-minute'] } : {}),
+    ...(s.tokens.length > 0 ? { tokens: s.tokens.map(t => ({ name: t.name, token: t.token })) } : {}),
+    ...(s['reserved-names'].length > 0 ? { reservedNames: s['reserved-names'] } : {}),
+    ...(s['client-allow-ip'].length > 0 || s['client-deny-ip'].length > 0 ? { clientIpFilter: { allow: s['client-allow-ip'], deny: s['client-deny-ip'] } } : {}),
     ...(s['acme-directory'] !== undefined ? { acme: acmeOptions(s, s['acme-directory']) } : {}),
     ...extra,
   }
