@@ -89,7 +89,7 @@ export interface RelayEvents {
   'handshake-failed': [remoteAddress: string, err: Error]
   /** A client's request to open a tunnel was refused (its plan, a name or port taken, a bad request); the client was told why. */
   'tunnel-refused': [info: RefusedTunnelInfo, err: MportError]
-  /** A user's monthly transfer quota ran out: their live connections were cut and their tunnels closed. */
+  /** A user's monthly transfer quota ran out while they held tunnels: their live connections were cut and their tunnels closed (once per cut). */
   'quota-exceeded': [principal: string, err: MportError]
   /** A ping on a client's session was answered (keepalive pings every keepalive interval): its round-trip time in ms. */
   rtt: [client: ClientInfo, rttMs: number]

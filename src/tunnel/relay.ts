@@ -87,7 +87,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       intervalMs: opts.accountingInterval,
       conns: () => this.#clients.conns,
       quotaExceeded: (principal, err) => {
-        this.emit('quota-exceeded', principal.name, err)
+        // Every round finds a user still over quota; only a round that cuts something is news.
+        if ((this.#accounts.get(principal.id)?.tunnels ?? 0) > 0) this.emit('quota-exceeded', principal.name, err)
         this.#tunnels.closeAllOf(principal.id, err)
       },
       warn: err => this.emit('warning', err),
