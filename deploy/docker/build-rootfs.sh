@@ -19,10 +19,12 @@ app="$rootfs/opt/mport"
 export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
 
 # 1. Build from the lockfile. Scripts stay off: no dependency needs one to build (esbuild's, for
-#    tsx, only matters to the tests), and the root's `prepare` would build a second time.
+#    tsx, only matters to the tests), and the root's `prepare` would build everything. Only the
+#    library and the relay are built (the relay's build reads the library's types from its dist).
 cd "$src"
 npm ci --ignore-scripts
-npm run build
+npm run build -w mport
+npm run build -w mport-relay
 
 # 2. The packages exactly as a registry would serve them (their "files" lists decide what ships).
 packs=$(mktemp -d)
