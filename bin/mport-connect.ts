@@ -8,7 +8,7 @@ import { Client, KnownRelays, LeaseFile, parseProxyUrl, parseTunnelSpec, relayAd
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
-import { createPrinter, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter } from 'mport/cli'
+import { createLogger, LOG_LEVELS, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 import { loginForRelay, validateClientConfig, reloadLine, restartLine, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
@@ -61,7 +61,9 @@ const OPTIONS = {
   insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
   tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
   config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol. SIGHUP re-reads it' },
-  json: { type: 'boolean', describe: 'Print one JSON object per event' },
+  json: { type: 'boolean', describe: 'Print one JSON object per event (the same as --log-format json)' },
+  'log-format': { type: 'string', choices: ['text', 'json'], describe: 'text (the default: lines for a person) or json (one object per line for a log store; fields in docs/LOGGING.md)' },
+  'log-level': { type: 'string', choices: LOG_LEVELS, describe: 'error, warn, info (the default) or debug (every visitor connection, as --verbose)' },
   reconnect: { type: 'boolean', describe: 'Reconnect after the connection drops (default true; --no-reconnect to exit instead)' },
   retry: { type: 'boolean', describe: 'Also keep retrying when the relay cannot be reached at start; --no-retry: exit when a tunnel is refused instead of waiting for its address' },
   'lease-file': { type: 'boolean', default: true, describe: 'Keep the lease and the tunnels\' addresses in ~/.config/mport/leases/ so a restart gets them back (--no-lease-file: forget them on exit)' },
@@ -108,6 +110,8 @@ interface Settings {
   ca?: string
   insecure: boolean
   json: boolean
+  /** Lines below it are dropped: --verbose is debug. */
+  logLevel: LogLevel
   reconnect: boolean
   /** true: also retry the first connection; false: do not wait for a refused tunnel's address; undefined: neither. */
   retry: boolean | undefined
@@ -198,7 +202,8 @@ async function settings (): Promise<Settings> {
     ...(fp !== undefined ? { fingerprint: checked(fpSource, () => parseFingerprint(fp)) } : {}),
     ...(caPem !== undefined ? { ca: caPem } : {}),
     insecure: (argv.insecure ?? file.insecure) === true,
-    json: (argv.json ?? file.json) === true,
+    json: jsonLines(argv.json ?? file.json, argv['log-format'] as 'json' | 'text' | undefined ?? file.logFormat),
+    logLevel: argv.verbose ? 'debug' : argv['log-level'] as LogLevel | undefined ?? file.logLevel ?? 'info',
     reconnect: (argv.reconnect ?? file.reconnect) !== false,
     retry: argv.retry ?? file.retry,
     ...transportSettings(file),
@@ -230,6 +235,12 @@ function overTransport (i: { transport: string, proxy?: string }): string {
   return `${i.transport !== 'tls' ? ` over ${i.transport}` : ''}${i.proxy !== undefined ? ` via proxy ${i.proxy}` : ''}`
 }
 
+/** Whether to print JSON lines: --json (or `json`) and --log-format json (or `log_format`) say the same; text and json together is a usage error. */
+function jsonLines (json: boolean | undefined, format: 'json' | 'text' | undefined): boolean {
+  if (json === true && format === 'text') throw new UsageError('--json is --log-format json: give one of them')
+  return json === true || format === 'json'
+}
+
 /** What the user can do about a failure, when there is something: a changed certificate says where the pinned value lives. */
 function hintFor (err: unknown, s: Settings): string | undefined {
   if (!(err instanceof MportError) || err.code !== 'MPORT_ERR_CERT_MISMATCH') return undefined
@@ -245,13 +256,14 @@ async function main (): Promise<void> {
     if (err instanceof UsageError || (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG')) usageExit(oneLine(err))
     throw err
   }
-  const out = createPrinter(s.json)
+  // The token and basic-auth passwords this process holds are masked in every line.
+  const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : [])] })
   if (s.login !== undefined) {
     const l = s.login
     out.event('login', `using the login of ${l.user} at ${l.api} (tunnel token "${l.tunnel.name}" for ${l.tunnel.relay}, from ${l.file})`, { api: l.api, user: l.user, relay: l.tunnel.relay, tokenId: l.tunnel.id, tokenName: l.tunnel.name, credentials: l.file })
   }
-  let leaseFile = argv['lease-file'] ? LeaseFile.for(s.relay, s.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) }) : undefined
-  if (s.insecure) out.event('warning', 'WARNING: --insecure: the relay certificate is NOT verified; anyone on the path can read and change this tunnel. Use --fingerprint instead.', { insecure: true })
+  let leaseFile = argv['lease-file'] ? LeaseFile.for(s.relay, s.tunnels, { onWarning: msg => out.log('warn', 'warning', `warning: ${msg}`, { message: msg }) }) : undefined
+  if (s.insecure) out.log('warn', 'warning', 'WARNING: --insecure: the relay certificate is NOT verified; anyone on the path can read and change this tunnel. Use --fingerprint instead.', { insecure: true })
   const client = new Client({
     relay: s.relay,
     token: s.token.reveal(),
@@ -272,19 +284,22 @@ async function main (): Promise<void> {
   })
   let started = false
   let stopping = false
-  client.on('connected', i => out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}${overTransport(i)}`, { relay: s.relay, ...i }))
+  client.on('connected', i => {
+    out.setContext(i.session !== undefined ? { session: i.session } : {}) // every line while connected names the relay's session
+    out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}${overTransport(i)}`, { relay: s.relay, ...i })
+  })
   const warned = new Set<string>()
   client.on('tunnel', t => {
-    out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { name: t.name, url: t.url, local: t.local, remotePort: t.remotePort })
+    out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { tunnel: t.name, name: t.name, url: t.url, local: t.local, remotePort: t.remotePort })
     const spec = s.tunnels.find(x => x.name === t.name)
     const hint = spec !== undefined && (spec.kind ?? 'tcp') === 'tcp' && spec.allowIp === undefined ? riskyPortHint(spec.localPort) : undefined
     if (hint !== undefined && !warned.has(t.name)) {
       warned.add(t.name)
-      out.event('warning', `  note: ${hint}`, { name: t.name, hint })
+      out.log('warn', 'warning', `  note: ${hint}`, { tunnel: t.name, name: t.name, hint })
     }
   })
   client.on('tunnel-error', (t, err) => {
-    out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { name: t.name, local: t.local, code: err.code, message: err.message })
+    out.event('tunnel-error', `tunnel ${t.name} (${t.local}) refused: ${oneLine(err)}`, { tunnel: t.name, name: t.name, local: t.local, code: err.code, message: err.message })
     // A tunnel that waited for its address and is now refused for good may leave nothing to do.
     if (started && !stopping && waited.has(t.id)) exitIfHopeless()
   })
@@ -292,25 +307,27 @@ async function main (): Promise<void> {
   client.on('tunnel-waiting', (t, err, r) => {
     waited.add(t.id)
     out.event('tunnel-waiting', `tunnel ${t.name} (${t.local}) waiting for ${t.waitingFor}: ${oneLine(err)}; asking again in ${(r.delayMs / 1000).toFixed(1)} s`,
-      { name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs })
+      { tunnel: t.name, name: t.name, local: t.local, waitingFor: t.waitingFor, code: err.code, message: err.message, attempt: r.attempt, delayMs: r.delayMs })
   })
   client.on('visitor-refused', (t, err, count) => out.event('visitor-refused', `tunnel ${t.name} (${t.local}): ${count === 1 ? 'a visitor was' : `${count} visitors were`} refused by the relay: ${oneLine(err)}`,
-    { name: t.name, local: t.local, code: err.code, message: err.message, count }))
+    { tunnel: t.name, name: t.name, local: t.local, code: err.code, message: err.message, count }))
   const stray = strayReporter(out)
-  if (argv.verbose) client.on('stray', frame => stray('relay', frame))
-  client.on('warning', err => out.event('warning', `warning: ${oneLine(err)}`, { message: err.message }))
+  client.on('stray', frame => { if (out.enabled('debug')) stray('relay', frame) })
+  client.on('warning', err => out.log('warn', 'warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
     if (stopping) return // our own close
-    out.event('disconnected', `disconnected: ${oneLine(err)}`, { code: err instanceof MportError ? err.code : undefined, message: err.message })
+    out.log('warn', 'disconnected', `disconnected: ${oneLine(err)}`, { code: err instanceof MportError ? err.code : undefined, message: err.message })
+    out.setContext({})
     // Without --reconnect this was the last connection; let a fatal 'error' print first.
     if (started && !s.reconnect) setImmediate(() => process.exit(ExitCode.Failure))
   })
   client.on('reconnecting', r => out.event('reconnecting', `reconnecting in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt}): ${oneLine(r.error)}`, { delayMs: r.delayMs, attempt: r.attempt, message: r.error.message }))
-  if (argv.verbose) client.on('connection', v => out.event('connection', `${v.tunnel}: connection from ${v.remoteAddress}:${v.remotePort}`, { ...v }))
+  client.on('connection', v => { if (out.enabled('debug')) out.log('debug', 'connection', `${v.tunnel}: connection from ${v.remoteAddress}:${v.remotePort}`, { ...v }) })
   client.on('connection-closed', (v, st) => {
-    if (!argv.verbose && st.error === undefined) return
+    const level = st.error === undefined ? 'debug' : 'info'
+    if (!out.enabled(level)) return
     const line = `${v.tunnel}: ${v.remoteAddress}:${v.remotePort} closed (${formatBytes(st.bytesIn)} in, ${formatBytes(st.bytesOut)} out)${st.error ? `: ${oneLine(st.error)}` : ''}`
-    out.event('connection-closed', line, { ...v, ...st, error: st.error?.message })
+    out.log(level, 'connection-closed', line, { ...v, ...st, error: st.error?.message })
   })
   client.on('error', err => {
     // Before start() settles, its rejection reports the error; after, it ends the process.

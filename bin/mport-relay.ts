@@ -3,10 +3,9 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
+import { startRelayService, logRelayEvents, databasePassword, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
 import { DEFAULT_CONTROL_PORT } from 'mport/relay'
-import { createPrinter, oneLine, ExitCode, formatBytes, lastValueWins, packageVersion, explainUsage, explainListenError, strayReporter } from 'mport/cli'
-import { RateLimitedLog } from 'mport/limits'
+import { createLogger, oneLine, ExitCode, lastValueWins, packageVersion, explainUsage, explainListenError, type LogFormat, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError, UnavailableError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 
@@ -103,7 +102,14 @@ if (printConfig) {
   process.exit(ExitCode.Ok)
 }
 
-const out = createPrinter(settings.json, process.stdout, process.stderr, { timestamps: true })
+if (settings.json && settings['log-format'] === 'text') usageExit('--json is --log-format json: give one of them')
+// JSON lines when stdout is not a terminal (journald, docker logs); --verbose is --log-level debug.
+const out = createLogger({
+  format: settings.json ? 'json' : settings['log-format'] as LogFormat,
+  level: settings.verbose ? 'debug' : settings['log-level'] as LogLevel,
+  timestamps: true,
+  secrets: [givenToken, databasePassword(settings.database)].filter(s => s !== undefined),
+})
 
 /** The settings in force: a reload (SIGHUP, POST /v1/admin/reload) replaces the live ones. */
 let running: RelaySettings = settings
@@ -149,47 +155,24 @@ async function main (): Promise<void> {
   }
   const { relay, data, token } = service
   const fp = service.fingerprint
-  relay.on('client', c => out.event('client', `client ${c.id} connected from ${c.remoteAddress}${c.resumed ? ' (resumed its lease)' : ''}`, { ...c, principal: c.principal.name }))
-  relay.on('client-closed', (c, err) => out.event('client-closed', `client ${c.id} disconnected${err ? `: ${oneLine(err)}` : ''}`, { id: c.id, error: err?.message }))
-  relay.on('tunnel-up', t => out.event('tunnel-up', `tunnel ${t.name} up on port ${t.port}`, { ...t }))
-  relay.on('tunnel-down', (t, reason) => out.event('tunnel-down', `tunnel ${t.name} on port ${t.port} down: ${reason}`, { ...t, reason }))
-  relay.on('auth-failed', (addr, err) => out.event('auth-failed', `authentication failed from ${addr}: ${err.message}`, { remoteAddress: addr, code: err.code }))
-  relay.on('connection', c => { if (running.verbose) out.event('connection', `${c.tunnel.name}: connection from ${c.remoteAddress}:${c.remotePort}`, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort }) })
-  // Refused visitors (IP filter, plan limits): one line per tunnel and reason per 10 s, with the count held back.
-  const latestRefusal = new Map<string, { tunnel: string, err: MportError }>()
-  const refusals = new RateLimitedLog({
-    intervalMs: REFUSED_LOG_INTERVAL_MS,
-    onHeldBack: (key, n) => {
-      const l = latestRefusal.get(key)
-      if (l !== undefined) out.event('visitor-refused', `${l.tunnel}: ${n} more visitor${n === 1 ? '' : 's'} refused in the last ${REFUSED_LOG_INTERVAL_MS / 1000} s, the latest: ${oneLine(l.err)}`, { tunnel: l.tunnel, code: l.err.code, suppressed: n })
-    },
-  })
-  relay.on('visitor-refused', (c, err) => {
-    const key = `${c.tunnel.name}\0${err.code}`
-    if (latestRefusal.size < 1000 || latestRefusal.has(key)) latestRefusal.set(key, { tunnel: c.tunnel.name, err })
-    const a = refusals.admit(key)
-    if (!a.print) return
-    const more = a.suppressed > 0 ? ` (and ${a.suppressed} more since the last line)` : ''
-    out.event('visitor-refused', `${c.tunnel.name}: refused ${c.remoteAddress}: ${oneLine(err)}${more}`, { tunnel: c.tunnel.name, remoteAddress: c.remoteAddress, code: err.code, suppressed: a.suppressed })
-  })
-  relay.on('connection-closed', (c, s) => {
-    if (!running.verbose && s.error === undefined) return
-    const line = `${c.tunnel.name}: ${c.remoteAddress}:${c.remotePort} closed (${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out)${s.error ? `: ${oneLine(s.error)}` : ''}`
-    out.event('connection-closed', line, { tunnel: c.tunnel.name, port: c.tunnel.port, remoteAddress: c.remoteAddress, remotePort: c.remotePort, bytesIn: s.bytesIn, bytesOut: s.bytesOut, error: s.error?.message })
-  })
-  const stray = strayReporter(out, REFUSED_LOG_INTERVAL_MS)
-  relay.on('stray', (c, frame) => { if (running.verbose) stray(`client ${c.id}`, frame) })
-  relay.on('warning', err => out.error(err, 'warning'))
+  out.secret(token)
+  logRelayEvents(relay, out, { intervalMs: REFUSED_LOG_INTERVAL_MS })
 
   const addr = relay.address // startRelayService has started it
   const controlAddr = `${publicHost}${addr.port === DEFAULT_CONTROL_PORT ? '' : `:${addr.port}`}`
   // The token is shown in full only when it was just generated (the operator has to learn it);
   // after that it stays in its file, and a token from a flag or the environment is never echoed.
   const showToken = data.tokenCreated && givenToken === undefined
-  const tokenLine = givenToken !== undefined ? `(given with --token, MPORT_TOKEN or ${configFile ?? '--config'})` : showToken ? token : `${token.slice(0, 6)}… (in ${data.tokenFile})`
+  const tokenLine = givenToken !== undefined ? `(given with --token, MPORT_TOKEN or ${configFile ?? '--config'})` : showToken ? token : `(in ${data.tokenFile})`
   const tokenArg = showToken ? token : givenToken !== undefined ? '$MPORT_TOKEN' : `$(cat ${data.tokenFile})`
   const connectCmd = `npx mport-connect 5555 --relay ${controlAddr} --token ${tokenArg}${cert === undefined ? ` --fingerprint ${fp}` : ''}`
-  out.event('listening', [
+  // A generated token is shown once, on the operator's screen (text); a log line (JSON) names its file instead.
+  const listening = (banner: string[], fields: Record<string, unknown>): void => {
+    if (showToken && out.announce(banner.join('\n'))) return
+    const hide = (s: string): string => showToken ? s.replace(`token:       ${token}`, `token:       (new, in ${data.tokenFile})`).replaceAll(token, `$(cat ${data.tokenFile})`) : s
+    out.event('listening', hide(banner.join('\n')), { ...fields, connect: hide(connectCmd) })
+  }
+  listening([
     `mport relay listening on ${addr.address}:${addr.port} (public ports ${ports} on ${settings['bind-host']})`,
     `  certificate: ${settings.cert ?? `self-signed${data.certCreated ? ' (new)' : ''} in ${data.dir}`}, fingerprint ${fp}`,
     `  token:       ${tokenLine}`,
@@ -198,7 +181,7 @@ async function main (): Promise<void> {
     ...(service.opsAddress !== undefined ? [`  ops:         http://${service.opsAddress.address}:${service.opsAddress.port}/metrics (and /healthz, /readyz)`] : []),
     '  connect a local port with:',
     `    ${connectCmd}`,
-  ].join('\n'), { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd, ...(relay.httpAddress !== undefined ? { httpPort: relay.httpAddress.port } : {}), ...(relay.httpsAddress !== undefined ? { httpsPort: relay.httpsAddress.port } : {}), ...(service.opsAddress !== undefined ? { opsHost: service.opsAddress.address, opsPort: service.opsAddress.port } : {}) })
+  ], { address: addr.address, port: addr.port, publicHost, ports, fingerprint: fp, dataDir: data.dir, tokenFile: data.tokenFile, connect: connectCmd, ...(relay.httpAddress !== undefined ? { httpPort: relay.httpAddress.port } : {}), ...(relay.httpsAddress !== undefined ? { httpsPort: relay.httpsAddress.port } : {}), ...(service.apiAddress !== undefined ? { apiPort: service.apiAddress.port } : {}), ...(service.opsAddress !== undefined ? { opsHost: service.opsAddress.address, opsPort: service.opsAddress.port } : {}) })
 
   let stopping = false
   const stop = (signal: string): void => {

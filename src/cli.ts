@@ -9,4 +9,6 @@ export {
   processIo, UsageError, ApiCallError, readStdinSecret, promptSecret, obtainPassword, formatTable, formatTime, lastWins,
   describeFailure, runAccountCommand, type CliIo,
 } from './cli/account-io.js'
+export { createLogger, resolveLogFormat, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat, type LoggerOptions } from './cli/log.js'
+export { SecretScrubber, MASK } from './cli/redact.js'
 export { explainUsage, explainListenError, rawFlagValue, shownNumber, type ListenFlag } from './cli/usage.js'

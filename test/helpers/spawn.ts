@@ -26,9 +26,14 @@ export interface SpawnOptions {
   detached?: boolean
 }
 
-/** Relay flags that keep a test relay on loopback and in the wide test port range. */
+/**
+ * Relay flags that keep a test relay on loopback and in the wide test port range. A piped
+ * relay logs JSON lines by default; these tests read its human lines unless they ask for
+ * JSON (`--json`) or name a format themselves (`--log-format`).
+ */
 export function relayArgs (dataDir: string, extra: string[] = []): string[] {
-  return ['--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1', '--public-host', '127.0.0.1', '--ports', '30000-60999', '--data-dir', dataDir, ...extra]
+  const format = extra.some(a => a === '--json' || a === '--log-format' || a.startsWith('--log-format=')) ? [] : ['--log-format', 'text']
+  return ['--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1', '--public-host', '127.0.0.1', '--ports', '30000-60999', '--data-dir', dataDir, ...format, ...extra]
 }
 
 const running = new Set<BinProcess>()

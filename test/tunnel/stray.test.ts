@@ -53,7 +53,7 @@ t.test('the relay reports a client\'s stray frames and keeps the session', async
 t.test('stray lines are rate-limited and count what they held back', async t => {
   let now = 0
   const lines: string[] = []
-  const out = createPrinter(false, new Writable({ write (c: Buffer, _e, cb) { lines.push(String(c).trim()); cb() } }))
+  const out = createPrinter(false, new Writable({ write (c: Buffer, _e, cb) { lines.push(String(c).trim()); cb() } }), undefined, { level: 'debug' }) // stray lines are debug
   const report = strayReporter(out, 10_000, () => now)
   const frame: StrayFrame = { header: { type: FrameType.Data, flags: 0, streamId: 7, length: 5 }, reason: 'closed', reset: false }
   report('client c1', frame)

@@ -5,11 +5,12 @@
  */
 import { parseProxyUrl, TRANSPORT_CHOICES, type ProxyConfig, type TransportChoice, type TunnelSpec } from 'mport/client'
 import { checkKnownKeys, Secret } from 'mport/config'
+import { LOG_LEVELS, type LogLevel } from 'mport/cli'
 import { InvalidConfigError } from 'mport/errors'
 import { indirectSecret, parseTunnelList, type SecretSources } from './tunnel-entries.js'
 
 /** The top-level keys of a client config file. */
-export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry', 'transport', 'proxy', 'relay_https_port', 'relay_http_port', 'tunnels'] as const
+export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'log_format', 'log_level', 'reconnect', 'retry', 'transport', 'proxy', 'relay_https_port', 'relay_http_port', 'tunnels'] as const
 
 /** What a client config file says; a setting the file leaves out is undefined. */
 export interface ClientFileConfig {
@@ -23,6 +24,10 @@ export interface ClientFileConfig {
   ca?: string
   insecure?: boolean
   json?: boolean
+  /** `json` or `text` (the default): `log_format: json` is `json: true`. */
+  logFormat?: 'json' | 'text'
+  /** Lines below this level are dropped (`debug`: every visitor connection). */
+  logLevel?: LogLevel
   reconnect?: boolean
   retry?: boolean
   /** How to reach the relay (`tls`, `wss`, `ws`, `auto`). */
@@ -57,6 +62,13 @@ export function validateClientConfig (doc: Record<string, unknown>, file: string
     if (typeof v !== 'boolean') throw new InvalidConfigError(key, `"${key}" in ${file} must be true or false, not ${JSON.stringify(v)}`)
     out[key] = v
   }
+  for (const [key, choices] of [['log_format', ['json', 'text']], ['log_level', LOG_LEVELS]] as const) {
+    if (!given(key)) continue
+    const v = doc[key]
+    if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new InvalidConfigError(key, `"${key}" in ${file} must be one of ${choices.join(', ')}, not ${JSON.stringify(v)}`)
+  }
+  if (given('log_format')) out.logFormat = doc.log_format as 'json' | 'text'
+  if (given('log_level')) out.logLevel = doc.log_level as LogLevel
   if (given('transport')) {
     const v = doc.transport
     if (typeof v !== 'string' || !(TRANSPORT_CHOICES as readonly string[]).includes(v)) throw new InvalidConfigError('transport', `"transport" in ${file} must be one of ${TRANSPORT_CHOICES.join(', ')}, not ${JSON.stringify(v)}`)

@@ -16,7 +16,7 @@ import { loadConfigFile, checkKnownKeys } from 'mport/config'
 import { InvalidConfigError } from 'mport/errors'
 import { defaultDataDir, parsePortRange, DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { parseCidr } from 'mport/access'
-import { oneLine, shownNumber } from 'mport/cli'
+import { oneLine, shownNumber, LOG_FORMATS, LOG_LEVELS } from 'mport/cli'
 import type { RelayServiceOptions } from '../service/relay-service.js'
 import { AllowPatterns, parseAllowList } from '../acme/allow-rule.js'
 
@@ -27,7 +27,9 @@ export interface SettingSpec {
   readonly default?: string | number | boolean
   readonly describe: string
   /** A check beyond the type: a port number, a non-negative number, seconds, not empty. */
-  readonly check?: 'port' | 'non-negative' | 'seconds' | 'non-empty' | 'cidr' | 'label'
+  readonly check?: 'port' | 'non-negative' | 'seconds' | 'non-empty' | 'cidr' | 'label' | 'choice'
+  /** For `check: 'choice'`: the values allowed. */
+  readonly choices?: readonly string[]
   /** An environment variable that wins over the file (flags win over both). */
   readonly env?: string
   /** The value when neither flag, variable, file nor `default` gives one (not shown by --help). */
@@ -53,8 +55,10 @@ export const RELAY_SETTINGS = {
   token: { type: 'string', env: 'MPORT_TOKEN', indirect: true, secret: 'mask', check: 'non-empty', describe: 'Access token clients must present (env MPORT_TOKEN; default: generated and stored in the data dir)' },
   'lease-grace': { type: 'number', default: 120, check: 'seconds', live: true, describe: 'Seconds a disconnected client\'s ports are held for it' },
   'drain-timeout': { type: 'number', default: 10, check: 'seconds', live: true, describe: 'Seconds open connections may drain on SIGTERM/SIGINT' },
-  json: { type: 'boolean', default: false, describe: 'Print one JSON object per event' },
-  verbose: { type: 'boolean', default: false, live: true, describe: 'Also print every visitor connection (costs CPU under heavy load)' },
+  json: { type: 'boolean', default: false, describe: 'Print one JSON object per event (the same as --log-format json)' },
+  verbose: { type: 'boolean', default: false, live: true, describe: 'Also print every visitor connection (--log-level debug; costs CPU under heavy load)' },
+  'log-format': { type: 'string', default: 'auto', check: 'choice', choices: LOG_FORMATS, describe: 'auto (readable lines on a terminal, JSON lines otherwise), json or text; fields in docs/LOGGING.md' },
+  'log-level': { type: 'string', default: 'info', check: 'choice', choices: LOG_LEVELS, describe: 'error, warn, info or debug (every visitor connection)' },
   domain: { type: 'string', describe: 'Base domain for http/tls tunnels (<name>.<domain>; wildcard DNS pointing here)' },
   'http-port': { type: 'number', check: 'port', describe: 'Shared HTTP port for http tunnels (e.g. 80)' },
   'https-port': { type: 'number', check: 'port', describe: 'Shared HTTPS port: SNI routing for tls tunnels, TLS termination for http tunnels (e.g. 443)' },
@@ -308,6 +312,11 @@ export function settingProblem (v: Record<string, unknown>, sources: SettingSour
       }
       if (check === 'non-empty') {
         if (x === '') return { key: n, message: `--${n} is empty` }
+        continue
+      }
+      if (check === 'choice') {
+        const choices = (SPECS[n] as SettingSpec).choices ?? []
+        if (!choices.includes(String(x))) return { key: n, message: `--${n} ${JSON.stringify(x)} is not one of ${choices.join(', ')}` }
         continue
       }
       const num = x as number
