@@ -4,7 +4,6 @@
  * its server on loopback, the first free port from 4040 on.
  */
 import type { TunnelSpec, TunnelStatus } from 'mport/client'
-import { parseHostPort } from 'mport/client'
 import { InvalidConfigError } from 'mport/errors'
 import { InspectServer } from './inspect-server.js'
 import { inspectedTunnels } from './inspected-tunnels.js'
@@ -45,10 +44,11 @@ export function inspectSettings (given: { inspect?: boolean | undefined, addr?: 
   let host = '127.0.0.1'
   let port = DEFAULT_PORT
   if (given.addr !== undefined) {
-    const hp = parseHostPort(given.addr, -1, 'inspect-addr')
-    if (hp.port < 0) throw new InvalidConfigError('inspect-addr', `${JSON.stringify(given.addr)} needs a port: host:port, like 127.0.0.1:4040`)
-    host = hp.host
-    port = hp.port
+    // Not parseHostPort: port 0 (any free port) is fine here.
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(given.addr.trim())
+    if (m === null || Number(m[3]) > 65535) throw new InvalidConfigError('inspect-addr', `${JSON.stringify(given.addr)} is not host:port, like 127.0.0.1:4040 ([::1]:4040 for IPv6; port 0 for any)`)
+    host = m[1] ?? m[2]!
+    port = Number(m[3])
   }
   const bodyLimit = given.bodyLimit === undefined ? INSPECTOR_DEFAULTS.bodyLimit : parseByteSize(given.bodyLimit, 'inspect-body-limit')
   return { enabled: given.inspect ?? tunnels.some(t => t.kind === 'http'), host, port, bodyLimit }
@@ -82,5 +82,5 @@ export async function serveInspector (inspector: Inspector, s: InspectSettings, 
     await server.listen()
   }
   const port = server.address.port
-  return { inspector, server, url: server.url, ...(port !== s.port ? { movedFrom: s.port } : {}), exposed: !LOOPBACK.test(s.host) }
+  return { inspector, server, url: server.url, ...(s.port !== 0 && port !== s.port ? { movedFrom: s.port } : {}), exposed: !LOOPBACK.test(s.host) }
 }

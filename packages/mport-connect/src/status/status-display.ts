@@ -18,7 +18,8 @@ export interface StatusDisplayOptions extends TerminalScreenOptions {
   /** How the client reaches the relay, when it can say (a transport other than plain TLS, a proxy). */
   transport?: () => string | undefined
   inspector?: Inspector
-  inspectUrl?: string
+  /** The inspector's page, once it listens. */
+  inspectUrl?: () => string | undefined
   out: ScreenOutput
   /** HTTP requests shown (default 10). */
   requests?: number
@@ -127,6 +128,7 @@ export class StatusDisplay {
     const c = this.#client
     if (c === undefined) throw new Error('the status display has not started')
     const transport = this.#o.transport?.()
+    const inspectUrl = this.#o.inspectUrl?.()
     const requests: ScreenRequest[] = (this.#o.inspector?.list() ?? []).slice(0, this.#o.requests ?? 10).map(e => ({
       time: new Date(e.startedAt).toTimeString().slice(0, 8),
       method: e.request.method,
@@ -141,7 +143,7 @@ export class StatusDisplay {
       ...(transport !== undefined ? { transport } : {}),
       session: this.#session,
       rttMs: c.rtt,
-      ...(this.#o.inspectUrl !== undefined ? { inspectUrl: this.#o.inspectUrl } : {}),
+      ...(inspectUrl !== undefined ? { inspectUrl } : {}),
       tunnels: c.tunnels.map(t => {
         const r = this.#rates.get(t.name)
         return {
