@@ -46,6 +46,13 @@ function verifiedGet (port: number, servername: string, ca: string): Promise<{ c
   }), { what: `a verified TLS GET for ${servername}`, timeoutMs: BOUND })
 }
 
+/** `mport_certificate_expiry_timestamp_seconds{cert="acme"}` from the ops listener. */
+async function acmeExpiryMetric (service: RelayService): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${service.opsAddress!.port}/metrics`)).text()
+  const m = /^mport_certificate_expiry_timestamp_seconds\{cert="acme"\} (\d+)$/m.exec(text)
+  return m === null ? undefined : Number(m[1])
+}
+
 /** The certificate the HTTPS port presents for `servername`, unverified. */
 function presented (port: number, servername: string): Promise<X509Certificate> {
   return withTimeout(new Promise((resolve, reject) => {
@@ -57,9 +64,18 @@ function presented (port: number, servername: string): Promise<X509Certificate> 
   }), { what: `a TLS handshake for ${servername}`, timeoutMs: BOUND })
 }
 
+/** A local web app behind an http tunnel with `hostname`, through a real client. */
+async function openTunnel (t: Test, service: RelayService, hostname: string): Promise<void> {
+  const app = await startApp()
+  const client = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: service.token, fingerprint: fingerprint(cert), tunnels: [{ name: 'web', kind: 'http', hostname, localHost: '127.0.0.1', localPort: app.port, remotePort: 0 }] })
+  client.on('error', () => {})
+  t.teardown(async () => { await client.close(); app.server.close() })
+  await client.start()
+}
+
 interface Setup { service: RelayService, pebble: Pebble, dns: LoopbackDns, dir: string, log: string[] }
 
-async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?: LoopbackDns } = {}): Promise<Setup> {
+async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?: LoopbackDns, ratePerHour?: number, failureBackoffMs?: number } = {}): Promise<Setup> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-'))
   const dns = o.dns ?? new LoopbackDns()
   if (o.dns === undefined) await dns.listen()
@@ -68,8 +84,8 @@ async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?:
   const log: string[] = []
   const service = await startRelayService({
     dataDir: dir, host: '127.0.0.1', port: 0, bindHost: '127.0.0.1', publicHost: '127.0.0.1', portRange: { min: 30000, max: 60999 },
-    cert, key, domain: DOMAIN, httpPort, httpsPort: 0,
-    acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, email: 'ops@customer.test', pollMinMs: 200, ...(o.clock !== undefined ? { clock: o.clock } : {}), ...(o.dnsHook !== undefined ? { dnsHook: o.dnsHook } : {}) },
+    cert, key, domain: DOMAIN, httpPort, httpsPort: 0, ops: { host: '127.0.0.1', port: 0 },
+    acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, email: 'ops@customer.test', pollMinMs: 200, ...(o.clock !== undefined ? { clock: o.clock } : {}), ...(o.dnsHook !== undefined ? { dnsHook: o.dnsHook } : {}), ...(o.ratePerHour !== undefined ? { ratePerHour: o.ratePerHour } : {}), ...(o.failureBackoffMs !== undefined ? { failureBackoffMs: o.failureBackoffMs } : {}) },
     onAcmeLog: line => log.push(line),
   })
   t.teardown(async () => {
@@ -86,11 +102,7 @@ t.test('HTTP-01 on demand for a custom hostname, no order for strangers, renewal
   const { service, pebble, dns, dir, log } = await setup(t, { clock })
   dns.names.add(HOSTNAME)
   dns.names.add('stranger.customer.test')
-  const app = await startApp()
-  const client = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: service.token, fingerprint: fingerprint(cert), tunnels: [{ name: 'web', kind: 'http', hostname: HOSTNAME, localHost: '127.0.0.1', localPort: app.port, remotePort: 0 }] })
-  client.on('error', () => {})
-  t.teardown(async () => { await client.close(); app.server.close() })
-  await client.start()
+  await openTunnel(t, service, HOSTNAME)
   const acme = service.acme!
   const httpsPort = service.relay.httpsAddress!.port
 
@@ -105,6 +117,7 @@ t.test('HTTP-01 on demand for a custom hostname, no order for strangers, renewal
   const stored = path.join(dir, 'certs', HOSTNAME)
   for (const f of ['cert.pem', 'key.pem']) t.equal(statSync(path.join(stored, f)).mode & 0o777, 0o600, `${f} stored with mode 0600`)
   t.equal(new X509Certificate(readFileSync(path.join(stored, 'cert.pem'))).serialNumber, first.cert.serialNumber, 'the served certificate is the stored one')
+  t.equal(await acmeExpiryMetric(service), Math.floor(Date.parse(first.cert.validTo) / 1000), 'its expiry is the metric the expiry alert watches')
 
   // A stranger's SNI: nothing holds the name, so no order; the fallback wildcard is served.
   const orders = acme.stats.orders
@@ -123,7 +136,45 @@ t.test('HTTP-01 on demand for a custom hostname, no order for strangers, renewal
   const renewed = await verifiedGet(httpsPort, HOSTNAME, root)
   t.not(renewed.cert.serialNumber, first.cert.serialNumber, 'the next handshake sees the new serial, no restart')
   t.match(renewed.body, /hello from the tunnel/)
+  t.equal(await acmeExpiryMetric(service), Math.floor(Date.parse(renewed.cert.validTo) / 1000), 'the metric follows the renewal')
   t.ok(log.some(l => /obtained the certificate for app\.customer\.test/.test(l)) && log.some(l => /renewed the certificate for app\.customer\.test/.test(l)), 'one log line each')
+})
+
+t.test('a failed order is one log line, the name backs off, the hourly budget holds, and the exact-name fallback is served', pebbleTestOptions(), async t => {
+  const clock = new ManualClock(Date.now())
+  const { service, log, pebble } = await setup(t, { clock, ratePerHour: 2, failureBackoffMs: 60_000 })
+  const name = 'nodns.customer.test' // a tunnel holds it, but its DNS does not point here: pebble cannot validate it
+  await openTunnel(t, service, name)
+  const acme = service.acme!
+  const httpsPort = service.relay.httpsAddress!.port
+  await waitFor(() => acme.stats.failed > 0, { timeoutMs: BOUND, intervalMs: 50, what: 'the failed order', diag: () => `${log.join('\n')}\n${pebble.output()}` })
+  t.same({ orders: acme.stats.orders, failed: acme.stats.failed, issued: acme.stats.issued }, { orders: 1, failed: 1, issued: 0 })
+  t.match(log.filter(l => l.includes(name)), [/certificate order for nodns\.customer\.test failed: .*; serving the fallback certificate/], 'one line, with the CA\'s reason')
+
+  // Within the backoff a handshake places no order; the visitor gets a self-signed certificate for the exact name.
+  const during = await presented(httpsPort, name)
+  await acme.settled()
+  t.equal(acme.stats.orders, 1, 'no order during the backoff')
+  t.ok(acme.stats.limited >= 1, 'the backoff turned it down')
+  t.equal(during.checkHost(name), name, 'the fallback names the hostname')
+  t.equal(during.issuer, during.subject, 'and is self-signed')
+
+  clock.advance(61_000)
+  await presented(httpsPort, name)
+  await waitFor(() => acme.stats.failed > 1, { timeoutMs: BOUND, intervalMs: 50, what: 'the second failed order', diag: () => log.join('\n') })
+  t.equal(acme.stats.orders, 2, 'after the backoff the next handshake orders again')
+  clock.advance(121_000) // past the doubled backoff, but within the hour: the budget of 2 is spent
+  await presented(httpsPort, name)
+  await acme.settled()
+  t.equal(acme.stats.orders, 2, 'no third order within the hour')
+  await presented(httpsPort, name)
+  await presented(httpsPort, name)
+  await acme.settled()
+  t.equal(acme.stats.orders, 2, 'nor on later handshakes')
+  const lines = log.filter(l => l.includes(name))
+  t.equal(lines.filter(l => /2 orders in the last hour \(acme_rate_per_hour\)/.test(l)).length, 1, 'the budget is named in the log, once')
+  t.equal(lines.filter(l => /failed: /.test(l)).length, 2, 'one line per failed order')
+  t.equal(lines.filter(l => /next try in/.test(l)).length, 1, 'one line for the backoff, not one per handshake')
 })
 
 t.test('DNS-01 through the operator\'s hook issues the base domain\'s wildcard', pebbleTestOptions(), async t => {

@@ -17,4 +17,5 @@ export {
   type SettingFlag, type NamedTokenSetting, type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
+export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
 export { logRelayEvents, databasePassword, type RelayLogOptions } from './log/relay-log.js'

@@ -46,6 +46,7 @@ export interface AcmeSettings {
   ratePerHour?: number
 }
 
+/** What AcmeCertificates is given: the operator's settings plus the relay's data dir, domain, allow check, log and clock. */
 export interface AcmeCertificatesOptions extends AcmeSettings {
   dataDir: string
   /** The relay's base domain (for the wildcard and to recognise subdomains). */
@@ -54,6 +55,8 @@ export interface AcmeCertificatesOptions extends AcmeSettings {
   held (name: string): boolean | Promise<boolean>
   /** One line per event worth an operator's attention (issued, renewed, failed, refused). */
   log (line: string, err?: MportError): void
+  /** Told the served certificate that expires first, whenever one is installed (one bounded metric series: an alert on it covers every name). */
+  onSoonestExpiry?: (pair: StoredPair) => void
   clock?: AcmeClock
   /** Fraction of a certificate's lifetime after which it is renewed (default 2/3). */
   renewAt?: number
@@ -86,6 +89,7 @@ const realClock: AcmeClock = {
 
 interface Entry { pair: StoredPair, context: tls.SecureContext, cancelRenewal: () => void }
 
+/** Certificates from an ACME CA for the relay's HTTPS port: a CertificateSource for the HTTPS front and the HTTP-01 responder for the HTTP front. */
 export class AcmeCertificates implements CertificateSource, AcmeChallengeResponder {
   readonly stats: AcmeStats = { orders: 0, issued: 0, renewed: 0, failed: 0, refused: 0, limited: 0 }
   readonly #o: AcmeCertificatesOptions
@@ -97,6 +101,8 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
   readonly #entries = new Map<string, Entry>()
   readonly #pending = new Map<string, Promise<void>>()
   readonly #tokens = new Map<string, string>()
+  /** The limit a name was last turned down by: said once, not on every handshake while it lasts. */
+  readonly #quiet = new Map<string, string>()
   #issuer: AcmeIssuer | undefined
   #closed = false
 
@@ -205,13 +211,18 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
     const limited = this.#limits.take(name)
     if (limited !== undefined) {
       this.stats.limited++
-      const err = new AcmeRateLimitedError(name, limited)
-      this.#o.log(`acme: ${err.message}`, err)
+      const kind = limited.includes('acme_rate_per_hour') ? 'budget' : 'backoff'
+      if (this.#quiet.get(name) !== kind) {
+        this.#quiet.set(name, kind)
+        const err = new AcmeRateLimitedError(name, limited)
+        this.#o.log(`acme: ${err.message}`, err)
+      }
       if (renewal) this.#scheduleRetry(name)
       return
     }
     const wildcard = name === this.#wildcard
     const dnsHook = this.#o.dnsHook
+    this.#quiet.delete(name)
     this.stats.orders++
     try {
       const { cert, key } = await issuer.issue(wildcard ? [name, name.slice(2)] : [name], wildcard ? 'dns-01' : 'http-01', {
@@ -242,6 +253,11 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
     const entry: Entry = { pair, context, cancelRenewal: () => {} }
     this.#entries.set(pair.name, entry)
     this.#armRenewal(entry, due)
+    if (this.#o.onSoonestExpiry !== undefined) {
+      let soonest = pair
+      for (const e of this.#entries.values()) if (e.pair.notAfter < soonest.notAfter) soonest = e.pair
+      this.#o.onSoonestExpiry(soonest)
+    }
   }
 
   #armRenewal (entry: Entry, due: number): void {

@@ -44,7 +44,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   usageFlushInterval?: number // ms
   version?: string
   /** Certificates from an ACME CA for the HTTPS port (on demand per name, the base domain with a DNS hook); none: the given or self-signed ones. */
-  acme?: Omit<AcmeCertificatesOptions, 'dataDir' | 'domain' | 'held' | 'log'>
+  acme?: Omit<AcmeCertificatesOptions, 'dataDir' | 'domain' | 'held' | 'log' | 'onSoonestExpiry'>
   /** Told one line per ACME event (obtained, renewed, failed); default: nothing. */
   onAcmeLog?: (line: string) => void
 }
@@ -105,6 +105,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     domain: opts.domain,
     held: async name => built.relay?.terminatesName(name) === true || await reservedSubdomain(store, opts.domain, name),
     log: line => onAcmeLog?.(line),
+    // One series for every ACME certificate: the one that expires first (the expiry alert covers them all).
+    onSoonestExpiry: pair => ops?.metrics.certificates.set('acme', pair.cert),
   })
   await acme?.start()
   const relay = new Relay({
