@@ -370,6 +370,9 @@ async function main (): Promise<void> {
       out.event('reload-rejected', `reload: ${argv.config} rejected, the running tunnels stay: ${reason}`, { file: argv.config, reason })
       return
     }
+    // Secrets the new file brings (a token, basic-auth passwords) are masked like the first ones.
+    out.secret(next.token.reveal())
+    for (const x of next.tunnels) if (x.basicAuth !== undefined) { out.secret(x.basicAuth); out.secret(x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)) }
     const restart = [
       next.relay !== s.relay && 'relay',
       !next.token.equals(s.token) && 'token',
