@@ -55,6 +55,7 @@ export interface ExchangeDetail extends ExchangeSummary {
   websocketFrames?: Array<{ direction: 'in' | 'out', opcode: string, length: number, fin: boolean, masked: boolean, atMs: number }>
 }
 
+/** The list's and the live feed's view of an exchange. */
 export function summarize (e: Exchange): ExchangeSummary {
   const t = e.times
   return {
@@ -77,6 +78,7 @@ export function summarize (e: Exchange): ExchangeSummary {
   }
 }
 
+/** The full view of an exchange: headers, bodies (text or base64), times, frames. */
 export function detail (e: Exchange): ExchangeDetail {
   const t = e.times
   const rel = (x: number | undefined): number | undefined => x === undefined ? undefined : x - t.start
@@ -140,6 +142,7 @@ export function parseFilter (query: URLSearchParams): ExchangeFilter {
   return f
 }
 
+/** True when `e` passes every filter in `f`. */
 export function matches (e: Exchange, f: ExchangeFilter): boolean {
   if (f.method !== undefined && e.request.method.toUpperCase() !== f.method.toUpperCase()) return false
   if (f.path !== undefined && !e.request.url.includes(f.path)) return false

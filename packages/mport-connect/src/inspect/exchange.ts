@@ -47,11 +47,13 @@ export interface RecordedMessage {
   readonly body: CappedBody
 }
 
+/** A recorded request: method and target with the head and body. */
 export interface RecordedRequest extends RecordedMessage {
   readonly method: string
   readonly url: string
 }
 
+/** A recorded response: status and reason with the head and body. */
 export interface RecordedResponse extends RecordedMessage {
   readonly status: number
   readonly reason: string
@@ -84,6 +86,7 @@ export interface WebSocketSummary {
   readonly recent: FrameSummary[]
 }
 
+/** One recorded exchange: the request, its response once it came, times, state, WebSocket frames after an upgrade. */
 export interface Exchange {
   /** 1, 2, … in the order requests started (ids are never reused). */
   readonly id: number

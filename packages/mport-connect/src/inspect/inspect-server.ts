@@ -30,6 +30,7 @@ export interface InspectedTunnel {
   notInspected?: string
 }
 
+/** What the inspector's server serves and where it listens. */
 export interface InspectServerOptions {
   inspector: Inspector
   /** The tunnels now (called per request: URLs appear once tunnels open). */

@@ -11,6 +11,7 @@ import { RateMeter } from './rate-meter.js'
 import { renderStatus, type ScreenRequest, type StatusModel } from './status-screen.js'
 import { TerminalScreen, type ScreenOutput, type TerminalScreenOptions } from './terminal-screen.js'
 
+/** What the status display shows and where it draws. */
 export interface StatusDisplayOptions extends TerminalScreenOptions {
   /** The relay as the user named it. */
   relay: string
@@ -29,6 +30,7 @@ export interface StatusDisplayOptions extends TerminalScreenOptions {
   tickMs?: number
 }
 
+/** The status screen of a running client (see the module comment). */
 export class StatusDisplay {
   readonly #o: StatusDisplayOptions
   readonly #screen: TerminalScreen

@@ -34,6 +34,7 @@ export interface ScreenRequest {
   durationMs?: number
 }
 
+/** Everything the status screen shows. */
 export interface StatusModel {
   version: string
   relay: string
@@ -58,6 +59,7 @@ const RED = '\x1b[31m'
 const CYAN = '\x1b[36m'
 const RESET = '\x1b[0m'
 
+/** The screen's lines for `m` (with ANSI styles; TerminalScreen cuts them to the width). */
 export function renderStatus (m: StatusModel): string[] {
   const lines: string[] = []
   lines.push(`${BOLD}mport-connect${RESET} ${m.version}${' '.repeat(8)}${DIM}(Ctrl+C to quit)${RESET}`, '')

@@ -15,6 +15,7 @@ export interface ScreenOutput {
   off?(event: 'resize', fn: () => void): unknown
 }
 
+/** How often the screen may redraw, and its clock. */
 export interface TerminalScreenOptions {
   /** Fewest ms between two frames (default 250: at most four a second). */
   minIntervalMs?: number
@@ -29,6 +30,7 @@ const HOME = '\x1b[H'
 const CLEAR_LINE_END = '\x1b[K'
 const CLEAR_BELOW = '\x1b[J'
 
+/** A screen redrawn in place (see the module comment). */
 export class TerminalScreen {
   readonly #out: ScreenOutput
   readonly #minInterval: number
