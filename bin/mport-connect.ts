@@ -288,6 +288,7 @@ async function main (): Promise<void> {
     out.setContext(i.session !== undefined ? { session: i.session } : {}) // every line while connected names the relay's session
     out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}${overTransport(i)}`, { relay: s.relay, ...i })
   })
+  client.on('faster-transport', i => out.event('faster-transport', `the ${i.transport} transport works again (connected over ${i.current}): the next connection uses it`, { ...i }))
   const warned = new Set<string>()
   client.on('tunnel', t => {
     out.event('tunnel', `${t.url} -> ${t.local}${t.name !== String(t.local.split(':').pop()) ? ` (${t.name})` : ''}`, { tunnel: t.name, name: t.name, url: t.url, local: t.local, remotePort: t.remotePort })

@@ -38,7 +38,7 @@ export function mportBins (): { cmd: string, pre: string[], relay: string, conne
 /** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
 const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
-export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string }
+export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string, tokenFile?: string }
 export interface TunnelLine { remotePort?: number, url?: string }
 
 export interface MportPair {
@@ -55,8 +55,9 @@ export interface MportPair {
 /**
  * A relay with `relayArgs` beyond the loopback defaults, and one `mport-connect connectArgs…`
  * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up.
+ * `connectArgs` may depend on the relay's `listening` event (its shared ports, for ws).
  */
-export async function startMport (relayArgs: string[], connectArgs: string[]): Promise<MportPair> {
+export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[])): Promise<MportPair> {
   const bins = mportBins()
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
   const home = path.join(tmp, 'home')
@@ -72,8 +73,10 @@ export async function startMport (relayArgs: string[], connectArgs: string[]): P
   }
   try {
     const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), START_TIMEOUT, 'listening'))
-    const token = /--token (\S+)/.exec(listening.connect ?? '')?.[1] ?? readFileSync(path.join(tmp, 'data/token'), 'utf8').trim()
-    client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, ...connectArgs, '--relay', `127.0.0.1:${listening.port}`,
+    // The printed command names the token file (`--token $(cat …)`), not the token: read the file.
+    const token = readFileSync(listening.tokenFile ?? path.join(tmp, 'data/token'), 'utf8').trim()
+    const args = typeof connectArgs === 'function' ? connectArgs(listening) : connectArgs
+    client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
       '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
     const clientOut = new LineReader(client, 'mport-connect')
     const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), START_TIMEOUT, 'tunnel'))

@@ -121,6 +121,24 @@ export const mport: Contestant = {
   },
 }
 
+/** The same relay and client over the WebSocket transport (ws on the relay's shared HTTP port, mport's TLS inside). */
+export const mportWs: Contestant = {
+  key: 'mport-ws',
+  fdsFor: n => n + 64,
+  name: 'mport (relay + connect, WebSocket ws)',
+  async start (sinkPort) {
+    const m = await startMport(['--http-port', '0', '--domain', 'mport.test'], l => {
+      if (l.httpPort === undefined) throw new Error('the relay\'s listening event has no httpPort')
+      return [String(sinkPort), '--transport', 'ws', '--relay-http-port', String(l.httpPort)]
+    })
+    if (m.tunnel.remotePort === undefined) {
+      await m.stop()
+      throw new Error('the client\'s tunnel event has no remotePort')
+    }
+    return { port: m.tunnel.remotePort, pids: () => ({ relay: [m.relay.pid as number], client: [m.client.pid as number] }), stop: m.stop }
+  },
+}
+
 // ---- OpenSSH ----
 
 function which (cmd: string): string | undefined {

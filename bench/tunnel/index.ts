@@ -21,7 +21,7 @@ import { ROOT, cpuSeconds, killChild, peakRssBytes, resetPeakRss, rssBytes, slee
 import { envNumber as env, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
 import { sum } from '../harness/stats.js'
 import {
-  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, prepareOpenSsh, opensshVersion, childFdLimit,
+  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, mportWs, prepareOpenSsh, opensshVersion, childFdLimit,
   type Contestant, type Running,
 } from './contestants.js'
 import { summarize, mainTable, splitTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
@@ -183,7 +183,7 @@ async function main (): Promise<void> {
   const t0 = Date.now()
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
-  const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport]
+  const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, mportWs]
   const contestants = all.filter(c => ONLY === undefined || ONLY.includes(c.key))
   for (const c of contestants) if (c.key.startsWith('ssh') && sshSkip !== undefined) c.skip = sshSkip
   for (const c of contestants) if (c.skip !== undefined) log(`SKIPPING ${c.name}: ${c.skip}`)

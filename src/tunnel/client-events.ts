@@ -70,6 +70,8 @@ export interface ClientEvents {
    * `session` the relay's id of this connection (as its logs name it; absent from older relays).
    */
   connected: [info: { resumed: boolean, trust: string, fingerprint: string, principal: string, transport: TransportName, proxy?: string, session?: string }]
+  /** Under `auto`: a faster transport than the `current` one works again; the next connection uses it (this one is not moved). */
+  'faster-transport': [info: { transport: TransportName, current: TransportName }]
   /** A tunnel is open on the relay (again, after a reconnect); `status.url` is its public address. */
   tunnel: [status: TunnelStatus]
   /** The relay refused a tunnel (`err`, e.g. PortNotAllowedError); the other tunnels are unaffected. */

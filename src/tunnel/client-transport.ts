@@ -171,6 +171,8 @@ export interface ClientTransportOptions {
   transportMemory?: TransportMemory
   /** Budget of each attempt of `auto`, in ms (default 4000). */
   autoAttemptTimeout?: number
+  /** Under `auto` on a slower transport, check the faster ones this often, in ms (default 5 min). */
+  fasterCheckInterval?: number
 }
 
 /** The dial options for one connection of a Client. */
@@ -195,5 +197,59 @@ export function relayDialOptions (o: ClientTransportOptions & RelayTrust, relay:
     memory: o.transportMemory ?? memory,
     retryFasterAfter: DEFAULT_RETRY_FASTER_AFTER,
     now: Date.now,
+  }
+}
+
+/** How often a Client under `auto` on a slower transport checks whether a faster one works again. */
+export const DEFAULT_FASTER_CHECK_INTERVAL = 5 * 60_000 // ms
+
+/**
+ * While a Client under `auto` is connected over a slower transport: now and then, dials the
+ * faster ones (fully, the relay's certificate checked, then closed). One that works is
+ * remembered and reported; the next connection starts with it. The live session is never
+ * moved: its visitors' connections would break.
+ */
+export class FasterTransportCheck {
+  readonly #o: RelayDialOptions
+  readonly #current: TransportName
+  readonly #intervalMs: number
+  readonly #onFound: (transport: TransportName) => void
+  #timer: NodeJS.Timeout | undefined
+  #stopped = false
+
+  constructor (o: RelayDialOptions, current: TransportName, intervalMs: number, onFound: (transport: TransportName) => void) {
+    this.#o = o
+    this.#current = current
+    this.#intervalMs = intervalMs
+    this.#onFound = onFound
+    this.#schedule()
+  }
+
+  stop (): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+  }
+
+  #schedule (): void {
+    if (this.#stopped) return
+    this.#timer = setTimeout(() => { void this.#check().then(found => { if (!found) this.#schedule() }) }, this.#intervalMs)
+    this.#timer.unref()
+  }
+
+  async #check (): Promise<boolean> {
+    for (const name of fasterThan(this.#current)) {
+      if (this.#stopped) return true
+      try {
+        const conn = await dialTransport(this.#o, name, this.#o.attemptTimeout)
+        conn.socket.destroy()
+        if (this.#stopped) return true
+        await this.#o.memory?.remember(formatHostPort(this.#o.host, this.#o.port), name, this.#o.now()).catch(() => {})
+        this.#onFound(name)
+        return true
+      } catch {
+        // still blocked: the next one, or the next check
+      }
+    }
+    return false
   }
 }

@@ -12,7 +12,7 @@ import { TransportMemory } from '../transport/transport-memory.js'
 import type { KnownRelays } from '../transport/known-relays.js'
 import { LocalDialer } from './client-dialer.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
-import { dialRelay, relayDialOptions, type ClientTransportOptions } from './client-transport.js'
+import { DEFAULT_FASTER_CHECK_INTERVAL, dialRelay, FasterTransportCheck, relayDialOptions, type ClientTransportOptions } from './client-transport.js'
 import type { HttpVisitorTap } from './client-tap.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
@@ -303,7 +303,9 @@ export class Client extends EventEmitter<ClientEvents> {
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
   async #connectOnce (onUp: () => void): Promise<Error> {
     const timeout = this.#opts.handshakeTimeout ?? 10_000
-    const { socket, input, fingerprint, trust, transport, proxy } = await dialRelay(relayDialOptions(this.#opts, this.#relay, timeout, this.#transports))
+    const dial = relayDialOptions(this.#opts, this.#relay, timeout, this.#transports)
+    const { socket, input, fingerprint, trust, transport, proxy } = await dialRelay(dial)
+    let fasterCheck: FasterTransportCheck | undefined
     const session = new Session(socket, {
       client: true, keepAliveInterval: 5_000, keepAliveTimeout: 10_000, ...this.#opts.mux, ...(input !== undefined ? { input } : {}),
     })
@@ -321,6 +323,9 @@ export class Client extends EventEmitter<ClientEvents> {
       this.#control = control
       this.#retries.schedule()
       onUp()
+      if (this.#opts.transport === 'auto' && transport !== 'tls') {
+        fasterCheck = new FasterTransportCheck(dial, transport, this.#opts.fasterCheckInterval ?? DEFAULT_FASTER_CHECK_INTERVAL, found => this.emit('faster-transport', { transport: found, current: transport }))
+      }
       this.#serveControl(control).catch(() => {})
       const err = await ended
       this.emit('disconnected', err)
@@ -329,6 +334,7 @@ export class Client extends EventEmitter<ClientEvents> {
       session.destroy()
       throw err
     } finally {
+      fasterCheck?.stop()
       this.#control = undefined
       this.#opening = undefined
       this.#awaiting.clear()

@@ -15,8 +15,8 @@ import { startDigestSink, sendChecksummed } from '../helpers/digest-sink.js'
 import { closedPort } from '../helpers/ports.js'
 import { proxyTestOptions, startNginx } from '../helpers/proxies.js'
 import { certFingerprint, connectTo, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
-import { waitFor, withTimeout } from '../helpers/wait.js'
-import { relayWithSharedPorts, sharedPorts, startClient } from '../helpers/shared-ports.js'
+import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
+import { relayWithSharedPorts, sharedPorts, startClient, type Connected } from '../helpers/shared-ports.js'
 
 t.setTimeout(300_000)
 
@@ -115,6 +115,37 @@ t.test('auto: the control port unreachable, it falls back to wss and remembers i
     t.teardown(() => none.close())
     await t.rejects(none.start(), { code: 'MPORT_ERR_RELAY_UNREACHABLE', message: /no transport worked \(tls \(port \d+\): connection refused; wss \(port \d+\): connection refused; ws \(port \d+\): connection refused\)/ })
   })
+})
+
+t.test('auto: back on tls at the next connection once the control port works again', async t => {
+  const relay = await relayWithSharedPorts(t)
+  const echo = await startEcho()
+  t.teardown(() => echo.close())
+  // The "control port" the client dials: closed at first (blocked), later forwarding to the relay's.
+  const gatePort = await closedPort()
+  const client = makeClient(relay, [tcpSpec(echo.port)], { relay: `127.0.0.1:${gatePort}`, transport: 'auto', relayPorts: sharedPorts(relay), fasterCheckInterval: 100 })
+  const transports: string[] = []
+  client.on('connected', (i: Connected) => transports.push(i.transport))
+  const { port } = await startClient(t, client)
+  t.same(transports, ['wss'])
+  const found = nextEvent<[{ transport: string, current: string }]>(client, 'faster-transport', { what: 'the faster transport to be found', timeoutMs: 60_000 })
+  const piped = new Set<net.Socket>()
+  const gate = net.createServer(s => {
+    const up = net.connect({ host: '127.0.0.1', port: relay.address.port })
+    piped.add(s).add(up)
+    s.on('error', () => up.destroy())
+    up.on('error', () => s.destroy())
+    s.pipe(up).pipe(s)
+  })
+  await new Promise<void>((resolve, reject) => { gate.once('error', reject); gate.listen(gatePort, '127.0.0.1', resolve) })
+  t.teardown(() => new Promise<void>(resolve => { for (const p of piped) p.destroy(); gate.close(() => resolve()) }))
+  t.same((await found)[0], { transport: 'tls', current: 'wss' })
+  t.equal((await roundTrip(await connectTo(port), Buffer.from('still on wss'))).toString(), 'still on wss', 'the live session was not moved')
+  t.same(transports, ['wss'])
+  const reconnected = nextEvent(client, 'connected', { what: 'the reconnect', timeoutMs: 60_000 })
+  relay.disconnect(relay.tunnels[0]!.principalId)
+  await reconnected
+  t.same(transports, ['wss', 'tls'], 'the next connection went straight to tls')
 })
 
 t.test('ws: a visitor that stops reading holds back only its own stream, and memory stays bounded', async t => {
