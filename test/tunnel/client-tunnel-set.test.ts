@@ -6,7 +6,8 @@
  * old port with its new options, the relay's tunnel list matches, and the lease store moves
  * (the new one saved with the live names only, the old one discarded). Duplicate names are
  * refused and change nothing. A tunnel removed while the client is disconnected is closed on
- * the relay (its lease still holds it) right after the reconnect.
+ * the relay (its lease still holds it) right after the reconnect. An http tunnel with a random
+ * name, changed (basic auth added), keeps its name and asks visitors for the password.
  */
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
@@ -15,6 +16,7 @@ import { diffTunnels, sameTunnel } from '../../src/tunnel/client-tunnel-set.js'
 import type { LeaseStore, StoredLease } from '../../src/index.js'
 import { InvalidConfigError } from '../../src/errors.js'
 import { connectTo, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
+import { request, startUpstream } from '../helpers/http-fixtures.js'
 import { sha256 } from '../helpers/digest.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
@@ -144,4 +146,24 @@ t.test('setTunnels while disconnected: the removed tunnel is closed on the relay
   const probe = randomBytes(4096)
   const served = await connectTo(gone).then(s => roundTrip(s, probe)).then(r => r.length === 0 ? 'refused' : 'served', () => 'refused')
   t.equal(served, 'refused', 'the removed tunnel\'s port is closed')
+})
+
+t.test('a changed http tunnel with a random name keeps the name, with its new options', async t => {
+  const relay = await startRelay({ domain: 'mport.test', httpPort: 0 })
+  t.teardown(() => relay.close(100))
+  const app = await startUpstream()
+  t.teardown(() => app.close())
+  const client = makeClient(relay, [tcpSpec(app.port, { name: 'site', kind: 'http' })])
+  t.teardown(() => client.close())
+  const [before] = await withTimeout(client.start(), { what: 'the client to start', timeoutMs: BOUND_MS })
+  const host = new URL(before!.url!).hostname
+  const port = relay.httpAddress!.port
+  t.equal((await request({ port, path: '/open', headers: { host }, agent: false })).status, 200, 'before: open to everyone')
+  const reopened = nextEvent<[{ url?: string }]>(client, 'tunnel', { what: 'the changed tunnel to open', timeoutMs: BOUND_MS })
+  t.same(client.setTunnels([tcpSpec(app.port, { name: 'site', kind: 'http', basicAuth: 'admin:pw' })]), { added: [], removed: [], changed: ['site'], unchanged: [] })
+  const [after] = await reopened
+  t.equal(after.url, before!.url, `the same random name: ${host}`)
+  t.equal((await request({ port, path: '/closed', headers: { host }, agent: false })).status, 401, 'after: a password is asked for')
+  const auth = `Basic ${Buffer.from('admin:pw').toString('base64')}`
+  t.equal((await request({ port, path: '/in', headers: { host, authorization: auth }, agent: false })).status, 200, 'after: the password lets the visitor in')
 })
