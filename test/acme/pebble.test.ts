@@ -75,7 +75,7 @@ async function openTunnel (t: Test, service: RelayService, hostname: string): Pr
 
 interface Setup { service: RelayService, pebble: Pebble, dns: LoopbackDns, dir: string, log: string[] }
 
-async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?: LoopbackDns, ratePerHour?: number, failureBackoffMs?: number } = {}): Promise<Setup> {
+async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?: LoopbackDns, ratePerHour?: number, failureBackoffMs?: number, allow?: string[] } = {}): Promise<Setup> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-'))
   const dns = o.dns ?? new LoopbackDns()
   if (o.dns === undefined) await dns.listen()
@@ -85,7 +85,7 @@ async function setup (t: Test, o: { clock?: ManualClock, dnsHook?: string, dns?:
   const service = await startRelayService({
     dataDir: dir, host: '127.0.0.1', port: 0, bindHost: '127.0.0.1', publicHost: '127.0.0.1', portRange: { min: 30000, max: 60999 },
     cert, key, domain: DOMAIN, httpPort, httpsPort: 0, ops: { host: '127.0.0.1', port: 0 },
-    acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, email: 'ops@customer.test', pollMinMs: 200, ...(o.clock !== undefined ? { clock: o.clock } : {}), ...(o.dnsHook !== undefined ? { dnsHook: o.dnsHook } : {}), ...(o.ratePerHour !== undefined ? { ratePerHour: o.ratePerHour } : {}), ...(o.failureBackoffMs !== undefined ? { failureBackoffMs: o.failureBackoffMs } : {}) },
+    acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, email: 'ops@customer.test', pollMinMs: 200, ...(o.clock !== undefined ? { clock: o.clock } : {}), ...(o.dnsHook !== undefined ? { dnsHook: o.dnsHook } : {}), ...(o.ratePerHour !== undefined ? { ratePerHour: o.ratePerHour } : {}), ...(o.failureBackoffMs !== undefined ? { failureBackoffMs: o.failureBackoffMs } : {}), ...(o.allow !== undefined ? { allow: o.allow } : {}) },
     onAcmeLog: line => log.push(line),
   })
   t.teardown(async () => {
@@ -175,6 +175,49 @@ t.test('a failed order is one log line, the name backs off, the hourly budget ho
   t.equal(lines.filter(l => /2 orders in the last hour \(acme_rate_per_hour\)/.test(l)).length, 1, 'the budget is named in the log, once')
   t.equal(lines.filter(l => /failed: /.test(l)).length, 2, 'one line per failed order')
   t.equal(lines.filter(l => /next try in/.test(l)).length, 1, 'one line for the backoff, not one per handshake')
+})
+
+t.test('a reserved subdomain and an acme_allow name are ordered on their first handshake; a restarted relay serves the stored ones without an order', pebbleTestOptions(), async t => {
+  const { service, pebble, dns, dir, log } = await setup(t, { allow: ['*.allowed.test'] })
+  const reserved = `shop.${DOMAIN}`
+  const allowed = 'www.allowed.test'
+  for (const n of [reserved, allowed, 'other.tunnels.test']) dns.names.add(n)
+  const alice = await service.store.createUser({ name: 'alice', password: 'correct horse battery' })
+  await service.store.reserve(alice.id, 'subdomain', 'shop')
+  const acme = service.acme!
+  const httpsPort = service.relay.httpsAddress!.port
+  const root = await pebble.root()
+  for (const name of [reserved, allowed]) {
+    const fallback = await presented(httpsPort, name) // no tunnel holds it: the first handshake orders, the fallback is served meanwhile
+    t.equal(fallback.checkHost(`x.${DOMAIN}`), `*.${DOMAIN}`, `${name}: the self-signed wildcard first`)
+  }
+  await acme.settled()
+  t.same({ orders: acme.stats.orders, issued: acme.stats.issued, failed: acme.stats.failed }, { orders: 2, issued: 2, failed: 0 }, 'both ordered over HTTP-01 and issued', { diag: log })
+  await presented(httpsPort, 'other.tunnels.test')
+  await acme.settled()
+  t.equal(acme.stats.orders, 2, 'an unreserved subdomain without a tunnel is not ordered')
+  const serials = new Map<string, string>()
+  for (const name of [reserved, allowed]) {
+    const r = await verifiedGet(httpsPort, name, root)
+    t.equal(r.cert.checkHost(name), name, `${name}: verified against pebble's root`)
+    serials.set(name, r.cert.serialNumber)
+  }
+
+  // A second relay on the same data dir (the first still runs: other ports) serves what is stored at once.
+  const again = await startRelayService({
+    dataDir: dir, host: '127.0.0.1', port: 0, bindHost: '127.0.0.1', publicHost: '127.0.0.1', portRange: { min: 30000, max: 60999 },
+    cert, key, domain: DOMAIN, httpPort: 0, httpsPort: 0, acme: { directoryUrl: pebble.directoryUrl, ca: pebble.listenerCa, allow: ['*.allowed.test'] },
+  })
+  try {
+    for (const name of [reserved, allowed]) {
+      const r = await verifiedGet(again.relay.httpsAddress!.port, name, root)
+      t.equal(r.cert.serialNumber, serials.get(name), `${name}: the stored certificate, after a restart`)
+    }
+    await again.acme!.settled()
+    t.equal(again.acme!.stats.orders, 0, 'no new order')
+  } finally {
+    await again.close(100)
+  }
 })
 
 t.test('DNS-01 through the operator\'s hook issues the base domain\'s wildcard', pebbleTestOptions(), async t => {
