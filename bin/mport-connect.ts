@@ -8,19 +8,17 @@ import { Client, KnownRelays, LeaseFile, parseProxyUrl, parseTunnelSpec, relayAd
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
-import { createLogger, LOG_LEVELS, oneLine, formatBytes, formatStatus, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter, type LogLevel } from 'mport/cli'
+import { createLogger, LOG_LEVELS, oneLine, formatBytes, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
 import { loginForRelay, validateClientConfig, reloadLine, restartLine, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
+import { INSPECT_FLAGS, inspectSettings, createInspector, serveInspector, StatusDisplay, type InspectSettings } from 'mport-connect'
 
 // Account commands (login, logout, tokens) go to the REST API; forget edits known_relays.json (packages/mport-connect).
 if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
   const { connectAccount } = await import('mport-connect')
   process.exit(await connectAccount(process.argv.slice(2)))
 }
-
-/** How often the terminal status line may be printed (only when something changed). */
-const STATUS_INTERVAL_MS = 10_000
 
 // A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module);
 // its read meter goes to the data path through the options.
@@ -74,6 +72,7 @@ const OPTIONS = {
   'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
   'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
   'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
+  ...INSPECT_FLAGS,
   transport: { type: 'string', choices: TRANSPORT_CHOICES, describe: 'How to reach the relay: tls (its control port, the default), wss (WebSocket on its HTTPS port), ws (WebSocket on its HTTP port), auto (tls, then wss, then ws; remembers what worked in ~/.config/mport/transports.json). The relay\'s certificate is checked the same way over all of them' },
   proxy: { type: 'string', describe: 'Reach the relay through a proxy: http://[user:pass@]host:port (CONNECT; ws goes as a plain HTTP request), socks5://… or socks5h://… (the proxy resolves the name). Prefer env MPORT_PROXY when it has a password: the command line is visible to other users. Default: HTTPS_PROXY, http_proxy, ALL_PROXY and NO_PROXY as curl reads them' },
   'relay-https-port': { type: 'number', describe: 'The relay\'s shared HTTPS port, for wss (default 443)' },
@@ -119,6 +118,8 @@ interface Settings {
   /** A proxy, or `env`: HTTPS_PROXY / http_proxy / ALL_PROXY / NO_PROXY. */
   proxy: ProxyConfig | 'env'
   relayPorts: { https?: number, http?: number }
+  /** The inspector of http tunnels (on by default when there is one). */
+  inspect: InspectSettings
 }
 
 /** The config file, checked whole (packages/mport-connect/src/config); {} without --config. */
@@ -207,6 +208,7 @@ async function settings (): Promise<Settings> {
     reconnect: (argv.reconnect ?? file.reconnect) !== false,
     retry: argv.retry ?? file.retry,
     ...transportSettings(file),
+    inspect: checked('--inspect-addr/--inspect-body-limit', () => inspectSettings({ inspect: argv.inspect, addr: argv['inspect-addr'], bodyLimit: argv['inspect-body-limit'] }, tunnels)),
   }
 }
 
@@ -257,7 +259,12 @@ async function main (): Promise<void> {
     throw err
   }
   // The token and basic-auth passwords this process holds are masked in every line.
-  const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : [])] })
+  // http tunnels' exchanges recorded (served once the client exists); on a terminal, the status screen, which shows the event lines itself.
+  const inspector = s.inspect.enabled ? createInspector(s.inspect) : undefined
+  let inspectUrl: string | undefined
+  const screen = process.stdout.isTTY === true && !s.json ? new StatusDisplay({ relay: s.relay, version: packageVersion(), transport: () => s.transport, inspector, inspectUrl: () => inspectUrl, out: process.stdout }) : undefined
+  if (screen !== undefined) process.on('exit', () => screen.stop())
+  const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, ...(screen !== undefined ? { out: screen.log, errOut: screen.log } : {}), secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : [])] })
   if (s.login !== undefined) {
     const l = s.login
     out.event('login', `using the login of ${l.user} at ${l.api} (tunnel token "${l.tunnel.name}" for ${l.tunnel.relay}, from ${l.file})`, { api: l.api, user: l.user, relay: l.tunnel.relay, tokenId: l.tunnel.id, tokenName: l.tunnel.name, credentials: l.file })
@@ -277,11 +284,23 @@ async function main (): Promise<void> {
     ...(s.retry === false ? { tunnelRetry: false as const } : {}),
     ...(leaseFile !== undefined ? { leaseStore: leaseFile } : {}),
     onFreshRead: gc.onFreshRead,
+    ...(inspector !== undefined ? { onHttpVisitor: inspector.tap } : {}),
     transport: s.transport,
     relayPorts: s.relayPorts,
     proxy: s.proxy,
     ...(s.transport === 'auto' ? { transportMemory: TransportMemory.default() } : {}),
   })
+  if (inspector !== undefined) {
+    try {
+      const running = await serveInspector(inspector, s.inspect, () => ({ statuses: client.tunnels, specs: s.tunnels }))
+      inspectUrl = running.url
+      out.event('inspect', `inspector: ${running.url}${running.movedFrom !== undefined ? ` (port ${running.movedFrom} was taken)` : ''}`, { url: running.url, ...(running.movedFrom !== undefined ? { movedFrom: running.movedFrom } : {}) })
+      if (running.exposed) out.log('warn', 'warning', `warning: the inspector on ${running.url} shows request bodies and can replay requests to anyone who reaches that address`, { url: running.url })
+    } catch (err) {
+      out.log('warn', 'warning', `warning: the inspector cannot listen on ${s.inspect.host}:${s.inspect.port}: ${oneLine(err)}; the inspector page is off`, { message: (err as Error).message })
+    }
+  }
+  screen?.start(client)
   let started = false
   let stopping = false
   client.on('connected', i => {
@@ -406,16 +425,6 @@ async function main (): Promise<void> {
   }
   started = true
   exitIfHopeless()
-
-  // On a terminal, a summary line every STATUS_INTERVAL_MS when something changed.
-  if (process.stdout.isTTY === true && !s.json) {
-    let last = formatStatus(client.tunnels)
-    setInterval(() => {
-      const line = formatStatus(client.tunnels)
-      if (line !== last) out.event('status', line)
-      last = line
-    }, STATUS_INTERVAL_MS).unref()
-  }
 }
 
 main().catch(err => {
