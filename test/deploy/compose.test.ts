@@ -3,9 +3,12 @@
  * compose-spec JSON schema (ajv; a typo is shown to fail), every file it mounts present,
  * every secret one deploy/docker/make-secrets.sh writes, depends_on waiting only on services
  * with a healthcheck, each healthcheck a command its image ships (the relay's is the
- * Dockerfile's, run for real by rootfs.test.ts; PostgreSQL's pg_isready is run here against a
- * real server), the relay config it mounts accepted by the real relay, and the wiring between
- * the services (ports, the Prometheus scrape target, Grafana's data source and dashboards).
+ * Dockerfile's, run for real by rootfs.test.ts; PostgreSQL's pg_isready and Prometheus's
+ * busybox wget are run here against real servers from Debian), Prometheus loading the mounted
+ * config and alert rules, the relay config it mounts accepted by the real relay, and the wiring
+ * between the services (ports, the scrape target, Grafana's data source and dashboards).
+ *
+ * Needs PostgreSQL, Prometheus and busybox (.ci/run installs them); under CI a missing one fails.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
@@ -14,6 +17,8 @@ import t from 'tap'
 import { parse as parseYaml } from 'yaml'
 import { REPO_ROOT, runBin, tmpDir, cleanup } from '../helpers/spawn.js'
 import { postgresTestOptions, startPostgres } from '../helpers/postgres.js'
+import { prometheusTestOptions, startPrometheus } from '../helpers/prometheus.js'
+import { waitFor } from '../helpers/wait.js'
 import { parseDockerfile, last } from './dockerfile.js'
 import { composeValidator, describeErrors } from './compose-tools.js'
 
@@ -132,6 +137,32 @@ t.test('PostgreSQL\'s healthcheck, run against a real PostgreSQL: 0 when it serv
   // The compose command as written; the test server's port comes through PGPORT, as pg_isready reads it.
   const check = (): number | null => spawnSync(pgBin, args, { env: { ...process.env, PGPORT: String(server.port) }, encoding: 'utf8', timeout: 30_000 }).status
   t.equal(check(), 0, `${exe} ${args.join(' ')} → 0 while PostgreSQL accepts connections`)
+  await server.stop()
+  t.not(check(), 0, 'and not 0 once it is stopped')
+})
+
+const busyboxMissing = spawnSync('sh', ['-c', 'command -v busybox']).status === 0 ? undefined : 'busybox is missing (apt-get install busybox): it runs the wget the Prometheus image ships'
+if (busyboxMissing !== undefined && process.env.CI === 'true') t.fail(busyboxMissing)
+
+t.test('Prometheus as compose runs it: the mounted config and alert rules load; its healthcheck passes, then fails when it stops', { ...prometheusTestOptions(), ...(busyboxMissing ? { skip: busyboxMissing } : {}) }, async t => {
+  const mounted = Object.fromEntries(bindMounts(prometheus!).map(([host, inside]) => [inside, host]))
+  const configFile = mounted['/etc/prometheus/prometheus.yml']!
+  const config = readYaml<{ rule_files: string[] }>(configFile)
+  // Rule files are relative to the config's folder; compose mounts each one beside it.
+  for (const rule of config.rule_files) t.ok(mounted[path.posix.join('/etc/prometheus', rule)], `rule file ${rule} is mounted beside the config`)
+  const text = readFileSync(path.join(REPO_ROOT, configFile), 'utf8')
+    .replace(/^rule_files:\n(?:\s+- .*\n)+/m, `rule_files:\n${config.rule_files.map(r => `  - ${JSON.stringify(path.join(REPO_ROOT, mounted[path.posix.join('/etc/prometheus', r)]!))}`).join('\n')}\n`)
+  const server = await startPrometheus(text)
+  const rules = await (await fetch(`http://127.0.0.1:${server.port}/api/v1/rules`)).json() as { data: { groups: Array<{ rules: Array<{ name: string, type: string }> }> } }
+  const alerts = rules.data.groups.flatMap(g => g.rules).filter(r => r.type === 'alerting')
+  t.ok(alerts.length >= 5, `the alert rules loaded (${alerts.map(a => a.name).join(', ')})`)
+  let targets: Awaited<ReturnType<typeof server.targets>> = []
+  await waitFor(async () => (targets = await server.targets()).length > 0, { what: 'Prometheus to list its scrape target', timeoutMs: 60_000, intervalMs: 200 })
+  t.match(targets, [{ scrapeUrl: `http://relay:${relayConfig.ops_port as number}/metrics` }], 'it scrapes the relay\'s ops listener by its compose name')
+  // The healthcheck as written, at the test server's port: busybox's wget, as the image has it.
+  const [, exe, ...args] = prometheus!.healthcheck!.test
+  const check = (): number | null => spawnSync('busybox', [exe!, ...args.map(a => a.replace('127.0.0.1:9090', `127.0.0.1:${server.port}`))], { timeout: 30_000 }).status
+  t.equal(check(), 0, `${exe} ${args.join(' ')} → 0 while Prometheus serves`)
   await server.stop()
   t.not(check(), 0, 'and not 0 once it is stopped')
 })
