@@ -3,7 +3,7 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService, logRelayEvents, databasePassword, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
+import { startRelayService, logRelayEvents, logApiRequests, databasePassword, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
 import { DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createLogger, oneLine, ExitCode, lastValueWins, packageVersion, explainUsage, explainListenError, type LogFormat, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError, UnavailableError } from 'mport/errors'
@@ -136,6 +136,7 @@ async function main (): Promise<void> {
       return { line, changed, restartNeeded }
     }
   }
+  if (opts.api !== undefined) opts.api.onResponse = logApiRequests(out) // debug below 400
   const cert = opts.cert
   const service = await startRelayService(opts)
   if (configFile !== undefined) {

@@ -116,7 +116,7 @@ t.test('--log-format text: the human lines with their times, no JSON', async t =
   const token = tokenOf(dataDir)
   t.ok(relay.stdout.includes(`token:       ${token}`), 'a new token is shown once, on the text banner (the operator must learn it)')
   await stop(relay)
-  for (const l of relay.lines()) t.throws(() => JSON.parse(l), `not JSON: ${l}`)
+  relay.lines().forEach((l, i) => t.throws(() => JSON.parse(l), `line ${i + 1} is not JSON`))
   t.match(relay.lines().at(-1), /^\S+Z relay stopped$/)
 })
 

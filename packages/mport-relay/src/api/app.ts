@@ -18,7 +18,7 @@ import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
 import { adminRoutes } from './routes-admin.js'
 
-export type { ApiContext, ApiOptions, AuthLevel, Caller, LiveTunnel } from './context.js'
+export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel } from './context.js'
 
 /** Builds the REST API's fastify app (routes, auth, OpenAPI, Swagger UI); the caller listens on it. */
 export async function createApi (options: ApiOptions): Promise<FastifyInstance> {
@@ -32,6 +32,13 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false, allowUnionTypes: true } },
   })
   app.decorateRequest('caller', null)
+  const onResponse = options.onResponse
+  if (onResponse !== undefined) {
+    app.addHook('onResponse', async (req, reply) => {
+      const user = req.caller?.user.name
+      onResponse({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime), remoteAddress: req.ip, ...(user !== undefined ? { user } : {}) })
+    })
+  }
   for (const s of sharedSchemas) app.addSchema(s)
 
   await app.register(swagger, {

@@ -42,6 +42,8 @@ export interface ApiOptions {
   trustProxy?: boolean
   /** Fastify logger option (default off). */
   logger?: boolean
+  /** Told of every answered request (the relay's log): route pattern, never the raw URL, headers or body. */
+  onResponse?: (r: ApiRequestLog) => void
   /** Shown in the OpenAPI document and in /v1/health. */
   version?: string
   /** The control address clients connect to (`host:port`), shown in /v1/health so `mport-connect login` can say which relay its tunnel token is for. */
@@ -51,6 +53,19 @@ export interface ApiOptions {
    * InvalidConfigError (422) when the file fails validation. Without it the route answers 503.
    */
   reload?: () => Promise<{ line: string, changed: string[], restartNeeded: string[] }>
+}
+
+/** One answered API request as the relay logs it: bounded fields, nothing a caller sent. */
+export interface ApiRequestLog {
+  method: string
+  /** The route's pattern (`/v1/tokens/:id`), or `unmatched`. */
+  route: string
+  status: number
+  /** Time to answer, in ms. */
+  ms: number
+  remoteAddress: string
+  /** The authenticated user, if any. */
+  user?: string
 }
 
 /** The authenticated user of a request, and how they authenticated. */

@@ -9,6 +9,7 @@ import type { Relay, ConnectionInfo, TunnelInfo } from 'mport/relay'
 import { formatBytes, oneLine, strayReporter, type Printer } from 'mport/cli'
 import { RateLimitedLog } from 'mport/limits'
 import type { MportError } from 'mport/errors'
+import type { ApiRequestLog } from '../api/index.js'
 
 /** How often the repeated lines (refused visitors, stray frames) may be printed. */
 export interface RelayLogOptions {
@@ -83,6 +84,17 @@ export function logRelayEvents (relay: Relay, out: Printer, opts: RelayLogOption
 function codeOf (err: Error): { code?: string } {
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' ? { code } : {}
+}
+
+/**
+ * The REST API's requests as `api-request` lines: debug for answers below 400, info for the
+ * 4xx and warn for the 5xx; the route's pattern only (no query, no ids, never a header or body).
+ */
+export function logApiRequests (out: Printer): (r: ApiRequestLog) => void {
+  return r => {
+    const level = r.status >= 500 ? 'warn' : r.status >= 400 ? 'info' : 'debug'
+    if (out.enabled(level)) out.log(level, 'api-request', `api: ${r.method} ${r.route} ${r.status} (${r.ms} ms)${r.user !== undefined ? ` as ${r.user}` : ''}`, { ...r })
+  }
 }
 
 /** The password in a database URL (`postgres://user:password@host/db`), to mask in every line; undefined for a file name. */

@@ -29,7 +29,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
   /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'] }
+  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -149,6 +149,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         })),
         closeTunnel: id => relay.closeTunnel(id),
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
+        ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
