@@ -59,7 +59,7 @@ export class Readiness {
   }
 
   /** The store's state: undefined when it answered, else why not (cached for `cacheMs`). */
-  async storeError (): Promise<string | undefined> {
+  async #storeError (): Promise<string | undefined> {
     const cached = this.#store
     if (cached !== undefined && this.#o.now() - cached.at < this.#o.cacheMs) return cached.error
     this.#checking ??= this.#pingStore().then(error => {
@@ -74,7 +74,7 @@ export class Readiness {
   async #state (): Promise<ReadyState> {
     if (this.#draining) return { ready: false, reason: 'draining', message: 'the relay is shutting down; open connections are draining' }
     if (!this.#started) return { ready: false, reason: 'starting', message: 'the relay is not listening yet' }
-    const error = await this.storeError()
+    const error = await this.#storeError()
     if (this.#draining) return { ready: false, reason: 'draining', message: 'the relay is shutting down; open connections are draining' }
     if (error !== undefined) return { ready: false, reason: 'store-unreachable', message: error }
     return { ready: true }

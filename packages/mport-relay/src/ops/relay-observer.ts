@@ -5,7 +5,7 @@
  * name from a fixed set, so none of these series can multiply.
  */
 import { MportError, QuotaExceededError } from 'mport/errors'
-import type { Relay } from 'mport/relay'
+import type { Relay, RelayEvents } from 'mport/relay'
 import type { RelayMetrics } from './metrics.js'
 
 /** The `reason` label of a failed handshake: its error code, or `tls` for a TLS-level failure (Node's own errors). */
@@ -15,21 +15,27 @@ export function handshakeReason (err: Error): string {
 
 const KINDS = ['tcp', 'http', 'tls'] as const
 
+/** Adds `fn` for `event` and returns how to remove it. */
+function subscribe<E extends keyof RelayEvents> (relay: Relay, event: E, fn: (...args: RelayEvents[E]) => void): () => void {
+  const listener = fn as (...args: unknown[]) => void // EventEmitter's generic overloads do not narrow inside a generic
+  relay.on(event as 'warning', listener)
+  return () => { relay.off(event as 'warning', listener) }
+}
+
 /** Subscribes the metrics to the relay's events and state; returns how to unsubscribe. */
 export function observeRelay (relay: Relay, m: RelayMetrics): () => void {
   const quota = (err: Error): void => {
     if (err instanceof QuotaExceededError) m.quotaHits.inc({ limit: err.limit })
   }
-  const listeners = {
-    connection: () => m.visitorConnections.inc(),
-    'visitor-refused': (_info: unknown, err: MportError) => { m.visitorRefusals.inc({ reason: err.code }); quota(err) },
-    'auth-failed': (_addr: string, err: MportError) => m.authFailures.inc({ reason: err.code }),
-    'handshake-failed': (_addr: string, err: Error) => m.handshakeFailures.inc({ reason: handshakeReason(err) }),
-    'tunnel-refused': (_info: unknown, err: MportError) => { m.tunnelRefusals.inc({ reason: err.code }); quota(err) },
-    'quota-exceeded': (_principal: string, err: MportError) => quota(err),
-    rtt: (_client: unknown, rttMs: number) => m.rtt.observe(rttMs / 1000),
-  }
-  for (const [event, fn] of Object.entries(listeners)) relay.on(event as 'connection', fn as () => void)
+  const unsubscribe = [
+    subscribe(relay, 'connection', () => m.visitorConnections.inc()),
+    subscribe(relay, 'visitor-refused', (_info, err) => { m.visitorRefusals.inc({ reason: err.code }); quota(err) }),
+    subscribe(relay, 'auth-failed', (_addr, err) => m.authFailures.inc({ reason: err.code })),
+    subscribe(relay, 'handshake-failed', (_addr, err) => m.handshakeFailures.inc({ reason: handshakeReason(err) })),
+    subscribe(relay, 'tunnel-refused', (_info, err) => { m.tunnelRefusals.inc({ reason: err.code }); quota(err) }),
+    subscribe(relay, 'quota-exceeded', (_principal, err) => quota(err)),
+    subscribe(relay, 'rtt', (_client, rttMs) => m.rtt.observe(rttMs / 1000)),
+  ]
   let on = true
   m.beforeScrape(() => {
     if (!on) return
@@ -40,6 +46,6 @@ export function observeRelay (relay: Relay, m: RelayMetrics): () => void {
   })
   return () => {
     on = false
-    for (const [event, fn] of Object.entries(listeners)) relay.off(event as 'connection', fn as () => void)
+    for (const off of unsubscribe) off()
   }
 }
