@@ -13,6 +13,7 @@ import { connectTo, roundTrip, startEcho } from './helpers/tunnel.js'
 import { sha256 } from './helpers/digest.js'
 import { oneStderrLine } from './helpers/bin-output.js'
 
+t.setTimeout(600_000) // a dozen bin runs; on a loaded machine each start takes seconds (every wait inside is bounded)
 t.teardown(cleanup)
 
 function write (dir: string, name: string, text: string): string {
