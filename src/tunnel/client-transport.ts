@@ -6,7 +6,6 @@
  * verified (pinned, CA, first use) under the relay's control address, so the transport never
  * changes who the client trusts.
  */
-import type net from 'node:net'
 import { MportError, RelayUnreachableError } from '../errors.js'
 import { proxyAuthorization } from '../transport/http-connect.js'
 import { dialThrough } from '../transport/proxy-dial.js'
@@ -104,7 +103,8 @@ export async function dialTransport (o: RelayDialOptions, name: TransportName, t
   const left = (): number => Math.max(1, timeout - (o.now() - started))
   const proxy = proxyFor(o, name === 'ws' ? 'http' : 'https')
   const tlsOpts = { host: o.host, port: o.port, ...o.trust }
-  let carrier: net.Socket | NodeJS.ReadWriteStream | undefined
+  // What carries the connection so far, destroyed when a later step fails.
+  let carrier: { destroy (): void } | undefined
   try {
     if (name === 'tls') {
       // Straight to the control port keeps the reused read buffer (no proxy socket in between).
@@ -134,7 +134,7 @@ export async function dialTransport (o: RelayDialOptions, name: TransportName, t
     carrier = ws
     return { ...await connectTls({ ...tlsOpts, socket: ws, timeout: left() }), transport: name, proxy: proxy?.label }
   } catch (err) {
-    ;(carrier as { destroy?: () => void } | undefined)?.destroy?.()
+    carrier?.destroy()
     throw err
   }
 }
