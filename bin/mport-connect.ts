@@ -379,7 +379,7 @@ async function main (): Promise<void> {
    */
   const reload = async (): Promise<void> => {
     if (argv.config === undefined) {
-      out.event('reload-rejected', 'reload: started without --config, nothing to re-read', { reason: 'no config file' })
+      out.log('warn', 'reload-rejected', 'reload: started without --config, nothing to re-read', { reason: 'no config file' })
       return
     }
     let next: Settings
@@ -387,7 +387,7 @@ async function main (): Promise<void> {
       next = await settings()
     } catch (err) {
       const reason = err instanceof UsageError ? err.message : oneLine(err)
-      out.event('reload-rejected', `reload: ${argv.config} rejected, the running tunnels stay: ${reason}`, { file: argv.config, reason })
+      out.log('warn', 'reload-rejected', `reload: ${argv.config} rejected, the running tunnels stay: ${reason}`, { file: argv.config, reason })
       return
     }
     // Secrets the new file brings (a token, basic-auth passwords) are masked like the first ones.
@@ -400,9 +400,9 @@ async function main (): Promise<void> {
       next.ca !== s.ca && 'ca',
       ...(['insecure', 'json', 'reconnect', 'retry'] as const).map(k => next[k] !== s[k] && k),
     ].filter((k): k is string => k !== false)
-    if (restart.length > 0) out.event('warning', restartLine(restart), { restartNeeded: restart })
+    if (restart.length > 0) out.log('warn', 'warning', restartLine(restart), { restartNeeded: restart })
     // The lease file follows the tunnel list, so a restart with this file finds the lease.
-    const nextLease = leaseFile === undefined ? undefined : LeaseFile.for(s.relay, next.tunnels, { onWarning: msg => out.event('warning', `warning: ${msg}`, { message: msg }) })
+    const nextLease = leaseFile === undefined ? undefined : LeaseFile.for(s.relay, next.tunnels, { onWarning: msg => out.log('warn', 'warning', `warning: ${msg}`, { message: msg }) })
     const moved = nextLease !== undefined && nextLease.path !== leaseFile?.path
     const changes = client.setTunnels(next.tunnels, moved ? { leaseStore: nextLease } : {})
     if (moved) leaseFile = nextLease
@@ -413,7 +413,7 @@ async function main (): Promise<void> {
   let reloads = Promise.resolve()
   process.on('SIGHUP', () => {
     reloads = reloads.then(() => stopping ? undefined : reload())
-      .catch((err: unknown) => out.event('reload-rejected', `reload: failed, the running tunnels stay: ${oneLine(err)}`, { reason: oneLine(err) }))
+      .catch((err: unknown) => out.log('warn', 'reload-rejected', `reload: failed, the running tunnels stay: ${oneLine(err)}`, { reason: oneLine(err) }))
   })
 
   try {
