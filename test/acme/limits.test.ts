@@ -1,5 +1,9 @@
-/** The ACME allow patterns and issuance limits, on a manual clock. */
+/** The ACME allow patterns, issuance limits and the handshake refusal cache, on a manual clock. */
 import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { AcmeCertificates } from '../../packages/mport-relay/src/acme/index.js'
 import { AllowPatterns, parseAllowList } from '../../packages/mport-relay/src/acme/allow-rule.js'
 import { IssuanceLimits } from '../../packages/mport-relay/src/acme/issuance-limits.js'
 import { ManualClock } from '../helpers/manual-clock.js'
@@ -41,4 +45,29 @@ t.test('issuance limits: an hourly budget over a sliding window, a doubling back
   limits.succeeded('c.example')
   limits.failed('c.example')
   t.match(limits.take('c.example'), /failed 1 time;/, 'a success starts the backoff over')
+})
+
+t.test('strangers\' SNI: one allow check per name per minute, however many handshakes; a tunnel coming up asks again', async t => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-refused-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const clock = new ManualClock(0)
+  const asked: string[] = []
+  // The directory is never contacted: nothing here is allowed, so no order is placed.
+  const acme = new AcmeCertificates({ dataDir: dir, directoryUrl: 'https://127.0.0.1:9/dir', domain: 'tunnels.test', held: name => { asked.push(name); return false }, log: () => {}, clock })
+  await acme.start()
+  t.teardown(() => acme.close())
+  t.equal(acme.contextFor('scan.example.net'), undefined, 'the fallback is served')
+  await acme.settled()
+  for (let i = 0; i < 49; i++) acme.contextFor('scan.example.net')
+  await acme.settled()
+  t.same(asked, ['scan.example.net'], 'asked once for 50 handshakes')
+  t.equal(acme.stats.refused, 50, 'each handshake counted as refused')
+  t.equal(acme.stats.orders, 0)
+  clock.advance(60_000)
+  acme.contextFor('scan.example.net')
+  await acme.settled()
+  t.equal(asked.length, 2, 'asked again a minute later')
+  await acme.request('scan.example.net')
+  t.equal(asked.length, 3, 'a tunnel coming up with the name is asked about at once')
+  t.equal(acme.stats.orders, 0, 'and still no order')
 })

@@ -79,6 +79,11 @@ export interface AcmeStats {
   limited: number
 }
 
+/** A name the allow rule turned down on a handshake is not asked about again for this long (a flood of strangers' SNI costs one store lookup per name per minute). */
+const REFUSED_FOR = 60_000 // ms
+/** At most this many refused names are remembered; past it the oldest are forgotten. */
+const MAX_REFUSED = 10_000
+
 /** setTimeout's limit; a later renewal re-arms when this fires. */
 const MAX_TIMER = 2 ** 31 - 1
 
@@ -103,6 +108,8 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
   readonly #tokens = new Map<string, string>()
   /** The limit a name was last turned down by: said once, not on every handshake while it lasts. */
   readonly #quiet = new Map<string, string>()
+  /** Names the allow rule turned down on a handshake, with when (see REFUSED_FOR). */
+  readonly #refused = new Map<string, number>()
   #issuer: AcmeIssuer | undefined
   #closed = false
 
@@ -140,7 +147,12 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
     const entry = this.#lookup(name)
     if (entry !== undefined) return entry.context
     // The first handshake for a name without a certificate: order one if the name is allowed, serve the fallback meanwhile.
-    if (!this.#coveredByWildcard(name)) void this.request(name)
+    const refusedAt = this.#refused.get(name)
+    if (refusedAt !== undefined && this.#clock.now() - refusedAt < REFUSED_FOR) {
+      this.stats.refused++
+      return undefined
+    }
+    if (!this.#coveredByWildcard(name)) void this.request(name, true)
     return undefined
   }
 
@@ -152,12 +164,13 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
    * Orders a certificate for `name` unless it has a valid one or an order is under way; the
    * promise settles when that is done (failures are logged and counted, never thrown).
    */
-  request (name: string): Promise<void> {
+  request (name: string, fromHandshake = false): Promise<void> {
     const n = name.toLowerCase()
     if (this.#closed || this.#entries.has(n) || (n !== this.#wildcard && this.#coveredByWildcard(n))) return Promise.resolve()
+    if (!fromHandshake) this.#refused.delete(n) // a tunnel came up with it: ask again
     let p = this.#pending.get(n)
     if (p === undefined) {
-      p = this.#obtain(n, false).finally(() => this.#pending.delete(n))
+      p = this.#obtain(n, false, fromHandshake).finally(() => this.#pending.delete(n))
       this.#pending.set(n, p)
     }
     return p
@@ -196,11 +209,15 @@ export class AcmeCertificates implements CertificateSource, AcmeChallengeRespond
     }
   }
 
-  async #obtain (name: string, renewal: boolean): Promise<void> {
+  async #obtain (name: string, renewal: boolean, fromHandshake = false): Promise<void> {
     const issuer = this.#issuer
     if (issuer === undefined) return
     if (!await this.#allowed(name)) {
       this.stats.refused++
+      if (fromHandshake) {
+        if (this.#refused.size >= MAX_REFUSED) this.#refused.delete(this.#refused.keys().next().value!)
+        this.#refused.set(name, this.#clock.now())
+      }
       // A stranger's SNI would log a line per handshake otherwise: only names a tunnel asked for are worth one.
       if (renewal) {
         const err = new AcmeNameRefusedError(name)
