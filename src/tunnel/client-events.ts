@@ -8,7 +8,7 @@ export type TunnelState = 'opening' | 'online' | 'waiting' | 'refused'
 
 /** One tunnel as the client sees it: its public address once opened, whether it is up, its counters. */
 export interface TunnelStatus {
-  /** The tunnel's id in the control protocol (1, 2, … in the order of the client's tunnels). */
+  /** The tunnel's id in the control protocol (1, 2, … in the order of the client's tunnels; one added or replaced by setTunnels gets the next number). */
   id: number
   /** The tunnel's name (from the spec; default the local port). */
   name: string
