@@ -130,7 +130,7 @@ export async function startPebble (o: { httpPort: number, dns: LoopbackDns, alwa
   child.stdout!.on('data', (c: Buffer) => { out += c.toString() })
   child.stderr!.on('data', (c: Buffer) => { out += c.toString() })
   const get = (port: number, p: string): Promise<{ status: number, body: string }> => new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port, path: p, ca: tlsPair.cert, servername: '127.0.0.1' }, res => {
+    https.get({ host: '127.0.0.1', port, path: p, ca: tlsPair.cert }, res => {
       let body = ''
       res.on('data', (c: Buffer) => { body += c.toString() })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
