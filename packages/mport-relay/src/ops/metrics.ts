@@ -22,8 +22,11 @@ export interface RelayMetricsOptions {
   maxUserSeries?: number
 }
 
-/** Bytes each way of one tunnel or user, as counters already bound to their labels. */
-interface ByteSeries { in: { inc (n: number): void }, out: { inc (n: number): void } }
+/**
+ * Bytes each way of one tunnel or user: counters bound to their labels, and what was added
+ * since the last scrape. Adding is two additions; the counters are moved once per scrape.
+ */
+interface ByteSeries { in: { inc (n: number): void }, out: { inc (n: number): void }, pendingIn: number, pendingOut: number }
 
 /** Every metric of the relay, in one registry. */
 export class RelayMetrics {
@@ -47,6 +50,8 @@ export class RelayMetrics {
   readonly #tunnelSeries: BoundedLabels<ByteSeries>
   readonly #userSeries: BoundedLabels<ByteSeries>
   readonly #beforeScrape: Array<() => void | Promise<void>> = []
+  /** Byte series with bytes not yet in their counters. */
+  readonly #pending = new Set<ByteSeries>()
 
   constructor (options: RelayMetricsOptions = {}) {
     const registers = [this.registry]
@@ -75,16 +80,30 @@ export class RelayMetrics {
   addBytes (user: string, tunnel: string, bytesIn: number, bytesOut: number): void {
     const t = this.#tunnelSeries.get(`${user}\0${tunnel}`, () => this.#bytes({ user, tunnel }))
     const u = this.#userSeries.get(user, () => this.#bytes({ user }))
-    if (bytesIn > 0) { t.in.inc(bytesIn); u.in.inc(bytesIn) }
-    if (bytesOut > 0) { t.out.inc(bytesOut); u.out.inc(bytesOut) }
+    t.pendingIn += bytesIn
+    t.pendingOut += bytesOut
+    u.pendingIn += bytesIn
+    u.pendingOut += bytesOut
+    this.#pending.add(t).add(u)
   }
 
   #bytes (labels: { user: string, tunnel?: string }): ByteSeries {
     if (labels.tunnel !== undefined) {
       const l = { user: labels.user, tunnel: labels.tunnel }
-      return { in: this.tunnelBytes.labels({ ...l, direction: 'in' }), out: this.tunnelBytes.labels({ ...l, direction: 'out' }) }
+      return { in: this.tunnelBytes.labels({ ...l, direction: 'in' }), out: this.tunnelBytes.labels({ ...l, direction: 'out' }), pendingIn: 0, pendingOut: 0 }
     }
-    return { in: this.userBytes.labels({ user: labels.user, direction: 'in' }), out: this.userBytes.labels({ user: labels.user, direction: 'out' }) }
+    return { in: this.userBytes.labels({ user: labels.user, direction: 'in' }), out: this.userBytes.labels({ user: labels.user, direction: 'out' }), pendingIn: 0, pendingOut: 0 }
+  }
+
+  /** Moves the bytes added since the last scrape into their counters. */
+  #flushBytes (): void {
+    for (const s of this.#pending) {
+      if (s.pendingIn > 0) s.in.inc(s.pendingIn)
+      if (s.pendingOut > 0) s.out.inc(s.pendingOut)
+      s.pendingIn = 0
+      s.pendingOut = 0
+    }
+    this.#pending.clear()
   }
 
   /** Runs `fn` before each scrape: gauges that read live state set themselves there. */
@@ -94,6 +113,7 @@ export class RelayMetrics {
 
   /** The text exposition format, for GET /metrics. */
   async text (): Promise<string> {
+    this.#flushBytes()
     for (const fn of this.#beforeScrape) await fn()
     return await this.registry.metrics()
   }
