@@ -51,12 +51,13 @@ function buildEnv (): NodeJS.ProcessEnv {
 }
 
 /** Runs a command to its end (bounded), failing with its output. */
-function run (file: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv, timeoutMs: number }): Promise<{ code: number | null, output: string }> {
+function run (file: string, args: string[], opts: { cwd?: string, env?: NodeJS.ProcessEnv, input?: string, timeoutMs: number }): Promise<{ code: number | null, output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? buildEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(file, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? buildEnv(), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
+    if (opts.input !== undefined) child.stdin!.end(opts.input)
     let output = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { output += s })
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => { output += s })
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => { output += s })
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`timed out after ${opts.timeoutMs} ms: ${file} ${args.join(' ')}\n${output}`))
@@ -180,12 +181,18 @@ t.test('the image, built by its own scripts and started as the Dockerfile says',
 
     // The healthcheck as Docker runs it: in the container's namespaces and root, as its user.
     const [uid, gid] = user.split(':')
-    const inContainer = (args: string[]): Promise<{ code: number | null, output: string }> =>
-      run('nsenter', ['-t', String(pid), '-m', '-n', '-p', '-r', '-w', '-S', uid!, '-G', gid!, '--', 'env', '-i', ...env, ...args], { timeoutMs: 60_000 })
+    const inContainer = (args: string[], input?: string): Promise<{ code: number | null, output: string }> =>
+      run('nsenter', ['-t', String(pid), '-m', '-n', '-p', '-r', '-w', '-S', uid!, '-G', gid!, '--', 'env', '-i', ...env, ...args], { timeoutMs: 60_000, ...(input !== undefined ? { input } : {}) })
     const health = await inContainer(healthcheck)
     t.equal(health.code, 0, `HEALTHCHECK ${healthcheck.join(' ')} passes${health.output ? `: ${health.output}` : ''}`)
     const ready = await inContainer(['node', '-e', "fetch('http://127.0.0.1:7837/readyz').then(async r => { console.log(r.status); process.exit(r.ok ? 0 : 1) })"])
     t.equal(ready.code, 0, `/readyz answers 200 (${ready.output.trim()})`)
+
+    // `docker exec … mport-relay users add` as DEPLOYMENT.md says: the command on the image's PATH.
+    const added = await inContainer(['mport-relay', 'users', 'add', 'alice', '--data-dir', '/data', '--password-stdin'], 'a long enough password for alice\n')
+    t.equal(added.code, 0, `mport-relay users add (the /usr/local/bin link) works in the image${added.code === 0 ? '' : `:\n${added.output}`}`)
+    const listed = await inContainer(['mport-relay', 'users', 'list', '--data-dir', '/data', '--json'])
+    t.match(listed.output, /"alice"/, 'and the running relay\'s store has the account')
 
     // What the relay wrote in its volume belongs to the image's user; the token is private.
     const data = `/proc/${pid}/root/data`
