@@ -264,3 +264,18 @@ t.test('DNS-01 through the operator\'s hook issues the base domain\'s wildcard',
   }), { what: 'a verified handshake for a subdomain', timeoutMs: BOUND })
   t.ok(verified, 'a TLS client trusting only pebble\'s root accepts it for any subdomain')
 })
+
+t.test('a failing DNS hook: one line with its reason, the self-signed wildcard keeps serving', pebbleTestOptions(), async t => {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'mport-acme-hook-'))
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const hook = path.join(work, 'dns-hook.sh')
+  writeFileSync(hook, '#!/bin/sh\necho "403 from the DNS API: token lacks zone:edit" >&2\nexit 1\n')
+  chmodSync(hook, 0o755)
+  const { service, log } = await setup(t, { dnsHook: hook })
+  const acme = service.acme!
+  await waitFor(() => acme.stats.failed > 0, { timeoutMs: BOUND, intervalMs: 50, what: 'the failed wildcard order', diag: () => log.join('\n') })
+  t.match(log, [/acme: acme_dns_hook failed: .*dns-hook\.sh add _acme-challenge\.tunnels\.test: exited with 1 \(403 from the DNS API: token lacks zone:edit\); serving the fallback certificate/])
+  const served = await presented(service.relay.httpsAddress!.port, `shop.${DOMAIN}`)
+  t.equal(served.checkHost(`shop.${DOMAIN}`), `*.${DOMAIN}`, 'the wildcard still answers')
+  t.equal(served.issuer, served.subject, 'the self-signed one')
+})

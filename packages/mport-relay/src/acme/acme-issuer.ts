@@ -8,7 +8,7 @@
  */
 import https from 'node:https'
 import acme from 'acme-client'
-import { AcmeOrderFailedError } from 'mport/errors'
+import { AcmeOrderFailedError, MportError } from 'mport/errors'
 
 /** Publishes or withdraws one challenge response. */
 export interface ChallengeHooks {
@@ -49,7 +49,7 @@ export class AcmeIssuer {
     }
   }
 
-  /** Orders a certificate for `names` (the first is the subject) with `challenge`; throws AcmeOrderFailedError. */
+  /** Orders a certificate for `names` (the first is the subject) with `challenge`; throws AcmeOrderFailedError, or the DNS hook's AcmeDnsHookError. */
   async issue (names: string[], challenge: 'http-01' | 'dns-01', hooks: ChallengeHooks): Promise<{ cert: string, key: string }> {
     try {
       this.#account ??= this.#client.createAccount({ termsOfServiceAgreed: true, ...(this.#email !== undefined ? { contact: [`mailto:${this.#email}`] } : {}) }).then(() => {}, err => {
@@ -75,7 +75,7 @@ export class AcmeIssuer {
       })
       return { cert, key: key.toString() }
     } catch (err) {
-      if (err instanceof AcmeOrderFailedError) throw err
+      if (err instanceof MportError) throw err // the DNS hook's own error keeps its code
       throw new AcmeOrderFailedError(names[0] ?? '(no name)', describe(err), { cause: err })
     }
   }
