@@ -2,8 +2,8 @@
  * A real Prometheus (Debian's) scrapes a real relay: started by the test on a free loopback
  * port with a temp config (1 s scrape and rule interval, the repository's alert rules loaded),
  * it sees traffic of known size through a tunnel with the exact byte counts, the visitor and
- * session counts, evaluates every alert rule without error, and answers every expression of
- * the Grafana dashboard.
+ * session counts and the keepalive RTT histogram, evaluates every alert rule without error, and
+ * answers every expression of the Grafana dashboard.
  */
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
@@ -70,6 +70,11 @@ t.test('Prometheus scrapes the relay and sees the traffic sent', prometheusTestO
     what: 'every alert rule to evaluate and be inactive', timeoutMs: 60_000, intervalMs: 500, diag: () => JSON.stringify(last),
   })
   t.ok(last.length >= 6, `${last.length} rules loaded, each evaluated without error and inactive`)
+
+  // The relay pings each client session every 15 s: the first round trip lands in the histogram.
+  await waitFor(async () => (await scalar(prom, 'mport_session_rtt_seconds_count') ?? 0) >= 1, { what: 'a keepalive round trip in Prometheus', timeoutMs: 60_000, intervalMs: 500 })
+  const p99 = await scalar(prom, 'histogram_quantile(0.99, sum by (le) (mport_session_rtt_seconds_bucket))')
+  t.ok(p99 !== undefined && p99 >= 0 && p99 <= 10, `the keepalive RTT histogram gives a p99 (${p99 ?? 'none'} s)`)
 
   // The dashboard's expressions, as Grafana would send them.
   const exprs = dashboardExprs(loadDashboard())
