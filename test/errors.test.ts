@@ -125,6 +125,8 @@ const sampleArgs: Record<string, unknown[]> = {
   ForbiddenError: [],
   UnavailableError: ['live tunnels'],
   InternalError: [],
+  InvalidReplayError: ['unknown replay field "colour"'],
+  ReplayUnavailableError: ['an Upgrade or CONNECT request cannot be replayed'],
 }
 
 /** Instances of every exported error class that has a fixed code, by class name. */

@@ -1,6 +1,7 @@
 /**
  * Errors of the relay's REST API (packages/mport-relay/src/api). The API answers every 4xx/5xx
  * with `{ "error": { "code", "message" } }`; the status for each code is in api/status.ts.
+ * Also the replay errors of the client's inspector API (mport-connect), an API of the same kind.
  */
 import { MportError, type ErrorLayer } from './base.js'
 
@@ -34,5 +35,19 @@ export class UnavailableError extends ApiError {
 export class InternalError extends ApiError {
   constructor (message = 'internal error') {
     super('MPORT_ERR_INTERNAL', message)
+  }
+}
+
+/** A replay's edits are malformed (an unknown field, a bad method, path or header, not JSON); the inspector answers 400. */
+export class InvalidReplayError extends ApiError {
+  constructor (message: string) {
+    super('MPORT_ERR_INVALID_REPLAY', message)
+  }
+}
+
+/** A recorded request cannot be sent again as it was (its body was over the cap, or it was an Upgrade or CONNECT); the inspector answers 409. */
+export class ReplayUnavailableError extends ApiError {
+  constructor (message: string) {
+    super('MPORT_ERR_REPLAY_UNAVAILABLE', message)
   }
 }

@@ -66,6 +66,9 @@ export const ErrorCodes = [
   'MPORT_ERR_FORBIDDEN',
   'MPORT_ERR_UNAVAILABLE',
   'MPORT_ERR_INTERNAL',
+  // api: the client's inspector (mport-connect)
+  'MPORT_ERR_INVALID_REPLAY',
+  'MPORT_ERR_REPLAY_UNAVAILABLE',
 ] as const
 
 /** One of the stable `MPORT_ERR_*` codes in {@link ErrorCodes}; compare `err.code` against it rather than matching messages. */

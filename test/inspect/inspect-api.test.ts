@@ -117,7 +117,9 @@ t.test('replay hits the local service again and returns its new response; edits'
   t.ok((await listed(s)).some(e => e.id === r2.json.id && e.replayOf === original.id), 'the replay is in the list')
 
   t.equal((await api(s, `/api/requests/${original.id}/replay`, { method: 'POST', body: { method: 'G E T' } })).status, 400, 'a bad method is refused')
-  t.equal((await api(s, `/api/requests/${original.id}/replay`, { method: 'POST', body: { colour: 'red' } })).status, 400, 'an unknown field is refused')
+  const unknown = await api<{ error: string, code: string }>(s, `/api/requests/${original.id}/replay`, { method: 'POST', body: { colour: 'red' } })
+  t.same([unknown.status, unknown.json.code], [400, 'MPORT_ERR_INVALID_REPLAY'], 'an unknown field is refused')
+  t.match(unknown.json.error, /unknown replay field "colour"/)
   t.equal((await api(s, '/api/requests/999999/replay', { method: 'POST', body: {} })).status, 404)
   t.equal(s.app.hits.get('/json'), 3, 'refused replays sent nothing')
 
@@ -126,6 +128,7 @@ t.test('replay hits the local service again and returns its new response; edits'
   const big = await settled(s, '/form')
   const refused = await api<{ error: string }>(s, `/api/requests/${big.id}/replay`, { method: 'POST', body: {} })
   t.equal(refused.status, 409)
+  t.equal((refused.json as unknown as { code: string }).code, 'MPORT_ERR_REPLAY_UNAVAILABLE')
   t.match(refused.json.error, /only 1048576 were kept/)
 })
 

@@ -16,9 +16,10 @@
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import type net from 'node:net'
+import { InvalidReplayError, MportError, ReplayUnavailableError } from 'mport/errors'
 import { detail, matches, parseFilter, summarize } from './exchange-json.js'
 import type { Inspector } from './inspector.js'
-import { checkEdits, replay, ReplayRefusedError } from './replay.js'
+import { checkEdits, replay } from './replay.js'
 
 /** A tunnel as the page lists it. */
 export interface InspectedTunnel {
@@ -200,12 +201,13 @@ export class InspectServer {
         const text = Buffer.concat(parts).toString('utf8')
         let raw: unknown
         if (text.trim() !== '') {
-          if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) throw new ReplayRefusedError(415, 'send the edits as application/json')
-          try { raw = JSON.parse(text) } catch { throw new ReplayRefusedError(400, 'the replay body is not valid JSON') }
+          if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) throw new InvalidReplayError('send the edits as application/json')
+          try { raw = JSON.parse(text) } catch { throw new InvalidReplayError('the replay body is not valid JSON') }
         }
         replay(this.#o.inspector, e, checkEdits(raw)).then(done => sendJson(res, 200, detail(done)), (err: Error) => sendJson(res, 500, { error: err.message }))
       } catch (err) {
-        sendJson(res, err instanceof ReplayRefusedError ? err.status : 500, { error: (err as Error).message })
+        const status = err instanceof InvalidReplayError ? 400 : err instanceof ReplayUnavailableError ? 409 : 500
+        sendJson(res, status, { error: (err as Error).message, ...(err instanceof MportError ? { code: err.code } : {}) })
       }
     })
   }

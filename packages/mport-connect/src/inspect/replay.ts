@@ -4,6 +4,7 @@
  * one it replayed. It goes straight to the local service, not through the relay.
  */
 import http from 'node:http'
+import { InvalidReplayError, ReplayUnavailableError } from 'mport/errors'
 import { CappedBody, type Exchange } from './exchange.js'
 import type { Inspector } from './inspector.js'
 
@@ -20,49 +21,39 @@ export interface ReplayEdits {
   bodyEncoding?: 'utf8' | 'base64'
 }
 
-/** A replay that cannot be sent as asked; the API answers with `status` and the message. */
-export class ReplayRefusedError extends Error {
-  readonly status: number
-  constructor (status: number, message: string) {
-    super(message)
-    this.name = 'ReplayRefusedError'
-    this.status = status
-  }
-}
-
 /** Set from the body and the connection, never copied. */
 const FRAMING = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer'])
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
-/** The edits checked; throws ReplayRefusedError(400) naming the bad field. */
+/** The edits checked; throws InvalidReplayError naming the bad field. */
 export function checkEdits (raw: unknown): ReplayEdits {
   if (raw === undefined || raw === null) return {}
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ReplayRefusedError(400, 'the replay body must be a JSON object (method, path, headers, body)')
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidReplayError('the replay body must be a JSON object (method, path, headers, body)')
   const o = raw as Record<string, unknown>
   const unknown = Object.keys(o).filter(k => !['method', 'path', 'headers', 'body', 'bodyEncoding'].includes(k))
-  if (unknown.length > 0) throw new ReplayRefusedError(400, `unknown replay field ${JSON.stringify(unknown[0])}: use method, path, headers, body, bodyEncoding`)
+  if (unknown.length > 0) throw new InvalidReplayError(`unknown replay field ${JSON.stringify(unknown[0])}: use method, path, headers, body, bodyEncoding`)
   const edits: ReplayEdits = {}
   if (o.method !== undefined) {
-    if (typeof o.method !== 'string' || !TOKEN.test(o.method)) throw new ReplayRefusedError(400, 'method must be an HTTP method token such as GET')
+    if (typeof o.method !== 'string' || !TOKEN.test(o.method)) throw new InvalidReplayError('method must be an HTTP method token such as GET')
     edits.method = o.method.toUpperCase()
   }
   if (o.path !== undefined) {
-    if (typeof o.path !== 'string' || !/^\/[^\s]*$/.test(o.path)) throw new ReplayRefusedError(400, 'path must start with / and contain no spaces')
+    if (typeof o.path !== 'string' || !/^\/[^\s]*$/.test(o.path)) throw new InvalidReplayError('path must start with / and contain no spaces')
     edits.path = o.path
   }
   if (o.headers !== undefined) {
-    if (!Array.isArray(o.headers)) throw new ReplayRefusedError(400, 'headers must be a list of [name, value] pairs')
+    if (!Array.isArray(o.headers)) throw new InvalidReplayError('headers must be a list of [name, value] pairs')
     edits.headers = o.headers.map((h: unknown) => {
-      if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string' || typeof h[1] !== 'string') throw new ReplayRefusedError(400, 'headers must be a list of [name, value] pairs')
-      if (!TOKEN.test(h[0])) throw new ReplayRefusedError(400, `bad header name ${JSON.stringify(h[0])}`)
-      if (/[\r\n\0]/.test(h[1])) throw new ReplayRefusedError(400, `header ${h[0]} must not contain CR, LF or NUL`)
+      if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string' || typeof h[1] !== 'string') throw new InvalidReplayError('headers must be a list of [name, value] pairs')
+      if (!TOKEN.test(h[0])) throw new InvalidReplayError(`bad header name ${JSON.stringify(h[0])}`)
+      if (/[\r\n\0]/.test(h[1])) throw new InvalidReplayError(`header ${h[0]} must not contain CR, LF or NUL`)
       return [h[0], h[1]] as [string, string]
     })
   }
-  if (o.bodyEncoding !== undefined && o.bodyEncoding !== 'utf8' && o.bodyEncoding !== 'base64') throw new ReplayRefusedError(400, 'bodyEncoding must be utf8 or base64')
+  if (o.bodyEncoding !== undefined && o.bodyEncoding !== 'utf8' && o.bodyEncoding !== 'base64') throw new InvalidReplayError('bodyEncoding must be utf8 or base64')
   if (o.bodyEncoding !== undefined) edits.bodyEncoding = o.bodyEncoding
   if (o.body !== undefined) {
-    if (typeof o.body !== 'string') throw new ReplayRefusedError(400, 'body must be a string')
+    if (typeof o.body !== 'string') throw new InvalidReplayError('body must be a string')
     edits.body = o.body
   }
   return edits
@@ -71,9 +62,9 @@ export function checkEdits (raw: unknown): ReplayEdits {
 /** Sends `original` (edited) to its local service and resolves with the new exchange, recorded in `inspector`. */
 export function replay (inspector: Inspector, original: Exchange, edits: ReplayEdits, timeoutMs = 30_000): Promise<Exchange> {
   const req = original.request
-  if (edits.body === undefined && req.body.truncated) throw new ReplayRefusedError(409, `the request body was ${req.body.size} bytes and only ${req.body.kept} were kept: send a body with the replay`)
+  if (edits.body === undefined && req.body.truncated) throw new ReplayUnavailableError(`the request body was ${req.body.size} bytes and only ${req.body.kept} were kept: send a body with the replay`)
   const upgrade = req.headers.some(([n]) => n.toLowerCase() === 'upgrade')
-  if (req.method === 'CONNECT' || upgrade) throw new ReplayRefusedError(409, 'an Upgrade or CONNECT request cannot be replayed')
+  if (req.method === 'CONNECT' || upgrade) throw new ReplayUnavailableError('an Upgrade or CONNECT request cannot be replayed')
   const body = edits.body !== undefined ? Buffer.from(edits.body, edits.bodyEncoding ?? 'utf8') : req.body.bytes()
   const method = edits.method ?? req.method
   const path = edits.path ?? req.url
