@@ -34,6 +34,19 @@ for (const transport of ['ws', 'wss'] as const) {
   })
 }
 
+t.test('a malformed upgrade to the endpoint gets 400 and the relay keeps serving', async t => {
+  const relay = await relayWithSharedPorts(t)
+  const echo = await startEcho()
+  t.teardown(() => echo.close())
+  const bad = await connectTo(relay.httpAddress!.port)
+  const answer = await roundTrip(bad, Buffer.from('GET /_mport/v1/connect HTTP/1.1\r\nHost: anything.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'))
+  t.match(answer.toString('latin1'), /^HTTP\/1\.1 400 /, 'no Sec-WebSocket-Key: 400')
+  const plain = await roundTrip(await connectTo(relay.httpAddress!.port), Buffer.from('GET /_mport/v1/connect HTTP/1.1\r\nHost: nothing.mport.test\r\nConnection: close\r\n\r\n'))
+  t.match(plain.toString('latin1'), /^HTTP\/1\.1 404 /, 'without Upgrade the path is an ordinary request for the tunnels (none is named so)')
+  const { port } = await startClient(t, makeClient(relay, [tcpSpec(echo.port)], { transport: 'ws', relayPorts: sharedPorts(relay) }))
+  t.equal((await roundTrip(await connectTo(port), Buffer.from('after the bad one'))).toString(), 'after the bad one')
+})
+
 t.test('wss: a pin for another certificate fails with CertificateMismatchError (the relay is authenticated inside the WebSocket)', async t => {
   const relay = await relayWithSharedPorts(t)
   const other = await generateSelfSigned(['someone-else.test'])
