@@ -11,7 +11,7 @@ import path from 'node:path'
 import t from 'tap'
 import { cleanup, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
 import { closedPort } from './helpers/ports.js'
-import { DOMAIN, api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, write } from './helpers/relay-reload.js'
+import { DOMAIN, WAIT_MS, api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, write } from './helpers/relay-reload.js'
 
 t.setTimeout(600_000) // several relays and clients on a loaded machine; every wait inside is bounded
 t.teardown(cleanup)
@@ -38,16 +38,16 @@ t.test('reserved_names: a live tunnel on a newly reserved name closes, the other
   }
   const blog = client('blog')
   const shop = client('shop')
-  await blog.waitLine(/^https?:\/\/blog\./, 'the blog tunnel')
-  await shop.waitLine(/^https?:\/\/shop\./, 'the shop tunnel')
+  await blog.waitLine(/^https?:\/\/blog\./, 'the blog tunnel', WAIT_MS)
+  await shop.waitLine(/^https?:\/\/shop\./, 'the shop tunnel', WAIT_MS)
   t.same(await get('blog'), { status: 200, body: `hello from blog.${DOMAIN}` }, 'blog serves before the reload')
 
   const ev = await sighup(relay, { ...config, reserved_names: ['admin2', 'blog'] })
   t.equal(ev.event, 'reloaded')
   t.equal(ev.tunnelsClosed, 1, 'one tunnel closed')
   t.match(String(ev.msg), /reserved_names \[admin2\] → \[admin2, blog\]; 1 tunnel closed$/)
-  await relay.proc.waitEvent('tunnel-down', o => o.name !== undefined && String(o.reason).includes('reserved'))
-  await blog.waitLine(/MPORT_ERR_NAME_RESERVED|reserved/, 'the blog client told its name is reserved')
+  await relay.proc.waitEvent('tunnel-down', o => o.name !== undefined && String(o.reason).includes('reserved'), WAIT_MS)
+  await blog.waitLine(/MPORT_ERR_NAME_RESERVED|reserved/, 'the blog client told its name is reserved', WAIT_MS)
   t.equal((await get('blog')).status === 200, false, 'blog no longer serves')
   t.same(await get('shop'), { status: 200, body: `hello from shop.${DOMAIN}` }, 'shop is untouched')
   t.equal(shop.exit, undefined, 'the shop client still runs')
@@ -55,7 +55,7 @@ t.test('reserved_names: a live tunnel on a newly reserved name closes, the other
 
   const admin2 = spawnBin('mport-connect', ['http', String(webPort), '--subdomain', 'admin2', '--relay', `127.0.0.1:${relay.port}`, '--token', token, '--fingerprint', relay.fingerprint, '--no-lease-file'])
   t.teardown(() => admin2.kill())
-  await admin2.waitLine(/MPORT_ERR_NAME_RESERVED/, 'a tunnel asking for a reserved name is refused with a typed error')
+  await admin2.waitLine(/MPORT_ERR_NAME_RESERVED/, 'a tunnel asking for a reserved name is refused with a typed error', WAIT_MS)
 })
 
 t.test('client_allow_ip: a session from a now-refused address ends; allowed again, a client connects', async t => {
@@ -71,7 +71,7 @@ t.test('client_allow_ip: a session from a now-refused address ends; allowed agai
   const ev = await sighup(relay, { ...config, client_allow_ip: ['10.0.0.0/8'] })
   t.equal(ev.event, 'reloaded')
   t.equal(ev.sessionsEnded, 1, 'the session from 127.0.0.1 ended')
-  t.equal((await first.proc.waitExit()).code, 1, 'the client stops: its address is refused')
+  t.equal((await first.proc.waitExit(WAIT_MS)).code, 1, 'the client stops: its address is refused')
   t.match(first.proc.stderr, /127\.0\.0\.1 may not open a client session on this relay/, 'and is told why')
   const refused = await runBin('mport-connect', ['9', '--relay', `127.0.0.1:${relay.port}`, '--token', token, '--fingerprint', relay.fingerprint, '--no-lease-file', '--no-reconnect'])
   t.equal(refused.code, 1, 'a new client from 127.0.0.1 is refused')
@@ -106,7 +106,7 @@ t.test('POST /v1/admin/reload: admins reload, others get 403, a broken file 422 
   t.same(ok.json.changed, ['plan_tunnels'], 'the live key applied')
   t.same(ok.json.restartNeeded, ['port'], 'the port is for the next restart')
   t.match(String(ok.json.line), /plan_tunnels 3 → 1; changed but applied only at the next restart: port$/, 'the same line the relay logs')
-  await relay.proc.waitEvent('reloaded')
+  await relay.proc.waitEvent('reloaded', undefined, WAIT_MS)
   t.equal(((await api(base, 'GET', '/v1/me', undefined, eve)).json.limits as Record<string, unknown>).maxTunnels, 1, 'the new plan is in force')
 
   write(relay.config, '{"plan_tunnels": "many"}')
@@ -114,7 +114,7 @@ t.test('POST /v1/admin/reload: admins reload, others get 403, a broken file 422 
   t.equal(broken.status, 422, 'a broken file: 422')
   t.equal((broken.json.error as Record<string, unknown>).code, 'MPORT_ERR_INVALID_CONFIG')
   t.match(String((broken.json.error as Record<string, unknown>).message), /"plan_tunnels" in .*relay\.json must be a number, not "many"/, 'with the reason')
-  await relay.proc.waitEvent('reload-rejected')
+  await relay.proc.waitEvent('reload-rejected', undefined, WAIT_MS)
   t.equal(((await api(base, 'GET', '/v1/me', undefined, eve)).json.limits as Record<string, unknown>).maxTunnels, 1, 'the running config stays')
   const audit = await api(base, 'GET', '/v1/audit', undefined, admin)
   t.ok((audit.json.entries as Array<Record<string, unknown>>).some(e => e.action === 'relay.reload' && e.actorName === 'root'), 'the reload is in the audit log')

@@ -17,7 +17,7 @@ import { cleanup, runBin, spawnBin, tmpDir } from './helpers/spawn.js'
 import { sha256 } from './helpers/digest.js'
 import { waitFor } from './helpers/wait.js'
 import { closedPort } from './helpers/ports.js'
-import { api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, userToken, visitor, write, type RunningRelay } from './helpers/relay-reload.js'
+import { WAIT_MS, api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, userToken, visitor, write, type RunningRelay } from './helpers/relay-reload.js'
 
 t.setTimeout(600_000) // several relays and clients on a loaded machine; every wait inside is bounded
 t.teardown(cleanup)
@@ -34,7 +34,7 @@ t.test('SIGHUP lowers plan_bandwidth_mbps under a running transfer: nothing drop
   t.teardown(() => source.close())
   const { publicPort } = await tcpClient(t, relay, source.port, token)
   const v = visitor(publicPort)
-  await waitFor(() => v.received() >= first.length, { what: 'the first part through the tunnel', timeoutMs: 30_000 })
+  await waitFor(() => v.received() >= first.length, { what: 'the first part through the tunnel', timeoutMs: WAIT_MS })
 
   const session = (await api(base, 'POST', '/v1/login', { name: 'bob', password: 'bob-password-123' })).json.token as string
   t.equal(((await api(base, 'GET', '/v1/me', undefined, session)).json.limits as Record<string, unknown>).bandwidthBytesPerSecond, 5_000_000, 'before: 40 Mbit/s = 5 MB/s')
@@ -71,7 +71,7 @@ t.test('a broken file on SIGHUP is rejected with the reason; the running config 
   t.teardown(() => source.close())
   const { publicPort } = await tcpClient(t, relay, source.port, ciToken)
   const v = visitor(publicPort)
-  await waitFor(() => v.received() >= first.length, { what: 'the first part', timeoutMs: 30_000 })
+  await waitFor(() => v.received() >= first.length, { what: 'the first part', timeoutMs: WAIT_MS })
 
   const bad: Array<{ name: string, file: string | Record<string, unknown>, re: RegExp }> = [
     { name: 'unknown key', file: { ...config, tokens: [], plan_bandwith_mbps: 1 }, re: /unknown key "plan_bandwith_mbps" .*did you mean "plan_bandwidth_mbps"\?/ },
@@ -106,7 +106,7 @@ t.test('tokens: a removed token\'s client is disconnected, the other keeps its t
   const file = write(path.join(dir, 'relay.json'), JSON.stringify(config))
   const proc = spawnBin('mport-relay', ['--config', file], { env: { DROP_TOKEN: drop } })
   t.teardown(() => proc.kill())
-  const ev = await proc.waitEvent('listening')
+  const ev = await proc.waitEvent('listening', undefined, WAIT_MS)
   const relay: RunningRelay = { proc, port: ev.port as number, fingerprint: ev.fingerprint as string, config: file }
 
   const first = randomBytes(128 * 1024)
@@ -116,7 +116,7 @@ t.test('tokens: a removed token\'s client is disconnected, the other keeps its t
   const kept = await tcpClient(t, relay, source.port, keep, 'kept')
   const dropped = await tcpClient(t, relay, source.port, drop, 'gone')
   const v = visitor(kept.publicPort)
-  await waitFor(() => v.received() >= first.length, { what: 'the first part', timeoutMs: 30_000 })
+  await waitFor(() => v.received() >= first.length, { what: 'the first part', timeoutMs: WAIT_MS })
   const clients = proc.jsonLines().filter(o => o.event === 'client')
   t.same(clients.map(c => c.principal).sort(), ['dropped', 'keeper'], 'each token is its own principal')
 
@@ -125,7 +125,7 @@ t.test('tokens: a removed token\'s client is disconnected, the other keeps its t
   t.same(r.changed, ['tokens'])
   t.equal(r.sessionsEnded, 1, 'one session ended')
   t.match(String(r.msg), /tokens \[keeper=\*\*\*, dropped=\*\*\*\] → \[keeper=\*\*\*\]; 1 client session ended$/, 'the line names the tokens, never their values')
-  const exit = await dropped.proc.waitExit()
+  const exit = await dropped.proc.waitExit(WAIT_MS)
   t.equal(exit.code, 1, 'the removed token\'s client stops (its token no longer authenticates)')
   t.match(dropped.proc.stderr, /MPORT_ERR_AUTH_FAILED/, 'and says why')
   source.resume()

@@ -12,6 +12,9 @@ import { waitFor } from './wait.js'
 
 export const DOMAIN = 'tunnels.test'
 
+/** Every wait of these tests: generous, for a machine shared by many test runs (a first start makes a certificate). */
+export const WAIT_MS = 60_000
+
 /** The relay's config (JSON, rewritten between reloads) on loopback, with JSON log lines. */
 export function baseConfig (dir: string): Record<string, unknown> {
   return { host: '127.0.0.1', port: 0, bind_host: '127.0.0.1', public_host: '127.0.0.1', ports: '30000-60999', data_dir: path.join(dir, 'data'), json: true }
@@ -28,7 +31,7 @@ export async function startRelay (t: Test, dir: string, config: Record<string, u
   const file = write(path.join(dir, 'relay.json'), JSON.stringify(config, null, 2))
   const proc = spawnBin('mport-relay', ['--config', file])
   t.teardown(() => proc.kill())
-  const ev = await proc.waitEvent('listening')
+  const ev = await proc.waitEvent('listening', undefined, WAIT_MS)
   return {
     proc,
     port: ev.port as number,
@@ -47,7 +50,7 @@ export async function sighup (relay: RunningRelay, config: Record<string, unknow
   await waitFor(() => {
     found = relay.proc.jsonLines().slice(before).find(o => o.event === 'reloaded' || o.event === 'reload-rejected')
     return found !== undefined
-  }, { what: 'the relay\'s reload line', timeoutMs: 30_000, intervalMs: 20 })
+  }, { what: 'the relay\'s reload line', timeoutMs: WAIT_MS, intervalMs: 20 })
   return found!
 }
 
@@ -87,7 +90,7 @@ export function visitor (port: number): { received (): number, done: Promise<Buf
 export async function tcpClient (t: Test, relay: RunningRelay, localPort: number, token: string, name = 'src'): Promise<{ proc: BinProcess, publicPort: number }> {
   const proc = spawnBin('mport-connect', [`${name}=${localPort}`, '--relay', `127.0.0.1:${relay.port}`, '--token', token, '--fingerprint', relay.fingerprint, '--no-lease-file'])
   t.teardown(() => proc.kill())
-  const line = await proc.waitLine(/^tcp:\/\//, `the tunnel line of ${name}`)
+  const line = await proc.waitLine(/^tcp:\/\//, `the tunnel line of ${name}`, WAIT_MS)
   return { proc, publicPort: Number(/^tcp:\/\/127\.0\.0\.1:(\d+) /.exec(line)?.[1]) }
 }
 
