@@ -5,7 +5,8 @@
  * drops d. After it: b serves, c refuses 127.0.0.1 on the same port, d's port is closed, the
  * lease file names a, b and c, and a's transfer ends intact. Then a broken file and SIGHUP:
  * rejected with the reason, a and b still serve; a changed relay: one line saying it needs a
- * restart, the tunnels stay.
+ * restart, the tunnels stay. Last, kill -9 and the same command with the edited file: the moved
+ * lease file gives a, b and c their public ports back.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -144,9 +145,22 @@ t.test('SIGHUP: b added, c changed, d removed while a 50 MiB transfer runs throu
   t.match(again, { added: [], removed: [], changed: [], unchanged: ['a', 'b', 'c'] }, 'the tunnels are unchanged')
   t.equal(await echoOrRefused(a, probe), sha256(probe), 'a still serves over the old connection')
 
-  client.signal('SIGINT')
-  t.equal((await client.waitExit(BOUND_MS)).code, 0, 'SIGINT: exit 0')
   t.notOk(client.output.includes(token), 'the token is never printed')
+
+  // kill -9, then the same command with the file as edited: the lease file moved with the
+  // tunnel list, so the new process reclaims the lease and every port comes back.
+  config([...tunnel('a', ['allow_ip: [127.0.0.1]']), ...tunnel('b'), ...tunnel('c', ['allow_ip: [10.0.0.0/8]'])])
+  await client.kill()
+  const again2 = spawnBin('mport-connect', ['--config', configFile, '--json'], { env: { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') } })
+  t.teardown(() => again2.kill())
+  const connected = await again2.waitEvent('connected', undefined, BOUND_MS)
+  t.equal(connected.resumed, true, 'the restarted client resumed the lease from the moved lease file')
+  const portsAfter: Record<string, number> = {}
+  for (const name of ['a', 'b', 'c']) portsAfter[name] = (await again2.waitEvent('tunnel', e => e.name === name, BOUND_MS)).remotePort as number
+  t.same(portsAfter, { a, b, c }, 'a, b and c have their public ports back')
+  t.equal(await echoOrRefused(b, probe), sha256(probe), 'b serves from the restarted client')
+  again2.signal('SIGINT')
+  t.equal((await again2.waitExit(BOUND_MS)).code, 0, 'SIGINT: exit 0')
   relay.signal('SIGTERM')
   t.equal((await relay.waitExit(BOUND_MS)).code, 0, 'relay exits 0')
 })

@@ -7,7 +7,7 @@
  * atomically):
  *
  *   { "version": 1, "relay": "relay.example.com:7835", "pid": 4242,
- *     "ticket": { "id": "…", "secret": "…" }, "tunnels": { "web": { "port": 20061 } } }
+ *     "ticket": { "id": "…", "secret": "…" }, "tunnels": { "web": { "id": 1, "port": 20061 } } }
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
@@ -18,8 +18,10 @@ import { mportConfigDir } from '../transport/known-relays.js'
 import type { LeaseTicket } from './messages.js'
 import type { TunnelSpec } from './spec.js'
 
-/** The last public address the relay gave a tunnel. */
+/** The last public address the relay gave a tunnel, and the id the relay's lease knows it by. */
 export interface RememberedTunnel {
+  /** The tunnel's id in the lease: a restarted client asks under the same id, so the relay matches it (ids change when a reload replaces a tunnel). */
+  id?: number
   /** tcp tunnels: the public port. */
   port?: number
   /** http/tls tunnels that asked for a random name: the label they got. */
@@ -163,6 +165,10 @@ function parseDoc (v: unknown): LeaseFileDoc {
   for (const [name, r] of Object.entries(v.tunnels)) {
     if (!isObject(r)) throw new Error(`tunnel "${name}" is not an object`)
     const entry: RememberedTunnel = {}
+    if (r.id !== undefined) {
+      if (!Number.isInteger(r.id) || (r.id as number) < 1 || (r.id as number) > 0xffff_ffff) throw new Error(`tunnel "${name}" has a bad id`)
+      entry.id = r.id as number
+    }
     if (r.port !== undefined) {
       if (!Number.isInteger(r.port) || (r.port as number) < 1 || (r.port as number) > 65535) throw new Error(`tunnel "${name}" has a bad port`)
       entry.port = r.port as number

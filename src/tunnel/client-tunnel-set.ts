@@ -4,6 +4,7 @@
  * then opened again); the others are left alone, with their visitor connections.
  */
 import { InvalidConfigError } from '../errors.js'
+import type { RememberedTunnel } from './client-lease-store.js'
 import type { TunnelSpec } from './spec.js'
 
 /** What Client.setTunnels changed, by tunnel name, each list in the order of the new specs (removed: of the old ones). */
@@ -42,4 +43,28 @@ export function diffTunnels (current: readonly TunnelSpec[], next: readonly Tunn
   }
   for (const spec of current) if (!names.has(spec.name)) changes.removed.push(spec.name)
   return changes
+}
+
+/**
+ * Tunnel ids for a client that loaded a stored lease (its tunnels in `names`): a tunnel takes
+ * the id the relay's lease knows it by, the others new ids above every stored one. `stale`:
+ * stored tunnels no longer in the list, to close on the relay (the lease still holds them).
+ */
+export function idsFromStoredLease (names: readonly string[], stored: Readonly<Record<string, RememberedTunnel>>): { ids: number[], stale: number[], next: number } {
+  const wanted = new Set(names)
+  const taken = new Set<number>()
+  const stale: number[] = []
+  for (const [name, r] of Object.entries(stored)) {
+    if (r.id === undefined) continue
+    if (!wanted.has(name)) stale.push(r.id)
+    taken.add(r.id)
+  }
+  let next = Math.max(0, ...taken) + 1
+  const used = new Set<number>()
+  const ids = names.map(name => {
+    const id = stored[name]?.id
+    if (id !== undefined && !used.has(id)) { used.add(id); return id }
+    return next++
+  })
+  return { ids, stale, next }
 }

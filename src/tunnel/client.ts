@@ -17,7 +17,7 @@ import type { HttpVisitorTap } from './client-tap.js'
 import { handshakeRelay } from './client-handshake.js'
 import { memoryOnlyLeaseStore, type LeaseStore, type RememberedTunnel } from './client-lease-store.js'
 import { TunnelRetries, type TunnelRetryOptions } from './client-retries.js'
-import { diffTunnels, type TunnelChanges } from './client-tunnel-set.js'
+import { diffTunnels, idsFromStoredLease, type TunnelChanges } from './client-tunnel-set.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { ControlChannel } from './control.js'
 import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
@@ -274,6 +274,13 @@ export class Client extends EventEmitter<ClientEvents> {
         const had = stored.tunnels[t.name]
         if (had !== undefined) this.#remembered[t.name] = had
       }
+      // The ids the stored lease knows the tunnels by (a reload may have renumbered them).
+      const { ids, stale, next } = idsFromStoredLease(this.#tunnels.map(t => t.name), stored.tunnels)
+      const specs = this.#tunnels.map(t => this.#specs.get(t.id)!)
+      this.#specs.clear()
+      this.#tunnels.forEach((t, i) => { t.id = ids[i]!; this.#specs.set(t.id, specs[i]!) })
+      this.#nextId = Math.max(this.#nextId, next)
+      for (const id of stale) this.#closeOnConnect.add(id)
     } catch (err) {
       this.emit('warning', err as Error)
     }
@@ -287,13 +294,12 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Remembers the address a tunnel got, for the next connection or process. */
   #remember (t: TunnelStatus, spec: TunnelSpec): void {
     const tcp = spec.kind === undefined || spec.kind === 'tcp'
-    let had: RememberedTunnel | undefined
-    if (tcp && t.remotePort !== undefined) had = { port: t.remotePort }
+    const had: RememberedTunnel = { id: t.id }
+    if (tcp && t.remotePort !== undefined) had.port = t.remotePort
     // A random name: the relay's host for it is `<label>.<domain>`.
-    else if (!tcp && spec.subdomain === undefined && spec.hostname === undefined && t.remoteHost !== undefined) had = { subdomain: t.remoteHost.split('.')[0]! }
-    if (had === undefined) return
+    else if (!tcp && spec.subdomain === undefined && spec.hostname === undefined && t.remoteHost !== undefined) had.subdomain = t.remoteHost.split('.')[0]!
     const before = this.#remembered[t.name]
-    if (before?.port === had.port && before?.subdomain === had.subdomain) return
+    if (before?.id === had.id && before?.port === had.port && before?.subdomain === had.subdomain) return
     this.#remembered[t.name] = had
     this.#saveLease()
   }

@@ -12,7 +12,9 @@
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import t from 'tap'
-import { diffTunnels, sameTunnel } from '../../src/tunnel/client-tunnel-set.js'
+import { diffTunnels, idsFromStoredLease, sameTunnel } from '../../src/tunnel/client-tunnel-set.js'
+import { LeaseFile } from '../../src/tunnel/client-lease-store.js'
+import { cleanup, tmpDir } from '../helpers/spawn.js'
 import type { LeaseStore, StoredLease } from '../../src/index.js'
 import { InvalidConfigError } from '../../src/errors.js'
 import { connectTo, makeClient, roundTrip, startEcho, startRelay, tcpSpec } from '../helpers/tunnel.js'
@@ -21,6 +23,8 @@ import { sha256 } from '../helpers/digest.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 const BOUND_MS = 30_000
+
+t.teardown(cleanup)
 
 t.test('diffTunnels: by name; any difference in a spec is a change', async t => {
   const base = tcpSpec(5555, { name: 'adb' })
@@ -33,6 +37,21 @@ t.test('diffTunnels: by name; any difference in a spec is a change', async t => 
   t.same(diffTunnels([tcpSpec(1, { name: 'a' }), tcpSpec(2, { name: 'c' }), tcpSpec(3, { name: 'd' })], [tcpSpec(1, { name: 'a' }), tcpSpec(4, { name: 'b' }), tcpSpec(5, { name: 'c' })]),
     { added: ['b'], removed: ['d'], changed: ['c'], unchanged: ['a'] })
   t.throws(() => diffTunnels([], [tcpSpec(1, { name: 'x' }), tcpSpec(2, { name: 'x' })]), InvalidConfigError, 'two new tunnels with one name')
+})
+
+t.test('idsFromStoredLease: the ids the relay\'s lease knows, new ones above them, stale ones to close', async t => {
+  // After a reload replaced c (id 2 → 5) and added b (4), and d (3) was dropped from the file before the restart.
+  const stored = { a: { id: 1, port: 30001 }, b: { id: 4, port: 30004 }, c: { id: 5, port: 30002 }, d: { id: 3, port: 30003 } }
+  t.same(idsFromStoredLease(['a', 'b', 'c', 'e'], stored), { ids: [1, 4, 5, 6], stale: [3], next: 7 })
+  t.same(idsFromStoredLease(['x', 'y'], {}), { ids: [1, 2], stale: [], next: 3 }, 'nothing stored: numbered from 1')
+  t.same(idsFromStoredLease(['a', 'b'], { a: { id: 2 }, b: { id: 2 } }), { ids: [2, 3], stale: [], next: 4 }, 'a damaged file with one id twice: the second gets a new one')
+  t.same(idsFromStoredLease(['a'], { a: { port: 30001 } }), { ids: [1], stale: [], next: 2 }, 'a lease file from before ids were stored')
+
+  const file = LeaseFile.for('127.0.0.1:7835', [], { dir: tmpDir() })
+  await file.save({ ticket: { id: 'i', secret: 's' }, tunnels: { a: { id: 4, port: 30001 }, site: { id: 7, subdomain: 'brave-otter' } } })
+  t.same(await file.load(), { ticket: { id: 'i', secret: 's' }, tunnels: { a: { id: 4, port: 30001 }, site: { id: 7, subdomain: 'brave-otter' } } }, 'LeaseFile keeps the ids')
+  await file.discard()
+  t.equal(await file.load(), undefined, 'discard() removes the file')
 })
 
 /** A LeaseStore in memory that records what it was given. */
