@@ -5,7 +5,7 @@
  * filter; the client's --log-format json carries the same ids.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { cleanup, relayArgs, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
@@ -173,4 +173,17 @@ t.test('bad values and the config file keys', async t => {
   t.equal(printed.code, 0)
   t.match(printed.stdout, /^log_format: "json"$/m, 'config print shows log_format')
   t.match(printed.stdout, /^log_level: "debug"$/m, 'and log_level')
+  const relayFile = path.join(dir, 'relay.yaml')
+  writeFileSync(relayFile, 'log_format: json\nlog_level: warn\n')
+  const fromFile = await runBin('mport-relay', ['config', 'print', '--config', relayFile])
+  t.match(fromFile.stdout, /^log_format: "json"\nlog_level: "warn"$/m, 'the relay reads log_format and log_level from its file')
+  const clientFile = path.join(dir, 'client.yaml')
+  writeFileSync(clientFile, 'relay: 127.0.0.1:1\ntoken: x\ntunnels: [5555]\nlog_level: loud\n')
+  const client = await runBin('mport-connect', ['--config', clientFile])
+  t.equal(client.code, 2, 'a client file with log_level: loud: exit 2')
+  oneStderrLine(t, client.stderr, /"log_level" in .*client\.yaml must be one of error, warn, info, debug, not "loud"/, 'client log_level: loud')
+  writeFileSync(clientFile, 'relay: 127.0.0.1:1\ntoken: x\ntunnels: [5555]\nlog_format: json\n')
+  const json = await runBin('mport-connect', ['--config', clientFile])
+  t.equal(json.code, 3, 'log_format: json from the file, and the relay is unreachable: exit 3')
+  t.match(JSON.parse(json.stderr.trim().split('\n').at(-1) ?? '{}'), { level: 'error', event: 'error', code: 'MPORT_ERR_RELAY_UNREACHABLE' }, 'the failure is a JSON line')
 })
