@@ -262,7 +262,9 @@ async function main (): Promise<void> {
   // http tunnels' exchanges recorded (served once the client exists); on a terminal, the status screen, which shows the event lines itself.
   const inspector = s.inspect.enabled ? createInspector(s.inspect) : undefined
   let inspectUrl: string | undefined
-  const screen = process.stdout.isTTY === true && !s.json ? new StatusDisplay({ relay: s.relay, version: packageVersion(), transport: () => s.transport, inspector, inspectUrl: () => inspectUrl, out: process.stdout }) : undefined
+  /** The way to the relay in use, for the status screen: set on each connection (undefined: straight to the TLS control port). */
+  let inUse: string | undefined
+  const screen = process.stdout.isTTY === true && !s.json ? new StatusDisplay({ relay: s.relay, version: packageVersion(), transport: () => inUse, inspector, inspectUrl: () => inspectUrl, out: process.stdout }) : undefined
   if (screen !== undefined) process.on('exit', () => screen.stop())
   const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, ...(screen !== undefined ? { out: screen.log, errOut: screen.log } : {}), secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : [])] })
   if (s.login !== undefined) {
@@ -304,6 +306,7 @@ async function main (): Promise<void> {
   let started = false
   let stopping = false
   client.on('connected', i => {
+    inUse = i.transport === 'tls' && i.proxy === undefined ? undefined : `${i.transport}${i.proxy !== undefined ? ` via proxy ${i.proxy}` : ''}`
     out.setContext(i.session !== undefined ? { session: i.session } : {}) // every line while connected names the relay's session
     out.event('connected', `connected to ${s.relay}${i.resumed ? ' (lease resumed)' : ''}${i.trust === 'tofu-new' ? ` — first use: trusting certificate ${i.fingerprint}` : ''}${overTransport(i)}`, { relay: s.relay, ...i })
   })

@@ -2,16 +2,21 @@
  * mport-connect's transport flags through the real bin: --transport auto falling back to wss
  * when the control port is unreachable, through an authenticating tinyproxy named in
  * MPORT_PROXY (the password never printed), --json naming the transport, the choice
- * remembered in transports.json; and the usage errors of the new flags and config keys.
+ * remembered in transports.json; the status screen (in a tmux pane) naming the transport in use;
+ * and the usage errors of the new flags and config keys.
  */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { closedPort } from './helpers/ports.js'
 import { proxyTestOptions, startTinyproxy } from './helpers/proxies.js'
 import { relayWithSharedPorts } from './helpers/shared-ports.js'
-import { cleanup, runBin, spawnBin, tmpDir } from './helpers/spawn.js'
+import { cleanEnv, cleanup, REPO_ROOT, runBin, spawnBin, tmpDir } from './helpers/spawn.js'
 import { certFingerprint, connectTo, roundTrip, startEcho, TOKEN } from './helpers/tunnel.js'
+import { waitFor } from './helpers/wait.js'
 
 t.setTimeout(180_000)
 t.teardown(cleanup)
@@ -67,4 +72,26 @@ t.test('bad transport settings are usage errors naming the flag or key', async t
     t.match(r.stderr.trim(), c.re)
     t.notMatch(r.stderr, /secret/, 'no proxy password echoed')
   }
+})
+
+const run = promisify(execFile)
+const noTmux = await run('tmux', ['-V']).then(() => undefined, () => 'tmux is missing (apt-get install -y tmux)')
+
+t.test('the status screen in a terminal names the transport in use', { skip: noTmux !== undefined && process.env.CI !== 'true' ? noTmux : false }, async t => {
+  if (noTmux !== undefined) { t.fail(noTmux); return }
+  const relay = await relayWithSharedPorts(t)
+  const echo = await startEcho()
+  t.teardown(() => echo.close())
+  const socket = `mport-transport-${randomBytes(4).toString('hex')}`
+  const tmux = (...args: string[]): Promise<{ stdout: string }> => run('tmux', ['-L', socket, ...args])
+  t.teardown(() => tmux('kill-server').catch(() => {}))
+  const env = cleanEnv({ MPORT_TOKEN: TOKEN, TERM: 'xterm-256color' })
+  const envArgs = Object.entries(env).filter(([k]) => /^(PATH|HOME|XDG_CONFIG_HOME|MPORT_TOKEN|TERM|NO_COLOR)$/.test(k)).flatMap(([k, v]) => ['-e', `${k}=${v}`])
+  const cmd = [process.execPath, '--import', 'tsx', 'bin/mport-connect.ts', String(echo.port), '--relay', `127.0.0.1:${relay.address.port}`, '--fingerprint', certFingerprint,
+    '--transport', 'ws', '--relay-http-port', String(relay.httpAddress!.port), '--no-lease-file'].map(a => `'${a}'`).join(' ')
+  await tmux('new-session', '-d', '-s', 'mport', '-x', '150', '-y', '45', '-c', REPO_ROOT, ...envArgs, cmd)
+  await tmux('set-option', '-t', 'mport', 'remain-on-exit', 'on')
+  let last = ''
+  await waitFor(async () => /^Transport +ws$/m.test(last = (await tmux('capture-pane', '-p', '-t', 'mport')).stdout), { what: 'the Transport row on the screen', timeoutMs: 60_000, intervalMs: 200, diag: () => `the pane:\n${last}` })
+  t.match(last, /^Transport +ws$/m, 'the screen says ws, the transport in use')
 })
