@@ -118,7 +118,7 @@ async function main (): Promise<void> {
   // SIGHUP re-reads --config (its default action would end the process); POST /v1/admin/reload does the same.
   let reload: (() => Promise<ReloadOutcome>) | undefined
   process.on('SIGHUP', () => {
-    if (reload === undefined) out.event('reload-rejected', `SIGHUP: ${configFile === undefined ? 'started without --config: nothing to reload' : 'still starting: reload ignored'}`, {})
+    if (reload === undefined) out.log('warn', 'reload-rejected', `SIGHUP: ${configFile === undefined ? 'started without --config: nothing to reload' : 'still starting: reload ignored'}`, {})
     else reload().catch(() => {}) // logged by reload
   })
   let opts: RelayServiceOptions
@@ -145,11 +145,12 @@ async function main (): Promise<void> {
       try {
         const outcome = await reloadSettings(service, running, { file, flags: givenFlags(argv, args), env })
         running = outcome.settings
+        out.setLevel(running.verbose ? 'debug' : running['log-level'] as LogLevel)
         out.event('reloaded', outcome.line, { file, changed: outcome.changed, restartNeeded: outcome.restartNeeded, ...outcome.result })
         return outcome
       } catch (err) {
         const e = err instanceof MportError ? err : new InvalidConfigError(file, oneLine(err))
-        out.event('reload-rejected', `config reload from ${file} rejected, the running config stays: ${oneLine(e)}`, { file, code: e.code, message: e.message })
+        out.log('warn', 'reload-rejected', `config reload from ${file} rejected, the running config stays: ${oneLine(e)}`, { file, code: e.code, message: e.message })
         throw e
       }
     }
