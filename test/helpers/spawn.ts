@@ -123,8 +123,12 @@ export class BinProcess {
     return `${this.name} ${args.join(' ')}${this.#exit ? ` (exited ${this.#exit.code ?? this.#exit.signal})` : ''}\n--- stdout ---\n${this.#stdout}--- stderr ---\n${this.#stderr}`
   }
 
-  /** The first stdout line matching `re`, waiting for it (bounded); fails early if the process exits. */
-  async waitLine (re: RegExp, what: string, timeoutMs = 30_000): Promise<string> {
+  /**
+   * The first stdout line matching `re`, waiting for it (bounded); fails early if the process
+   * exits. The default bound is 60 s: a bin compiled by tsx on the shared 2-core machine has
+   * taken 50 s to print its first line under load.
+   */
+  async waitLine (re: RegExp, what: string, timeoutMs = 60_000): Promise<string> {
     let found: string | undefined
     try {
       await waitFor(() => {
@@ -138,8 +142,8 @@ export class BinProcess {
     return found!
   }
 
-  /** The first JSON line with `event` (and matching `pred`), waiting for it (bounded). */
-  async waitEvent (event: string, pred: (o: Record<string, unknown>) => boolean = () => true, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  /** The first JSON line with `event` (and matching `pred`), waiting for it (bounded, 60 s by default like waitLine). */
+  async waitEvent (event: string, pred: (o: Record<string, unknown>) => boolean = () => true, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     let found: Record<string, unknown> | undefined
     try {
       await waitFor(() => {
