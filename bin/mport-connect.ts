@@ -396,13 +396,16 @@ async function main (): Promise<void> {
     // Secrets the new file brings (a token, basic-auth passwords) are masked like the first ones.
     out.secret(next.token.reveal())
     for (const x of next.tunnels) if (x.basicAuth !== undefined) { out.secret(x.basicAuth); out.secret(x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)) }
+    // What the running connection was made with; compared as data (a proxy password is never printed, only the key).
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
     const restart = [
       next.relay !== s.relay && 'relay',
       !next.token.equals(s.token) && 'token',
-      next.fingerprint !== s.fingerprint && 'fingerprint',
-      next.ca !== s.ca && 'ca',
-      ...(['insecure', 'json', 'reconnect', 'retry'] as const).map(k => next[k] !== s[k] && k),
+      ...(['fingerprint', 'ca', 'insecure', 'json', 'reconnect', 'retry', 'transport', 'proxy', 'inspect'] as const).map(k => !same(next[k], s[k]) && k),
+      !same(next.relayPorts, s.relayPorts) && 'relay_https_port/relay_http_port',
     ].filter((k): k is string => k !== false)
+    // The log level is the one setting besides the tunnels that applies live.
+    if (next.logLevel !== s.logLevel) { out.setLevel(next.logLevel); s.logLevel = next.logLevel }
     if (restart.length > 0) out.log('warn', 'warning', restartLine(restart), { restartNeeded: restart })
     // The lease file follows the tunnel list, so a restart with this file finds the lease.
     const nextLease = leaseFile === undefined ? undefined : LeaseFile.for(s.relay, next.tunnels, { onWarning: msg => out.log('warn', 'warning', `warning: ${msg}`, { message: msg }) })
