@@ -18,7 +18,7 @@ export { CappedBody, type Exchange, type ExchangeState, type ExchangeTimes, type
 export type { FrameSummary } from './inspect/websocket-frames.js'
 export { summarize, type ExchangeSummary, type ExchangeDetail, type BodyJson, type MessageJson, type ExchangeFilter } from './inspect/exchange-json.js'
 export type { ReplayEdits } from './inspect/replay.js'
-export { INSPECT_FLAGS, INSPECT_CONFIG_KEYS, inspectSettings, parseByteSize, createInspector, serveInspector, type InspectSettings, type RunningInspector } from './inspect/inspect-settings.js'
+export { INSPECT_FLAGS, inspectSettings, parseByteSize, parseInspectAddr, createInspector, serveInspector, type InspectSettings, type RunningInspector } from './inspect/inspect-settings.js'
 export { StatusDisplay, type StatusDisplayOptions } from './status/status-display.js'
 export { renderStatus, type StatusModel, type ScreenTunnel, type ScreenRequest } from './status/status-screen.js'
 export { TerminalScreen, type ScreenOutput, type TerminalScreenOptions } from './status/terminal-screen.js'

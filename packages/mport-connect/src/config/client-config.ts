@@ -7,10 +7,11 @@ import { parseProxyUrl, TRANSPORT_CHOICES, type ProxyConfig, type TransportChoic
 import { checkKnownKeys, Secret } from 'mport/config'
 import { LOG_LEVELS, type LogLevel } from 'mport/cli'
 import { InvalidConfigError } from 'mport/errors'
+import { parseByteSize, parseInspectAddr } from '../inspect/inspect-settings.js'
 import { indirectSecret, parseTunnelList, type SecretSources } from './tunnel-entries.js'
 
 /** The top-level keys of a client config file. */
-export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'log_format', 'log_level', 'reconnect', 'retry', 'transport', 'proxy', 'relay_https_port', 'relay_http_port', 'tunnels'] as const
+export const CLIENT_CONFIG_KEYS = ['relay', 'token', 'token_file', 'token_env', 'fingerprint', 'ca', 'insecure', 'json', 'log_format', 'log_level', 'reconnect', 'retry', 'transport', 'proxy', 'relay_https_port', 'relay_http_port', 'inspect', 'inspect_addr', 'inspect_body_limit', 'tunnels'] as const
 
 /** What a client config file says; a setting the file leaves out is undefined. */
 export interface ClientFileConfig {
@@ -39,6 +40,10 @@ export interface ClientFileConfig {
   relayHttpPort?: number
   /** The tunnels, in file order, names unique. */
   tunnels?: TunnelSpec[]
+  /** The inspector of http tunnels: on or off, where it listens, the body cap (checked as the flags are). */
+  inspect?: boolean
+  inspectAddr?: string
+  inspectBodyLimit?: string | number
 }
 
 /**
@@ -56,7 +61,7 @@ export function validateClientConfig (doc: Record<string, unknown>, file: string
     if (typeof v !== 'string') throw new InvalidConfigError(key, `"${key}" in ${file} must be a string, not ${JSON.stringify(v)}`)
     out[key] = v
   }
-  for (const key of ['insecure', 'json', 'reconnect', 'retry'] as const) {
+  for (const key of ['insecure', 'json', 'reconnect', 'retry', 'inspect'] as const) {
     if (!given(key)) continue
     const v = doc[key]
     if (typeof v !== 'boolean') throw new InvalidConfigError(key, `"${key}" in ${file} must be true or false, not ${JSON.stringify(v)}`)
@@ -83,6 +88,17 @@ export function validateClientConfig (doc: Record<string, unknown>, file: string
     const v = doc[key]
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidConfigError(key, `"${key}" in ${file} must be a port number (1-65535), not ${JSON.stringify(v)}`)
     out[field] = v
+  }
+  if (given('inspect_addr')) {
+    if (typeof doc.inspect_addr !== 'string') throw new InvalidConfigError('inspect_addr', `"inspect_addr" in ${file} must be host:port, not ${JSON.stringify(doc.inspect_addr)}`)
+    parseInspectAddr(doc.inspect_addr, 'inspect_addr')
+    out.inspectAddr = doc.inspect_addr
+  }
+  if (given('inspect_body_limit')) {
+    const v = doc.inspect_body_limit
+    if (typeof v !== 'string' && typeof v !== 'number') throw new InvalidConfigError('inspect_body_limit', `"inspect_body_limit" in ${file} must be a size like 1048576 or "512KiB", not ${JSON.stringify(v)}`)
+    parseByteSize(v, 'inspect_body_limit')
+    out.inspectBodyLimit = v
   }
   const token = indirectSecret(doc, 'token', file, sources)
   if (token !== undefined) out.token = new Secret(token)

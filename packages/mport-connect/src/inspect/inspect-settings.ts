@@ -16,9 +16,6 @@ export const INSPECT_FLAGS = {
   'inspect-body-limit': { type: 'string', describe: 'Bytes kept of each request and response body (default 1MiB; the rest is counted): 262144, 512KiB, 4MB' },
 } as const
 
-/** The inspector's keys in a client config file (snake_case, as the file's other keys). */
-export const INSPECT_CONFIG_KEYS = ['inspect', 'inspect_addr', 'inspect_body_limit'] as const
-
 /** Where and how the inspector runs. */
 export interface InspectSettings {
   enabled: boolean
@@ -39,16 +36,20 @@ export function parseByteSize (value: string | number, key: string): number {
   return n
 }
 
+/** `host:port` (`[v6]:port`; port 0: any free port) where the inspector listens. */
+export function parseInspectAddr (value: string, key: string): { host: string, port: number } {
+  // Not parseHostPort: port 0 (any free port) is fine here.
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim())
+  if (m === null || Number(m[3]) > 65535) throw new InvalidConfigError(key, `${JSON.stringify(value)} is not host:port, like 127.0.0.1:4040 ([::1]:4040 for IPv6; port 0 for any)`)
+  return { host: m[1] ?? m[2]!, port: Number(m[3]) }
+}
+
 /** The settings from flags (or file keys) and the tunnels: on by default when some tunnel is http. */
 export function inspectSettings (given: { inspect?: boolean | undefined, addr?: string | undefined, bodyLimit?: string | number | undefined }, tunnels: readonly TunnelSpec[]): InspectSettings {
   let host = '127.0.0.1'
   let port = DEFAULT_PORT
   if (given.addr !== undefined) {
-    // Not parseHostPort: port 0 (any free port) is fine here.
-    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(given.addr.trim())
-    if (m === null || Number(m[3]) > 65535) throw new InvalidConfigError('inspect-addr', `${JSON.stringify(given.addr)} is not host:port, like 127.0.0.1:4040 ([::1]:4040 for IPv6; port 0 for any)`)
-    host = m[1] ?? m[2]!
-    port = Number(m[3])
+    ({ host, port } = parseInspectAddr(given.addr, 'inspect-addr'))
   }
   const bodyLimit = given.bodyLimit === undefined ? INSPECTOR_DEFAULTS.bodyLimit : parseByteSize(given.bodyLimit, 'inspect-body-limit')
   return { enabled: given.inspect ?? tunnels.some(t => t.kind === 'http'), host, port, bodyLimit }
