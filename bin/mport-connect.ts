@@ -208,7 +208,7 @@ async function settings (): Promise<Settings> {
     reconnect: (argv.reconnect ?? file.reconnect) !== false,
     retry: argv.retry ?? file.retry,
     ...transportSettings(file),
-    inspect: checked('--inspect-addr/--inspect-body-limit', () => inspectSettings({ inspect: argv.inspect, addr: argv['inspect-addr'], bodyLimit: argv['inspect-body-limit'] }, tunnels)),
+    inspect: checked('--inspect-addr/--inspect-body-limit', () => inspectSettings({ inspect: argv.inspect ?? file.inspect, addr: argv['inspect-addr'] ?? file.inspectAddr, bodyLimit: argv['inspect-body-limit'] ?? file.inspectBodyLimit }, tunnels)),
   }
 }
 
