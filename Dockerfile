@@ -9,9 +9,16 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
+# The manifests first, so the npm ci layer is reused until they change.
+COPY package.json package-lock.json ./
+COPY packages/mport/package.json packages/mport/
+COPY packages/mport-connect/package.json packages/mport-connect/
+COPY packages/mport-relay/package.json packages/mport-relay/
+COPY deploy/docker/build-rootfs.sh deploy/docker/
+RUN sh deploy/docker/build-rootfs.sh deps /src
 COPY . .
-# npm ci + build, then only the relay's runtime files and production dependencies into /rootfs.
-RUN sh deploy/docker/build-rootfs.sh /src /rootfs
+# Build, then only the relay's runtime files and production dependencies into /rootfs.
+RUN sh deploy/docker/build-rootfs.sh tree /src /rootfs
 
 FROM ${NODE_IMAGE}
 # tini as PID 1: it forwards SIGTERM to the relay (which then drains) and reaps zombies.

@@ -3,7 +3,10 @@
 # test/deploy/rootfs.test.ts runs it on the CI machine into a temp dir, so the image's steps
 # are tested even where no Docker engine runs.
 #
-#   build-rootfs.sh SRC ROOTFS
+#   build-rootfs.sh deps SRC          npm ci from the lockfile; needs only the manifests, so the
+#                                     Dockerfile runs it before copying the sources and its layer
+#                                     is reused until package.json or package-lock.json change
+#   build-rootfs.sh tree SRC ROOTFS   build, pack and install the runtime tree
 #
 # SRC is a copy of the repository (the Docker build context); it gets node_modules and the
 # packages' builds. ROOTFS receives only what the relay needs at run time, laid out as in the
@@ -11,26 +14,32 @@
 # their production dependencies at the versions of package-lock.json), a mport-relay command
 # in /usr/local/bin, and the default config in /etc/mport.
 set -eu
-
-src=$(cd "$1" && pwd)
-mkdir -p "$2"
-rootfs=$(cd "$2" && pwd)
-app="$rootfs/opt/mport"
 export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
 
-# 1. Build from the lockfile. Scripts stay off: no dependency needs one to build (esbuild's, for
-#    tsx, only matters to the tests), and the root's `prepare` would build everything. Only the
-#    library and the relay are built (the relay's build reads the library's types from its dist).
+step=$1
+src=$(cd "$2" && pwd)
 cd "$src"
-npm ci --ignore-scripts
+# 1. Dependencies from the lockfile. Scripts stay off: no dependency needs one to build
+#    (esbuild's, for tsx, only matters to the tests).
+if [ "$step" = deps ]; then
+  npm ci --ignore-scripts
+  exit 0
+fi
+[ "$step" = tree ] || { echo "build-rootfs.sh: unknown step $step (deps or tree)" >&2; exit 2; }
+mkdir -p "$3"
+rootfs=$(cd "$3" && pwd)
+app="$rootfs/opt/mport"
+
+# 2. Only the library and the relay are built (the relay's build reads the library's types from
+#    its dist); the root's `build` would compile the client too.
 npm run build -w mport
 npm run build -w mport-relay
 
-# 2. The packages exactly as a registry would serve them (their "files" lists decide what ships).
+# 3. The packages exactly as a registry would serve them (their "files" lists decide what ships).
 packs=$(mktemp -d)
 npm pack --silent -w mport -w mport-relay --pack-destination "$packs" >/dev/null
 
-# 3. The runtime tree: the workspace's manifest and lockfile, so `npm ci` installs the relay's
+# 4. The runtime tree: the workspace's manifest and lockfile, so `npm ci` installs the relay's
 #    production dependencies at the locked versions and links the two packages as workspaces.
 rm -rf "$app"
 mkdir -p "$app/packages/mport" "$app/packages/mport-relay" "$app/packages/mport-connect"
@@ -50,7 +59,7 @@ find node_modules/ -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.ct
 find node_modules/ -type d \( -name test -o -name tests -o -name __tests__ \) -prune -exec rm -rf {} +
 if ldd --version 2>&1 | grep -qi musl; then rm -rf node_modules/@libsql/*-gnu; else rm -rf node_modules/@libsql/*-musl; fi
 
-# 4. The command and the default config.
+# 5. The command and the default config.
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/mport"
 ln -sf /opt/mport/packages/mport-relay/bin/mport-relay.js "$rootfs/usr/local/bin/mport-relay"
 cp "$src/deploy/docker/relay.yaml" "$rootfs/etc/mport/relay.yaml"

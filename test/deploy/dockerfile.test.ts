@@ -30,7 +30,13 @@ t.test('multi-stage: a build stage and a runtime stage on the same slim Node 20 
 
 t.test('the RUN steps are the scripts the rootfs test runs', async t => {
   const [build, runtime] = dockerfile.stages
-  t.same(instructions(build!, 'RUN').map(r => r.text), ['sh deploy/docker/build-rootfs.sh /src /rootfs'], 'the build stage runs build-rootfs.sh and nothing else')
+  t.same(instructions(build!, 'RUN').map(r => r.text), ['sh deploy/docker/build-rootfs.sh deps /src', 'sh deploy/docker/build-rootfs.sh tree /src /rootfs'], 'the build stage runs build-rootfs.sh\'s two steps and nothing else')
+  // The deps step runs before the sources are copied: only what npm ci reads is there yet.
+  const depsAt = build!.instructions.findIndex(i => i.keyword === 'RUN')
+  const before = build!.instructions.slice(0, depsAt).filter(i => i.keyword === 'COPY').flatMap(c => c.text.split(/\s+/).slice(0, -1))
+  t.same(before.sort(), ['deploy/docker/build-rootfs.sh', 'package-lock.json', 'package.json', 'packages/mport-connect/package.json', 'packages/mport-relay/package.json', 'packages/mport/package.json'], 'npm ci sees the manifests and the script only, so its layer is cached')
+  const workspaces = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces
+  t.same(workspaces.map(w => `${w}/package.json`).filter(m => !before.includes(m)), [], 'every workspace\'s manifest among them (npm ci checks them against the lockfile)')
   const runs = instructions(runtime!, 'RUN').map(r => r.text)
   t.ok(runs.includes('sh /usr/local/lib/mport/runtime-setup.sh /'), 'the runtime stage runs runtime-setup.sh')
   t.ok(runs.some(r => /apt-get install -y --no-install-recommends tini/.test(r) && /rm -rf \/var\/lib\/apt\/lists/.test(r)), 'tini from Debian, apt lists removed in the same layer')

@@ -1,7 +1,8 @@
 /**
  * The image's build steps, run on this machine (no Docker engine runs here): the build context
- * as .dockerignore leaves it goes through deploy/docker/build-rootfs.sh, the script the
- * Dockerfile's build stage runs, into a temp dir. Then the runtime tree is checked (no dev
+ * as .dockerignore leaves it goes through the Dockerfile's build stage, its COPY and RUN steps
+ * carried out in order (the RUNs are deploy/docker/build-rootfs.sh's deps and tree steps), into
+ * a temp dir. Then the runtime tree is checked (no dev
  * dependencies, no sources, no tests; its size printed and bounded) and started the way the
  * image starts it (test/deploy/image-sandbox.sh: the tree over this Debian 12 + Node 20 as
  * over node:20-bookworm-slim, runtime-setup.sh, the Dockerfile's USER, WORKDIR, ENV,
@@ -12,7 +13,7 @@
  * `npm ci`; .ci/run installs tini. Under CI a missing tool fails the test; locally it skips.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { REPO_ROOT, spawnBin, tmpDir, cleanup, type BinProcess } from '../helpers/spawn.js'
@@ -111,14 +112,41 @@ function installedPackages (app: string): string[] {
 
 t.test('the image, built by its own scripts and started as the Dockerfile says', { skip: missing }, async t => {
   const work = tmpDir('mport-image-')
-  const context = path.join(work, 'context')
+  const context = path.join(work, 'context') // what `docker build .` sends
+  const build = path.join(work, 'build') // its filesystem: the stage's WORKDIR and /rootfs
   const rootfs = path.join(work, 'rootfs')
   const files = copyContext(context)
   t.ok(existsSync(path.join(context, 'package-lock.json')) && !existsSync(path.join(context, 'node_modules')), `build context: ${files} files, no node_modules`)
 
-  const built = await run('sh', [path.join(context, 'deploy/docker/build-rootfs.sh'), context, rootfs], { cwd: context, timeoutMs: 900_000 })
-  if (built.code !== 0) throw new Error(`build-rootfs.sh exited ${built.code}:\n${built.output}`)
-  t.pass('build-rootfs.sh built the runtime tree')
+  // The Dockerfile's build stage, step by step: its COPYs from the context into the stage's
+  // WORKDIR (so npm ci runs with only the manifests there, as in the image), its RUNs with
+  // the stage's absolute paths mapped to the temp dirs.
+  const stage = parseDockerfile(path.join(REPO_ROOT, 'Dockerfile')).stages[0]!
+  const workdir = last(stage, 'WORKDIR')!.text
+  const mapped = (p: string): string => p === '/rootfs' ? rootfs : p === workdir ? build : p.startsWith(`${workdir}/`) ? path.join(build, p.slice(workdir.length)) : p
+  for (const ins of stage.instructions) {
+    if (ins.keyword === 'WORKDIR') mkdirSync(build, { recursive: true })
+    else if (ins.keyword === 'COPY') {
+      const sources = ins.text.split(/\s+/)
+      const target = sources.pop()!
+      const dest = path.join(build, target)
+      for (const src of sources) {
+        if (src === '.') cpSync(context, dest, { recursive: true })
+        else if (target.endsWith('/')) {
+          mkdirSync(dest, { recursive: true })
+          copyFileSync(path.join(context, src), path.join(dest, path.basename(src)))
+        } else {
+          mkdirSync(path.dirname(dest), { recursive: true })
+          copyFileSync(path.join(context, src), dest)
+        }
+      }
+    } else if (ins.keyword === 'RUN') {
+      const [file, ...args] = ins.text.split(/\s+/).map(a => a.startsWith('/') ? mapped(a) : a)
+      const r = await run(file!, args, { cwd: build, timeoutMs: 900_000 })
+      if (r.code !== 0) throw new Error(`RUN ${ins.text} (line ${ins.line}) exited ${r.code}:\n${r.output}`)
+      t.pass(`RUN ${ins.text}`)
+    } else throw new Error(`the build stage has ${ins.keyword} (line ${ins.line}), which this test does not carry out`)
+  }
 
   const app = path.join(rootfs, 'opt/mport')
 
