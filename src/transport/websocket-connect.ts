@@ -95,7 +95,12 @@ export function connectWebSocket (opts: ConnectWebSocketOptions): Promise<WebSoc
 
 /** The socket the WebSocket's HTTP request goes over: the given one, wrapped in TLS for wss. */
 function outerSocket (scheme: 'ws' | 'wss', given: net.Socket | undefined, host: string, port: number): net.Socket {
-  if (scheme === 'ws') return given!
+  if (scheme === 'ws') {
+    // A proxy tunnel comes paused (proxy-reader.ts); the HTTP client reads it through 'data'
+    // events, attached in the next tick, and nothing arrives before the request is sent.
+    given!.resume()
+    return given!
+  }
   return tls.connect({
     ...(given !== undefined ? { socket: given } : { host, port }),
     ...(net.isIP(host) === 0 ? { servername: host } : {}),

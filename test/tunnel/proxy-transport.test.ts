@@ -93,12 +93,17 @@ t.test('dante (SOCKS5)', proxyTestOptions('danted'), async t => {
   const echo = await startEcho()
   t.teardown(() => echo.close())
 
-  t.test('no authentication: socks5 and socks5h', async t => {
+  t.test('no authentication: socks5 and socks5h, every transport', async t => {
     const dante = await proxy(t, startDante())
     for (const scheme of ['socks5', 'socks5h']) {
       const { port, info } = await startClient(t, makeClient(relay, [tcpSpec(echo.port)], { relay: `localhost:${relay.address.port}`, proxy: parseProxyUrl(`${scheme}://127.0.0.1:${dante.port}`) }))
       t.equal(info.proxy, `${scheme}://127.0.0.1:${dante.port}`)
       await echoes(t, port, `through ${scheme}`)
+    }
+    for (const transport of ['wss', 'ws'] as const) {
+      const { port, info } = await startClient(t, makeClient(relay, [tcpSpec(echo.port)], { transport, relayPorts: sharedPorts(relay), proxy: parseProxyUrl(`socks5h://127.0.0.1:${dante.port}`) }))
+      t.same([info.transport, info.proxy], [transport, `socks5h://127.0.0.1:${dante.port}`])
+      await echoes(t, port, `${transport} through SOCKS5`)
     }
   })
 
