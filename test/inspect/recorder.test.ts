@@ -242,3 +242,15 @@ t.test('the ring stays within its count and byte bounds', async t => {
   t.equal(inspector.list()[0]!.request.url, '/n/299', 'the newest kept')
   t.equal(inspector.list()[0]!.id, 300)
 })
+
+t.test('pipelined requests without responses are bounded per connection', async t => {
+  const inspector = new Inspector({ maxExchanges: 5000 })
+  const { visitor } = tapped(inspector)
+  visitor.write(Buffer.from('GET /p HTTP/1.1\r\n\r\n'.repeat(1001)))
+  await flush()
+  const list = inspector.list()
+  t.equal(list.length, 1000, 'the first 1000 recorded')
+  t.ok(list.every(e => e.state === 'unparsed'), 'then the connection is given up')
+  t.match(list[0]!.error, /over 1000 pipelined requests waiting for responses/)
+  t.equal(visitor.readableFlowing, true, 'the bytes still flow')
+})

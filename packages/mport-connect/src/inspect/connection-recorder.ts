@@ -30,6 +30,8 @@ export interface RecorderContext {
 const MAX_HELD = 64 * 1024
 /** Latest WebSocket frames kept per exchange. */
 const RECENT_FRAMES = 50
+/** Pipelined requests waiting for their responses; past this the connection is not recorded (the ring bounds only what it keeps). */
+const MAX_OPEN = 1000
 
 export class ConnectionRecorder {
   readonly #ctx: RecorderContext
@@ -94,6 +96,7 @@ export class ConnectionRecorder {
 
   #requestHead (h: MessageHead, at: number): BodyFraming {
     if (h.line[0].startsWith('HTTP/')) throw new HttpParseError('a response where a request was expected')
+    if (this.#open.length >= MAX_OPEN) throw new HttpParseError(`over ${MAX_OPEN} pipelined requests waiting for responses`)
     const e: Exchange = {
       id: this.#ctx.nextId(),
       tunnel: this.#tap.info.tunnel,
