@@ -40,6 +40,8 @@ export class LocalDialer {
   readonly #o: LocalDialerOptions
   /** Connections to local services, dialing or proxying. */
   readonly #local = new Set<net.Socket>()
+  /** Connections being proxied, for the bytes of open connections (openBytes). */
+  readonly #proxied = new Set<LocalConnection>()
 
   constructor (options: LocalDialerOptions) {
     this.#o = options
@@ -54,6 +56,18 @@ export class LocalDialer {
       const info: VisitorInfo = { tunnel: target.spec.name, remoteAddress: header.addr, remotePort: header.port, conn: stream.id }
       this.#dial(stream, target.spec, target.status, info, header)
     }, () => stream.destroy())
+  }
+
+  /** Bytes so far of `status`'s open connections, visitor → service (in) and back (out). */
+  openBytes (status: TunnelStatus): { bytesIn: number, bytesOut: number } {
+    let bytesIn = 0
+    let bytesOut = 0
+    for (const c of this.#proxied) {
+      if (c.status !== status) continue
+      bytesIn += c.counters.aToB
+      bytesOut += c.counters.bToA
+    }
+    return { bytesIn, bytesOut }
   }
 
   /** Ends every connection to a local service (the client is closing). */
@@ -86,7 +100,9 @@ export class LocalDialer {
     status.connections++
     status.totalConnections++
     this.#o.onConnection(info)
-    pipeBoth(stream, local, { aToB: 0, bToA: 0 }, undefined, new LocalConnection(local, status, info, this.#done), this.#o.onFreshRead)
+    const c = new LocalConnection(local, status, info, this.#done)
+    this.#proxied.add(c)
+    pipeBoth(stream, local, c.counters, undefined, c, this.#o.onFreshRead)
     // Tapped after pipeBoth: its listeners move the bytes first, the tap only watches.
     if (spec.kind === 'http') this.#o.onHttpVisitor?.({ info, local: `${spec.localHost}:${spec.localPort}`, fromVisitor: stream, fromLocal: local })
   }
@@ -94,6 +110,7 @@ export class LocalDialer {
   /** A visitor's connection to the local service has finished (one function for all of them). */
   readonly #done = (c: LocalConnection, result: ProxyResult): void => {
     this.#local.delete(c.local)
+    this.#proxied.delete(c)
     c.status.connections = Math.max(0, c.status.connections - 1)
     c.status.bytesIn += result.aToB
     c.status.bytesOut += result.bToA
@@ -106,6 +123,8 @@ class LocalConnection implements ProxyDone {
   readonly local: net.Socket
   readonly status: TunnelStatus
   readonly info: VisitorInfo
+  /** Kept up to date by pipeBoth while the connection lasts. */
+  readonly counters = { aToB: 0, bToA: 0 }
   readonly #done: (c: LocalConnection, result: ProxyResult) => void
 
   constructor (local: net.Socket, status: TunnelStatus, info: VisitorInfo, done: (c: LocalConnection, result: ProxyResult) => void) {

@@ -142,6 +142,12 @@ export class Client extends EventEmitter<ClientEvents> {
   get tunnels (): readonly TunnelStatus[] { return this.#tunnels }
   /** True while a connection to the relay is open (from the TLS handshake on, until it drops). */
   get connected (): boolean { return this.#session !== undefined && !this.#session.closed }
+  /** Bytes `tunnel` moved so far, its open connections included (its status counts finished ones only): for rates. */
+  bytesSoFar (tunnel: TunnelStatus): { bytesIn: number, bytesOut: number } {
+    const open = this.#dialer.openBytes(tunnel)
+    return { bytesIn: tunnel.bytesIn + open.bytesIn, bytesOut: tunnel.bytesOut + open.bytesOut }
+  }
+
   /** The relay connection's latest mux ping round trip in ms (0 before the first answer or while disconnected). */
   get rtt (): number { return this.connected ? this.#session!.rtt : 0 }
 

@@ -35,7 +35,8 @@ export class StatusDisplay {
   readonly #o: StatusDisplayOptions
   readonly #screen: TerminalScreen
   readonly #now: () => number
-  readonly #rates = new Map<string, { in: RateMeter, out: RateMeter, rateIn: number, rateOut: number }>()
+  /** Per tunnel: its bytes at the last tick (open connections included) and the rates from them. */
+  readonly #rates = new Map<string, { in: RateMeter, out: RateMeter, bytesIn: number, bytesOut: number, rateIn: number, rateOut: number }>()
   readonly #events: string[] = []
   #session: StatusModel['session'] = 'connecting'
   #timer: NodeJS.Timeout | undefined
@@ -114,9 +115,12 @@ export class StatusDisplay {
     const at = this.#now()
     for (const t of this.#client?.tunnels ?? []) {
       let r = this.#rates.get(t.name)
-      if (r === undefined) { r = { in: new RateMeter(), out: new RateMeter(), rateIn: 0, rateOut: 0 }; this.#rates.set(t.name, r) }
-      r.rateIn = r.in.sample(at, t.bytesIn)
-      r.rateOut = r.out.sample(at, t.bytesOut)
+      if (r === undefined) { r = { in: new RateMeter(), out: new RateMeter(), bytesIn: 0, bytesOut: 0, rateIn: 0, rateOut: 0 }; this.#rates.set(t.name, r) }
+      const bytes = this.#client!.bytesSoFar(t)
+      r.bytesIn = bytes.bytesIn
+      r.bytesOut = bytes.bytesOut
+      r.rateIn = r.in.sample(at, bytes.bytesIn)
+      r.rateOut = r.out.sample(at, bytes.bytesOut)
     }
     this.#redraw()
   }
@@ -157,8 +161,8 @@ export class StatusDisplay {
           ...(t.state === 'refused' && t.error !== undefined ? { refused: t.error.code } : {}),
           connections: t.connections,
           totalConnections: t.totalConnections,
-          bytesIn: t.bytesIn,
-          bytesOut: t.bytesOut,
+          bytesIn: Math.max(t.bytesIn, r?.bytesIn ?? 0),
+          bytesOut: Math.max(t.bytesOut, r?.bytesOut ?? 0),
           rateIn: r?.rateIn ?? 0,
           rateOut: r?.rateOut ?? 0,
         }
