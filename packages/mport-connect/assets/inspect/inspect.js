@@ -6,6 +6,7 @@
 
 const $ = sel => document.querySelector(sel)
 const rows = new Map() // id → summary
+let renderTimer
 let selected
 
 function el (tag, attrs, ...children) {
@@ -97,7 +98,8 @@ function live () {
   feed.addEventListener('exchange', ev => {
     const s = JSON.parse(ev.data)
     rows.set(s.id, s)
-    render()
+    // Under heavy traffic many events arrive together: one redraw for them, not one each.
+    if (renderTimer === undefined) renderTimer = window.setTimeout(() => { renderTimer = undefined; render() }, 100)
     if (s.id === selected && s.state !== 'pending') show(s.id, true)
   })
 }
