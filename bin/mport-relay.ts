@@ -3,7 +3,7 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService, logRelayEvents, logApiRequests, databasePassword, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
+import { startRelayService, logRelayEvents, logApiRequests, relaySecrets, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
 import { DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createLogger, oneLine, ExitCode, lastValueWins, packageVersion, explainUsage, explainListenError, type LogFormat, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError, UnavailableError } from 'mport/errors'
@@ -108,7 +108,7 @@ const out = createLogger({
   format: settings.json ? 'json' : settings['log-format'] as LogFormat,
   level: settings.verbose ? 'debug' : settings['log-level'] as LogLevel,
   timestamps: true,
-  secrets: [givenToken, databasePassword(settings.database)].filter(s => s !== undefined),
+  secrets: relaySecrets(settings),
 })
 
 /** The settings in force: a reload (SIGHUP, POST /v1/admin/reload) replaces the live ones. */
@@ -145,6 +145,7 @@ async function main (): Promise<void> {
       try {
         const outcome = await reloadSettings(service, running, { file, flags: givenFlags(argv, args), env })
         running = outcome.settings
+        for (const secret of relaySecrets(running)) out.secret(secret) // a token or password the reload brought
         out.setLevel(running.verbose ? 'debug' : running['log-level'] as LogLevel)
         out.event('reloaded', outcome.line, { file, changed: outcome.changed, restartNeeded: outcome.restartNeeded, ...outcome.result })
         return outcome

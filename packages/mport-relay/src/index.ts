@@ -18,4 +18,4 @@ export {
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
 export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
-export { logRelayEvents, logApiRequests, databasePassword, type RelayLogOptions } from './log/relay-log.js'
+export { logRelayEvents, logApiRequests, databasePassword, relaySecrets, type RelayLogOptions } from './log/relay-log.js'
