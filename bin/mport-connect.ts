@@ -73,7 +73,7 @@ const OPTIONS = {
   'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
   'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
   ...INSPECT_FLAGS,
-  transport: { type: 'string', choices: TRANSPORT_CHOICES, describe: 'How to reach the relay: tls (its control port, the default), wss (WebSocket on its HTTPS port), ws (WebSocket on its HTTP port), auto (tls, then wss, then ws; remembers what worked in ~/.config/mport/transports.json). The relay\'s certificate is checked the same way over all of them' },
+  transport: { type: 'string', choices: TRANSPORT_CHOICES, describe: 'How to reach the relay: auto (the default: tls, then wss, then ws, a few seconds each; remembers what worked in ~/.config/mport/transports.json), tls (only its control port), wss (WebSocket on its HTTPS port), ws (WebSocket on its HTTP port). The relay\'s certificate is checked the same way over all of them' },
   proxy: { type: 'string', describe: 'Reach the relay through a proxy: http://[user:pass@]host:port (CONNECT; ws goes as a plain HTTP request), socks5://… or socks5h://… (the proxy resolves the name). Prefer env MPORT_PROXY when it has a password: the command line is visible to other users. Default: HTTPS_PROXY, http_proxy, ALL_PROXY and NO_PROXY as curl reads them' },
   'relay-https-port': { type: 'number', describe: 'The relay\'s shared HTTPS port, for wss (default 443)' },
   'relay-http-port': { type: 'number', describe: 'The relay\'s shared HTTP port, for ws (default 80)' },
@@ -226,7 +226,7 @@ function transportSettings (file: ClientFileConfig): Pick<Settings, 'transport' 
     ports[key] = value
   }
   return {
-    transport: argv.transport as TransportChoice | undefined ?? file.transport ?? 'tls',
+    transport: argv.transport as TransportChoice | undefined ?? file.transport ?? 'auto',
     proxy: proxyText !== undefined ? checked(proxySource, () => parseProxyUrl(proxyText, proxySource)) : file.proxy ?? 'env',
     relayPorts: ports,
   }

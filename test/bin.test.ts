@@ -348,7 +348,7 @@ t.test('failures as one line with their exit codes', async t => {
   noToken(t, mismatch!.proc, relay.token)
 
   t.equal(unreachable!.code, 3, 'relay unreachable: exit 3')
-  oneStderrLine(t, unreachable!.stderr, new RegExp(`^mport-connect: cannot reach relay 127\\.0\\.0\\.1:${closed}: connection refused \\[MPORT_ERR_RELAY_UNREACHABLE\\]$`), 'unreachable')
+  oneStderrLine(t, unreachable!.stderr, new RegExp(`^mport-connect: cannot reach relay 127\\.0\\.0\\.1:${closed}: no transport worked \\(tls \\(port ${closed}\\): connection refused; wss \\(port 443\\): [^;]+; ws \\(port 80\\): [^)]+\\) \\[MPORT_ERR_RELAY_UNREACHABLE\\]$`), 'unreachable')
   noToken(t, unreachable!.proc, relay.token)
 
   t.equal(notAllowed!.code, 1, 'the only tunnel refused: exit 1')
