@@ -26,7 +26,7 @@ const PACKAGES = ['mport', 'mport-connect', 'mport-relay'] as const
 /** The client's install must stay under this (node_modules of the npx install, bytes on disk). */
 const CLIENT_MAX_BYTES = 15 * 1024 * 1024
 /** Packages a client never needs. */
-const SERVER_ONLY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', 'kysely', 'libsql', 'pg']
+const SERVER_ONLY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', 'kysely', 'libsql', 'pg', 'acme-client', 'prom-client']
 
 const version = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'packages/mport/package.json'), 'utf8')) as { version: string }).version
 const tmp = path.join(os.tmpdir(), `mport-registry-${process.pid}`)
@@ -224,7 +224,7 @@ t.test('publish to a local registry, then npx mport-relay and npx mport-connect 
     const r = await run('npm', ['view', `mport@${version}`, '--json', '--registry', registry.url], tmp, publishEnv, 60_000)
     mustSucceed(r, 'npm view mport')
     const meta = JSON.parse(r.stdout) as { dependencies?: Record<string, string>, license?: string, repository?: unknown, keywords?: string[] }
-    tt.same(Object.keys(meta.dependencies ?? {}).sort(), ['selfsigned', 'yaml'], 'the library depends on selfsigned and yaml only')
+    tt.same(Object.keys(meta.dependencies ?? {}).sort(), ['pino', 'selfsigned', 'ws', 'yaml'], 'the library depends on pino (logs), selfsigned, ws (the WebSocket transport) and yaml only')
     tt.equal(meta.license, 'MIT')
     tt.ok(meta.repository, 'repository metadata')
     tt.ok((meta.keywords ?? []).length > 0, 'keywords')
