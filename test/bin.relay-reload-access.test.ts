@@ -11,7 +11,8 @@ import path from 'node:path'
 import t from 'tap'
 import { cleanup, runBin, spawnBin, tmpDir, type BinProcess } from './helpers/spawn.js'
 import { closedPort } from './helpers/ports.js'
-import { DOMAIN, WAIT_MS, api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, write } from './helpers/relay-reload.js'
+import { DOMAIN, WAIT_MS, api, apiBase, baseConfig, pausedSource, sighup, startRelay, tcpClient, visitor, write } from './helpers/relay-reload.js'
+import { waitFor } from './helpers/wait.js'
 
 t.setTimeout(600_000) // several relays and clients on a loaded machine; every wait inside is bounded
 t.teardown(cleanup)
@@ -81,6 +82,29 @@ t.test('client_allow_ip: a session from a now-refused address ends; allowed agai
   t.equal(deny.event, 'reloaded')
   const back = await tcpClient(t, relay, source.port, token, 'back')
   t.ok(back.publicPort > 0, 'with 127.0.0.1 no longer refused, a client connects again')
+})
+
+t.test('log_level: a reload applies it at once (debug lines about each visitor appear)', async t => {
+  const dir = tmpDir()
+  const token = `mpt_level-${randomBytes(12).toString('hex')}`
+  const config = { ...baseConfig(dir), token, log_level: 'info' }
+  const relay = await startRelay(t, dir, config)
+  const source = await pausedSource(Buffer.from('x'), Buffer.alloc(0))
+  t.teardown(() => source.close())
+  const client = await tcpClient(t, relay, source.port, token)
+  const first = visitor(client.publicPort)
+  await waitFor(() => first.received() === 1, { what: 'the first visitor\'s byte', timeoutMs: WAIT_MS })
+  t.notOk(relay.proc.jsonLines().some(o => o.event === 'connection'), 'at info, no line per visitor')
+
+  const ev = await sighup(relay, { ...config, log_level: 'debug' })
+  t.equal(ev.event, 'reloaded')
+  t.same(ev.changed, ['log_level'], 'log_level is applied by the reload')
+  t.same(ev.restartNeeded, [], 'not left for a restart')
+  const second = visitor(client.publicPort)
+  t.match(await relay.proc.waitEvent('connection', undefined, WAIT_MS), { level: 'debug', tunnel: 'src' }, 'at debug, the next visitor has its line')
+  await waitFor(() => second.received() === 1, { what: 'the second visitor\'s byte', timeoutMs: WAIT_MS })
+  source.resume()
+  await Promise.all([first.done, second.done])
 })
 
 t.test('POST /v1/admin/reload: admins reload, others get 403, a broken file 422 with the reason', async t => {

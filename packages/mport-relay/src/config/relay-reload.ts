@@ -57,7 +57,7 @@ export async function reloadSettings (service: Pick<RelayService, 'reload'>, run
   return { settings: settings as RelaySettings, changed: live.map(snakeKey), restartNeeded: restart.map(snakeKey), result, line }
 }
 
-/** The service's reload for the changed live keys (the bin applies `verbose` and `drain_timeout` itself). */
+/** The service's reload for the changed live keys (the bin applies `verbose`, `log_level` and `drain_timeout` itself). */
 function reloadOf (s: RelaySettings, changed: ReadonlySet<SettingName>): RelayReload {
   const any = (...names: SettingName[]): boolean => names.some(n => changed.has(n))
   return {

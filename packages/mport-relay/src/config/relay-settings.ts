@@ -58,7 +58,7 @@ export const RELAY_SETTINGS = {
   json: { type: 'boolean', default: false, describe: 'Print one JSON object per event (the same as --log-format json)' },
   verbose: { type: 'boolean', default: false, live: true, describe: 'Also print every visitor connection (--log-level debug; costs CPU under heavy load)' },
   'log-format': { type: 'string', default: 'auto', check: 'choice', choices: LOG_FORMATS, describe: 'auto (readable lines on a terminal, JSON lines otherwise), json or text; fields in docs/LOGGING.md' },
-  'log-level': { type: 'string', default: 'info', check: 'choice', choices: LOG_LEVELS, describe: 'error, warn, info or debug (every visitor connection)' },
+  'log-level': { type: 'string', default: 'info', check: 'choice', choices: LOG_LEVELS, live: true, describe: 'error, warn, info or debug (every visitor connection)' },
   domain: { type: 'string', describe: 'Base domain for http/tls tunnels (<name>.<domain>; wildcard DNS pointing here)' },
   'http-port': { type: 'number', check: 'port', describe: 'Shared HTTP port for http tunnels (e.g. 80)' },
   'https-port': { type: 'number', check: 'port', describe: 'Shared HTTPS port: SNI routing for tls tunnels, TLS termination for http tunnels (e.g. 443)' },
