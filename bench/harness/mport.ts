@@ -26,12 +26,24 @@ export function buildMport (log: (line: string) => void): void {
   }
 }
 
-/** Where mport's bins are run from: the build when it is there (the benches build first), else source through tsx. */
-export function mportBins (): { cmd: string, pre: string[], relay: string, connect: string } {
-  const dist = path.join(ROOT, 'dist/bin')
-  if (existsSync(path.join(dist, 'mport-relay.js')) && process.env.BENCH_MPORT_FROM_SOURCE === undefined) {
-    return { cmd: process.execPath, pre: [], relay: path.join(dist, 'mport-relay.js'), connect: path.join(dist, 'mport-connect.js') }
+/** The built bins of checkout `root` (its workspace packages' dist), or undefined when it is not built. */
+function builtBins (root: string): { relay: string, connect: string } | undefined {
+  const relay = path.join(root, 'packages/mport-relay/dist/bin/mport-relay.js')
+  const connect = path.join(root, 'packages/mport-connect/dist/bin/mport-connect.js')
+  return existsSync(relay) && existsSync(connect) ? { relay, connect } : undefined
+}
+
+/**
+ * Where mport's bins are run from: the build when it is there (the benches build first), else
+ * source through tsx. Another checkout (`root`, for an A/B) must be built.
+ */
+export function mportBins (root = ROOT): { cmd: string, pre: string[], relay: string, connect: string } {
+  const built = builtBins(root)
+  if (root !== ROOT) {
+    if (built === undefined) throw new Error(`${root} is not built: run npm ci && npm run build there`)
+    return { cmd: process.execPath, pre: [], ...built }
   }
+  if (built !== undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) return { cmd: process.execPath, pre: [], ...built }
   return { cmd: process.execPath, pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
 }
 
@@ -54,11 +66,12 @@ export interface MportPair {
 
 /**
  * A relay with `relayArgs` beyond the loopback defaults, and one `mport-connect connectArgs…`
- * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up.
+ * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up. `root` is
+ * the checkout whose build runs (another one for an A/B: BENCH_MPORT_B).
  * `connectArgs` may depend on the relay's `listening` event (its shared ports, for ws).
  */
-export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[])): Promise<MportPair> {
-  const bins = mportBins()
+export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[]), root = ROOT): Promise<MportPair> {
+  const bins = mportBins(root)
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
   const home = path.join(tmp, 'home')
   mkdirSync(home)

@@ -10,14 +10,16 @@
  * its cases or contestant with a line saying what to install.
  *
  * Knobs (env): BENCH_ROUNDS (3), BENCH_ONLY (contestant keys), BENCH_CASES
- * (redis,redis-p1,pgbench,wrk,curl), BENCH_REDIS_N (100000), BENCH_PGBENCH_SECONDS (10),
- * BENCH_WRK_SECONDS (10), BENCH_DOWNLOAD_MIB (100), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE, BENCH_SKIP_SSH.
+ * (redis,redis-p1,pgbench,wrk,curl), BENCH_WARMUP (1; 0 skips the short unmeasured run each
+ * contestant gets through its fresh tunnel before each case), BENCH_REDIS_N (100000), BENCH_PGBENCH_SECONDS (10),
+ * BENCH_WRK_SECONDS (10), BENCH_DOWNLOAD_MIB (100), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE, BENCH_SKIP_SSH,
+ * BENCH_MPORT_B (another built checkout, run as contestant mport-b for an A/B).
  */
 import { buildMport } from '../harness/mport.js'
 import { cpuSeconds } from '../harness/procs.js'
 import { envNumber, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
 import { cell, fmt, stat, sum } from '../harness/stats.js'
-import { direct, mport, prepareOpenSsh, sshStock, type Contestant, type Running } from '../tunnel/contestants.js'
+import { direct, mport, mportB, prepareOpenSsh, sshStock, type Contestant, type Running } from '../tunnel/contestants.js'
 import { missing, missingPostgres, startNginx, startPgbenchDatabase, startRedis, type PgService, type Service, type WebService } from './services.js'
 import { socat } from './socat.js'
 import { curlDownload, pgbench, redisBenchmark, wrk } from './workloads.js'
@@ -29,6 +31,7 @@ const WRK_SECONDS = Math.floor(envNumber('BENCH_WRK_SECONDS', 10))
 const DOWNLOAD = Math.floor(envNumber('BENCH_DOWNLOAD_MIB', 100)) * 1024 * 1024
 const CASES = new Set((process.env.BENCH_CASES ?? 'redis,redis-p1,pgbench,wrk,curl').split(','))
 const ONLY = process.env.BENCH_ONLY?.split(',')
+const WARMUP = process.env.BENCH_WARMUP !== '0'
 
 /** One figure a case yields: its key, the row label, higher-is-better or not. */
 interface Figure { key: string, label: string, higherIsBetter: boolean, digits?: number }
@@ -41,6 +44,8 @@ interface Case {
   server: keyof Servers
   figures: Figure[]
   run: (port: number, s: Servers) => Promise<Record<string, number>>
+  /** A short unmeasured run through the fresh tunnel first, so that a JIT-compiled contestant is measured warm. */
+  warm: (port: number, s: Servers) => Promise<unknown>
 }
 
 const CASE_LIST: Case[] = [
@@ -48,26 +53,31 @@ const CASE_LIST: Case[] = [
     key: 'redis', server: 'redis',
     figures: [{ key: 'setP16', label: `redis-benchmark SET ops/s (-c 50 -P 16, ${REDIS_N})`, higherIsBetter: true }, { key: 'getP16', label: 'redis-benchmark GET ops/s (-c 50 -P 16)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, REDIS_N, 50, 16); return { setP16: r.setOps, getP16: r.getOps } },
+    warm: port => redisBenchmark(port, 20_000, 50, 16),
   },
   {
     key: 'redis-p1', server: 'redis',
     figures: [{ key: 'setP1', label: 'redis-benchmark SET ops/s (-c 50, no pipelining)', higherIsBetter: true }, { key: 'getP1', label: 'redis-benchmark GET ops/s (-c 50, no pipelining)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, Math.max(1000, Math.floor(REDIS_N / 2)), 50, 1); return { setP1: r.setOps, getP1: r.getOps } },
+    warm: port => redisBenchmark(port, 5_000, 50, 1),
   },
   {
     key: 'pgbench', server: 'pg',
     figures: [{ key: 'tps', label: `pgbench tps (-c 8 -j 2 -T ${PG_SECONDS}, scale 5)`, higherIsBetter: true }, { key: 'pgLatencyMs', label: 'pgbench mean latency ms', higherIsBetter: false, digits: 2 }],
     run: async (port, s) => { const r = await pgbench(port, (s.pg as PgService).database, 8, 2, PG_SECONDS); return { tps: r.tps, pgLatencyMs: r.latencyMs } },
+    warm: (port, s) => pgbench(port, (s.pg as PgService).database, 8, 2, 2),
   },
   {
     key: 'wrk', server: 'web',
     figures: [{ key: 'rps', label: `wrk req/s (-t2 -c50 -d${WRK_SECONDS}s, small nginx page)`, higherIsBetter: true }, { key: 'p99Ms', label: 'wrk p99 latency ms', higherIsBetter: false, digits: 2 }, { key: 'wrkErrors', label: 'wrk socket errors + non-2xx', higherIsBetter: false, digits: 0 }],
     run: async port => { const r = await wrk(port, 2, 50, WRK_SECONDS); return { rps: r.rps, p99Ms: r.p99Ms, wrkErrors: r.errors } },
+    warm: port => wrk(port, 2, 50, 2),
   },
   {
     key: 'curl', server: 'web',
     figures: [{ key: 'downloadMBps', label: `curl ${DOWNLOAD / 1024 / 1024} MiB download MB/s`, higherIsBetter: true }],
     run: async (port, s) => { const r = await curlDownload(port, (s.web as WebService).bigBytes); return { downloadMBps: r.bytesPerSecond / 1e6 } },
+    warm: (port, s) => curlDownload(port, (s.web as WebService).bigBytes),
   },
 ]
 
@@ -90,6 +100,7 @@ async function oneRound (c: Contestant, cases: Case[], servers: Servers): Promis
     try {
       tunnel = await c.start(target.port)
       const t = tunnel
+      if (WARMUP) await k.warm(t.port, servers)
       const { figures, cpu } = await withCpu(t, () => k.run(t.port, servers))
       Object.assign(out, figures)
       out[`${k.key}Cpu`] = cpu
@@ -106,7 +117,7 @@ runBench('bench:real', async () => {
   const info = machine()
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
-  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, mport]
+  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, mport, ...(mportB !== undefined ? [mportB] : [])]
     .filter(c => ONLY === undefined || ONLY.includes(c.key))
   for (const c of contestants) if (c.skip !== undefined) log(`skipping ${c.key}: ${c.skip}`)
 
@@ -141,13 +152,16 @@ runBench('bench:real', async () => {
     const ratioRows = ran.some(c => c.key === 'ssh-R') && ran.some(c => c.key === 'mport')
       ? ['', '| figure | mport ÷ ssh -R | better when |', '|---|---:|---|', ...figures.filter(f => !f.key.endsWith('Cpu')).map(f => `| ${f.label} | ${ratio(f, 'mport', 'ssh-R')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
       : []
+    const abRows = ran.some(c => c.key === 'mport-b')
+      ? ['', '| figure | mport ÷ mport-b | better when |', '|---|---:|---|', ...figures.map(f => `| ${f.label} | ${ratio(f, 'mport', 'mport-b')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
+      : []
     const text = [
       `# Real workloads through each tunnel, ${date}`, '',
-      `${ROUNDS} interleaved rounds; median (min–max). Machine: ${info.cores} cores, ${String(info.cpu)}, ${String(info.node)}, mport ${String(info.mportCommit)}; load average ${String(info.loadAverageAtStart)} → ${String(info.loadAverageAtEnd)}.`, '',
-      `| figure | ${ran.map(c => c.name).join(' | ')} |`, `|---|${ran.map(() => '---:').join('|')}|`, ...rows, ...ratioRows, '',
+      `${ROUNDS} interleaved rounds${WARMUP ? ', each case after a short unmeasured warm-up through the same tunnel' : ''}; median (min–max). Machine: ${info.cores} cores, ${String(info.cpu)}, ${String(info.node)}, mport ${String(info.mportCommit)}; load average ${String(info.loadAverageAtStart)} → ${String(info.loadAverageAtEnd)}.`, '',
+      `| figure | ${ran.map(c => c.name).join(' | ')} |`, `|---|${ran.map(() => '---:').join('|')}|`, ...rows, ...ratioRows, ...abRows, '',
     ].join('\n')
     process.stdout.write(text)
-    const base = writeResults('real', date, text, { date: new Date().toISOString(), machine: info, rounds: ROUNDS, results: Object.fromEntries(results) })
+    const base = writeResults(mportB !== undefined ? 'real-ab' : 'real', date, text, { date: new Date().toISOString(), machine: info, rounds: ROUNDS, results: Object.fromEntries(results) })
     log(`written ${base}.md and .json`)
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {})

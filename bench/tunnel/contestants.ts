@@ -107,19 +107,32 @@ export function childFdLimit (): number {
   return Number.isFinite(n) ? n : 1024
 }
 
-export const mport: Contestant = {
-  key: 'mport',
-  fdsFor: n => n + 64,
-  name: 'mport (relay + connect, TLS)',
-  async start (sinkPort) {
-    const m = await startMport([], [String(sinkPort)])
-    if (m.tunnel.remotePort === undefined) {
-      await m.stop()
-      throw new Error('the client\'s tunnel event has no remotePort')
-    }
-    return { port: m.tunnel.remotePort, pids: () => ({ relay: [m.relay.pid as number], client: [m.client.pid as number] }), stop: m.stop }
-  },
+/** mport's relay and client from the build of checkout `root`. */
+function mportFrom (key: string, name: string, root?: string): Contestant {
+  return {
+    key,
+    fdsFor: n => n + 64,
+    name,
+    async start (sinkPort) {
+      const m = await startMport([], [String(sinkPort)], root)
+      if (m.tunnel.remotePort === undefined) {
+        await m.stop()
+        throw new Error('the client\'s tunnel event has no remotePort')
+      }
+      return { port: m.tunnel.remotePort, pids: () => ({ relay: [m.relay.pid as number], client: [m.client.pid as number] }), stop: m.stop }
+    },
+  }
 }
+
+export const mport = mportFrom('mport', 'mport (relay + connect, TLS)')
+
+/**
+ * The other side of an A/B: BENCH_MPORT_B names another checkout (built: npm ci && npm run build),
+ * run as contestant `mport-b` interleaved with this one; undefined when the variable is unset.
+ */
+export const mportB: Contestant | undefined = process.env.BENCH_MPORT_B === undefined
+  ? undefined
+  : mportFrom('mport-b', `mport from ${process.env.BENCH_MPORT_B}`, path.resolve(process.env.BENCH_MPORT_B))
 
 /** The same relay and client over the WebSocket transport (ws on the relay's shared HTTP port, mport's TLS inside). */
 export const mportWs: Contestant = {

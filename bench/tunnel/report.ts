@@ -10,6 +10,8 @@ export interface RoundFigures {
   bulk8MBps?: number
   p50us?: number
   p99us?: number
+  /** The tunnel's CPU (relay + client side) per 64-byte round trip, warm-up included, in µs. */
+  rttCpuUs?: number
   connPerSec?: number
   connFailures?: number
   idleOpen?: number
@@ -39,7 +41,7 @@ export interface ContestantSummary {
 }
 
 export function summarize (key: string, name: string, rounds: RoundFigures[], skipped?: string): ContestantSummary {
-  const metrics: Metric[] = ['bulk1MBps', 'bulk8MBps', 'p50us', 'p99us', 'connPerSec', 'connFailures', 'idleOpen', 'idleFailures',
+  const metrics: Metric[] = ['bulk1MBps', 'bulk8MBps', 'p50us', 'p99us', 'rttCpuUs', 'connPerSec', 'connFailures', 'idleOpen', 'idleFailures',
     'idleRssMiB', 'idleRelayMiB', 'idleClientMiB', 'bulkPeakMiB', 'bulkRelayPeakMiB', 'bulkClientPeakMiB', 'cpuSecPerGB', 'relayCpuSecPerGB', 'clientCpuSecPerGB']
   const stats: Partial<Record<Metric, Stat>> = {}
   for (const m of metrics) {
@@ -56,6 +58,7 @@ const COLUMNS: Column[] = [
   { m: 'bulk8MBps', title: 'bulk 8 conns MB/s' },
   { m: 'p50us', title: 'p50 µs' },
   { m: 'p99us', title: 'p99 µs' },
+  { m: 'rttCpuUs', title: 'CPU µs per round trip' },
   { m: 'connPerSec', title: 'conn/s' },
   { m: 'connFailures', title: 'conn failures', digits: 0 },
   { m: 'idleOpen', title: '10k idle: open', digits: 0 },
@@ -99,6 +102,7 @@ const RATIO_METRICS: Array<{ m: Metric, title: string }> = [
   { m: 'connPerSec', title: 'conn/s' },
   { m: 'p50us', title: 'p50' },
   { m: 'p99us', title: 'p99' },
+  { m: 'rttCpuUs', title: 'CPU/round trip' },
   { m: 'cpuSecPerGB', title: 'CPU-s/GB' },
   { m: 'bulkPeakMiB', title: 'bulk peak RSS' },
   { m: 'idleRssMiB', title: '10k idle RSS' },
@@ -123,7 +127,7 @@ export function ratioTable (base: ContestantSummary, rows: ContestantSummary[], 
 
 export interface TargetCheck { target: string, mport?: number, bound?: number, met: boolean | undefined, note: string }
 
-/** The targets of issue 4, on medians of this run. */
+/** The targets of issues 4 and 18, on medians of this run. */
 export function checkTargets (by: Map<string, ContestantSummary>): TargetCheck[] {
   const m = by.get('mport')
   const get = (key: string, metric: Metric): number | undefined => {
@@ -165,6 +169,7 @@ export function checkTargets (by: Map<string, ContestantSummary>): TargetCheck[]
   atLeast('conn/s ≥ ssh -tt -R (stretch)', 'connPerSec', 'ssh-tt-R', 1.0)
   atMost('p50 ≤ ssh -R', 'p50us', 'ssh-R', 1.0)
   atMost('p99 ≤ 1.5× ssh -R', 'p99us', 'ssh-R', 1.5)
+  atMost('CPU per 64-byte round trip ≤ 1.1× the bare Node TLS forwarder (issue 18)', 'rttCpuUs', 'node-tls', 1.1)
   atMost('bulk peak RSS (relay+client) ≤ 150 MiB', 'bulkPeakMiB', 150, 1)
   const idleOpen = m?.stats.idleOpen
   const idleFail = m?.stats.idleFailures
