@@ -13,13 +13,13 @@
  * (redis,redis-p1,pgbench,wrk,curl), BENCH_WARMUP (1; 0 skips the short unmeasured run each
  * contestant gets through its fresh tunnel before each case), BENCH_REDIS_N (100000), BENCH_PGBENCH_SECONDS (10),
  * BENCH_WRK_SECONDS (10), BENCH_DOWNLOAD_MIB (100), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE, BENCH_SKIP_SSH,
- * BENCH_MPORT_B (another built checkout, run as contestant mport-b for an A/B).
+ * BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B).
  */
 import { buildMport } from '../harness/mport.js'
 import { cpuSeconds } from '../harness/procs.js'
 import { envNumber, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
 import { cell, fmt, stat, sum } from '../harness/stats.js'
-import { direct, mport, mportB, prepareOpenSsh, sshStock, type Contestant, type Running } from '../tunnel/contestants.js'
+import { direct, mport, mportOthers, prepareOpenSsh, sshStock, type Contestant, type Running } from '../tunnel/contestants.js'
 import { missing, missingPostgres, startNginx, startPgbenchDatabase, startRedis, type PgService, type Service, type WebService } from './services.js'
 import { socat } from './socat.js'
 import { curlDownload, pgbench, redisBenchmark, wrk } from './workloads.js'
@@ -117,7 +117,7 @@ runBench('bench:real', async () => {
   const info = machine()
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
-  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, mport, ...(mportB !== undefined ? [mportB] : [])]
+  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, mport, ...mportOthers]
     .filter(c => ONLY === undefined || ONLY.includes(c.key))
   for (const c of contestants) if (c.skip !== undefined) log(`skipping ${c.key}: ${c.skip}`)
 
@@ -152,8 +152,10 @@ runBench('bench:real', async () => {
     const ratioRows = ran.some(c => c.key === 'ssh-R') && ran.some(c => c.key === 'mport')
       ? ['', '| figure | mport ÷ ssh -R | better when |', '|---|---:|---|', ...figures.filter(f => !f.key.endsWith('Cpu')).map(f => `| ${f.label} | ${ratio(f, 'mport', 'ssh-R')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
       : []
-    const abRows = ran.some(c => c.key === 'mport-b')
-      ? ['', '| figure | mport ÷ mport-b | better when |', '|---|---:|---|', ...figures.map(f => `| ${f.label} | ${ratio(f, 'mport', 'mport-b')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
+    const others = ran.filter(c => mportOthers.includes(c))
+    const abRows = others.length > 0
+      ? ['', `| figure | ${others.map(o => `mport ÷ ${o.key}`).join(' | ')} | better when |`, `|---|${others.map(() => '---:').join('|')}|---|`,
+          ...figures.map(f => `| ${f.label} | ${others.map(o => ratio(f, 'mport', o.key)).join(' | ')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
       : []
     const text = [
       `# Real workloads through each tunnel, ${date}`, '',
@@ -161,7 +163,7 @@ runBench('bench:real', async () => {
       `| figure | ${ran.map(c => c.name).join(' | ')} |`, `|---|${ran.map(() => '---:').join('|')}|`, ...rows, ...ratioRows, ...abRows, '',
     ].join('\n')
     process.stdout.write(text)
-    const base = writeResults(mportB !== undefined ? 'real-ab' : 'real', date, text, { date: new Date().toISOString(), machine: info, rounds: ROUNDS, results: Object.fromEntries(results) })
+    const base = writeResults(mportOthers.length > 0 ? 'real-ab' : 'real', date, text, { date: new Date().toISOString(), machine: info, rounds: ROUNDS, results: Object.fromEntries(results) })
     log(`written ${base}.md and .json`)
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {})

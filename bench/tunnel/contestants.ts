@@ -127,12 +127,11 @@ function mportFrom (key: string, name: string, root?: string): Contestant {
 export const mport = mportFrom('mport', 'mport (relay + connect, TLS)')
 
 /**
- * The other side of an A/B: BENCH_MPORT_B names another checkout (built: npm ci && npm run build),
- * run as contestant `mport-b` interleaved with this one; undefined when the variable is unset.
+ * The other sides of an A/B: BENCH_MPORT_B names other checkouts, comma-separated (each built:
+ * npm ci && npm run build), run as contestants mport-b, mport-c, … interleaved with this one.
  */
-export const mportB: Contestant | undefined = process.env.BENCH_MPORT_B === undefined
-  ? undefined
-  : mportFrom('mport-b', `mport from ${process.env.BENCH_MPORT_B}`, path.resolve(process.env.BENCH_MPORT_B))
+export const mportOthers: Contestant[] = (process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean)
+  .map((root, i) => mportFrom(`mport-${String.fromCharCode(98 + i)}`, `mport from ${root}`, path.resolve(root)))
 
 /** The same relay and client over the WebSocket transport (ws on the relay's shared HTTP port, mport's TLS inside). */
 export const mportWs: Contestant = {

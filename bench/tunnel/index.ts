@@ -9,7 +9,7 @@
  * BENCH_BULK8_MIB, BENCH_RTT, BENCH_CONNRATE_SECONDS, BENCH_IDLE_CONNS, BENCH_IDLE_ROUNDS (default 1:
  * sshd needs about 2 minutes per 10,000 connections), BENCH_IDLE_DEADLINE_S, BENCH_ONLY (contestant
  * keys), BENCH_CASES (bulk,latency,connrate,idle), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE,
- * BENCH_MPORT_NODE_FLAGS, BENCH_MPORT_B (another built checkout, run as contestant mport-b for an A/B), BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
+ * BENCH_MPORT_NODE_FLAGS, BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B), BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
  * every line each process prints goes to <prefix>-<label>-<pid>.log, e.g. for --trace-gc).
  */
 import { readFileSync } from 'node:fs'
@@ -21,7 +21,7 @@ import { ROOT, cpuSeconds, killChild, peakRssBytes, resetPeakRss, rssBytes, slee
 import { envNumber as env, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
 import { sum } from '../harness/stats.js'
 import {
-  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, mportB, mportWs, prepareOpenSsh, opensshVersion, childFdLimit,
+  direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, mportOthers, mportWs, prepareOpenSsh, opensshVersion, childFdLimit,
   type Contestant, type Running,
 } from './contestants.js'
 import { summarize, mainTable, splitTable, ratioTable, checkTargets, targetTable, type RoundFigures, type ContestantSummary } from './report.js'
@@ -186,7 +186,7 @@ async function main (): Promise<void> {
   const t0 = Date.now()
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
-  const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, ...(mportB !== undefined ? [mportB] : []), mportWs]
+  const all: Contestant[] = [direct, tcpForwarder, tlsForwarder, sshStock, sshTty, libp2pYamux, mport, ...mportOthers, mportWs]
   const contestants = all.filter(c => ONLY === undefined || ONLY.includes(c.key))
   for (const c of contestants) if (c.key.startsWith('ssh') && sshSkip !== undefined) c.skip = sshSkip
   for (const c of contestants) if (c.skip !== undefined) log(`SKIPPING ${c.name}: ${c.skip}`)
