@@ -29,7 +29,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
   /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'] }
+  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -143,6 +143,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         openSignup: api.openSignup ?? false,
         ...(version !== undefined ? { version } : {}),
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
+        relayCertificate: { fingerprint: fingerprint(cert ?? data.cert), selfSigned: cert === undefined },
         relayInfo: () => relay.tunnels.map(t => ({
           id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
           ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
@@ -150,6 +151,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         closeTunnel: id => relay.closeTunnel(id),
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
+        ...(api.downloads !== undefined ? { downloads: api.downloads } : {}),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
