@@ -17,6 +17,7 @@ import { toHttpError } from './status.js'
 import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
 import { adminRoutes } from './routes-admin.js'
+import { downloadRoutes } from './routes-download.js'
 
 export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel } from './context.js'
 
@@ -84,19 +85,19 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
 
   const routes: Array<{ method: string, url: string, auth: AuthLevel }> = []
   app.addHook('onRoute', r => {
-    if (!r.url.startsWith('/v1/')) return
+    if (!r.url.startsWith('/v1/') && !r.url.startsWith('/dl/')) return
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url, auth: r.config?.auth ?? 'public' })
   })
   routeTables.set(app, routes)
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx) })
+  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx); downloadRoutes(scope, ctx) })
   return app
 }
 
 const routeTables = new WeakMap<FastifyInstance, ReadonlyArray<{ method: string, url: string, auth: AuthLevel }>>()
 
-/** Every /v1 route of an app made by createApi, with its auth level (for docs and tests). */
+/** Every /v1 and /dl route of an app made by createApi, with its auth level (for docs and tests). */
 export function apiRoutes (app: FastifyInstance): ReadonlyArray<{ method: string, url: string, auth: AuthLevel }> {
   return routeTables.get(app) ?? []
 }

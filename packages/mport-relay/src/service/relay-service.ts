@@ -17,6 +17,9 @@ import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
 import type { PlanLimits } from 'mport/relay'
 import path from 'node:path'
+import { packageVersion } from 'mport/cli'
+import { ClientDownloads } from '../downloads/client-downloads.js'
+import { ClientExecutable, executableUnsupported } from '../downloads/client-executable.js'
 
 /** The relay's options plus the data dir, the database, plans and the REST API listener. */
 export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy'> {
@@ -29,7 +32,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
   /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'] }
+  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -47,6 +50,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   acme?: Omit<AcmeCertificatesOptions, 'dataDir' | 'domain' | 'held' | 'log' | 'onSoonestExpiry'>
   /** Told one line per ACME event (obtained, renewed, failed); default: nothing. */
   onAcmeLog?: (line: string) => void
+  /** Told one line when the client executable (GET /dl/mport-connect-linux-x64) is being made, is ready or failed; default: nothing. */
+  onDownloadsLog?: (line: string) => void
 }
 
 /** A running relay service: the relay, its store and API, and how to close them in order. */
@@ -83,7 +88,7 @@ function controlAddress (host: string, port: number): string {
 
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, onDownloadsLog, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
   const ops = opsOpts !== undefined ? new RelayOps(opsOpts) : undefined
@@ -143,6 +148,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         openSignup: api.openSignup ?? false,
         ...(version !== undefined ? { version } : {}),
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
+        relayCertificate: { fingerprint: fingerprint(cert ?? data.cert), selfSigned: cert === undefined },
         relayInfo: () => relay.tunnels.map(t => ({
           id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
           ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
@@ -150,6 +156,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         closeTunnel: id => relay.closeTunnel(id),
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
+        downloads: api.downloads ?? clientDownloads(dataDir, version ?? packageVersion(), onDownloadsLog),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
@@ -189,6 +196,12 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
       await ops?.close()
     },
   }
+}
+
+/** The bundle from the package, and on a linux-x64 host the executable, made in `<data dir>/downloads` on first request. */
+function clientDownloads (dataDir: string, version: string, log: ((line: string) => void) | undefined): ClientDownloads {
+  if (executableUnsupported() !== undefined) return new ClientDownloads()
+  return new ClientDownloads({ executable: new ClientExecutable({ dir: path.join(dataDir, 'downloads'), version, ...(log !== undefined ? { log } : {}) }) })
 }
 
 /** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */
