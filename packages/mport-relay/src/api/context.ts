@@ -21,6 +21,22 @@ export interface LiveTunnel {
   connections?: number
   bytesIn?: number
   bytesOut?: number
+  kind?: 'tcp' | 'http' | 'tls'
+  /** The address of the client machine holding the tunnel (absent while it is away). */
+  clientAddress?: string
+  /** When the tunnel came up (ms since the epoch). */
+  since?: number
+}
+
+/** The relay's health for the admin page: from the metrics when the relay has them (same series as /metrics). */
+export interface RelayHealth {
+  sessions: number
+  tunnels: number
+  /** Visitor connections open now (each one mux stream). */
+  streams: number
+  memory: { rss: number, heapUsed: number }
+  eventLoopLagSeconds: number | null
+  store: { calls: number, p50Seconds: number | null, p99Seconds: number | null }
 }
 
 /** What createApi needs: the store, the relay's seams, and login and sign-up settings. */
@@ -28,6 +44,13 @@ export interface ApiOptions {
   store: Store
   /** Live tunnels of the relay (all users); without it, the tunnel routes answer 503. */
   relayInfo?: () => LiveTunnel[] | Promise<LiveTunnel[]>
+  /**
+   * Calls `changed` whenever a tunnel comes or goes or a client connects or leaves (the
+   * dashboard's push channel); returns the unsubscribe. Without it, the channel only ticks.
+   */
+  watchTunnels?: (changed: () => void) => () => void
+  /** The relay's health (GET /v1/admin/health); without it the route answers 503. */
+  relayHealth?: () => Promise<RelayHealth>
   /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */
   closeTunnel?: (id: string) => boolean | Promise<boolean>
   /** Lets anyone create an account with POST /v1/signup (default false). */
@@ -75,6 +98,8 @@ export interface Caller {
   via: 'session' | 'token'
   /** The bearer credential (to log out a session). */
   raw: string
+  /** The session came in the dashboard's cookie (so a state-changing request needed the CSRF token). */
+  cookie?: boolean
 }
 
 /** Who may call a route: anyone, any signed-in user, or admins only. */

@@ -5,8 +5,10 @@
 
 /** Name of the bearer security scheme in the OpenAPI document. */
 export const BEARER = 'bearer'
-/** `security` of routes that need a caller. */
-export const secured = [{ [BEARER]: [] }]
+/** Name of the dashboard's session-cookie security scheme. */
+export const COOKIE = 'cookie'
+/** `security` of routes that need a caller: a Bearer token, or the dashboard's cookie (state-changing requests then need X-CSRF-Token). */
+export const secured: Array<Record<string, string[]>> = [{ [BEARER]: [] }, { [COOKIE]: [] }]
 
 export const errorSchema = {
   $id: 'Error',
@@ -105,8 +107,11 @@ export const tunnelSchema = {
     url: { type: 'string' },
     online: { type: 'boolean' },
     connections: { type: 'integer' },
-    bytesIn: { type: 'integer' },
-    bytesOut: { type: 'integer' },
+    bytesIn: { type: 'integer', description: 'visitor → service bytes so far, open connections included' },
+    bytesOut: { type: 'integer', description: 'service → visitor bytes so far, open connections included' },
+    kind: { type: 'string', enum: ['tcp', 'http', 'tls'] },
+    clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
+    since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
   },
 } as const
 

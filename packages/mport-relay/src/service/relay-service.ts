@@ -7,7 +7,7 @@
 import { isIPv6, type AddressInfo } from 'node:net'
 import type { ApiOptions, createApi } from '../api/index.js'
 import { AcmeCertificates, type AcmeCertificatesOptions } from '../acme/index.js'
-import { RelayOps, type RelayOpsOptions } from '../ops/index.js'
+import { RelayOps, healthSummary, type RelayOpsOptions } from '../ops/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
 import { AnyAuthenticator } from 'mport/relay'
@@ -15,7 +15,7 @@ import { RelayTokens, type NamedToken } from './relay-tokens.js'
 import { reloader, type RelayReload, type RelayReloadResult } from './relay-reload.js'
 import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
-import type { PlanLimits } from 'mport/relay'
+import type { ClientInfo, PlanLimits } from 'mport/relay'
 import path from 'node:path'
 
 /** The relay's options plus the data dir, the database, plans and the REST API listener. */
@@ -122,6 +122,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   ops?.metrics.certificates.set('control', cert ?? data.cert)
   const httpsCert = https.httpsCert ?? opts.httpsCert
   if (httpsCert !== undefined && opts.httpsPort !== undefined) ops?.metrics.certificates.set('https', httpsCert)
+  const seen: SeenClients = { clients: new Map(), since: new Map() }
   let app: Awaited<ReturnType<typeof createApi>> | undefined
   let apiAddress: AddressInfo | undefined
   let opsAddress: AddressInfo | undefined
@@ -134,6 +135,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     })
   }
   try {
+    trackClients(relay, seen)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     await relay.listen()
     if (api !== undefined) {
@@ -143,11 +145,27 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         openSignup: api.openSignup ?? false,
         ...(version !== undefined ? { version } : {}),
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
-        relayInfo: () => relay.tunnels.map(t => ({
-          id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
-          ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
-        })),
+        relayInfo: () => relay.tunnels.map(t => {
+          const from = t.session !== undefined ? seen.clients.get(t.session)?.remoteAddress : undefined
+          const since = seen.since.get(t.key)
+          return {
+            id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port, kind: t.kind,
+            ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
+            ...(from !== undefined ? { clientAddress: from } : {}), ...(since !== undefined ? { since } : {}),
+          }
+        }),
+        watchTunnels: changed => {
+          const events = ['tunnel-up', 'tunnel-down', 'client', 'client-closed'] as const
+          for (const e of events) relay.on(e, changed)
+          return () => { for (const e of events) relay.off(e, changed) }
+        },
         closeTunnel: id => relay.closeTunnel(id),
+        relayHealth: async () => {
+          const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)
+          if (ops !== undefined) return { ...await healthSummary(ops.metrics), streams }
+          const mem = process.memoryUsage()
+          return { sessions: relay.clientCount, tunnels: relay.tunnels.length, streams, memory: { rss: mem.rss, heapUsed: mem.heapUsed }, eventLoopLagSeconds: null, store: { calls: 0, p50Seconds: null, p99Seconds: null } }
+        },
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
         onRevoke: ({ userId, tokenId: revoked }) => {
@@ -189,6 +207,16 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
       await ops?.close()
     },
   }
+}
+
+/** What the API lists beside the relay's own counters: each client connection's address, and when each tunnel came up. */
+interface SeenClients { clients: Map<string, ClientInfo>, since: Map<string, number> }
+
+function trackClients (relay: Relay, seen: SeenClients): void {
+  relay.on('client', info => seen.clients.set(info.id, info))
+  relay.on('client-closed', info => seen.clients.delete(info.id))
+  relay.on('tunnel-up', t => { const key = `${t.client}:${t.id}`; if (!seen.since.has(key)) seen.since.set(key, Date.now()) })
+  relay.on('tunnel-down', t => seen.since.delete(`${t.client}:${t.id}`))
 }
 
 /** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */
