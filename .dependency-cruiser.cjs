@@ -94,6 +94,13 @@ module.exports = {
       to: { path: '^packages/mport-relay/src/(api|service|cli)/' },
     },
     {
+      name: 'downloads-below-api',
+      comment: 'the client files the API hands out know nothing of the store, the API or the service',
+      severity: 'error',
+      from: { path: '^packages/mport-relay/src/downloads/' },
+      to: { path: '^packages/mport-relay/src/(store|api|service|cli)/' },
+    },
+    {
       name: 'api-below-service',
       comment: 'the API knows nothing of the service that starts it',
       severity: 'error',

@@ -124,6 +124,7 @@ const sampleArgs: Record<string, unknown[]> = {
   UnauthenticatedError: [],
   ForbiddenError: [],
   UnavailableError: ['live tunnels'],
+  DownloadMissingError: ['mport-connect.mjs', 'run npm run build'],
   InternalError: [],
   InvalidReplayError: ['unknown replay field "colour"'],
   ReplayUnavailableError: ['an Upgrade or CONNECT request cannot be replayed'],

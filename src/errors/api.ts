@@ -31,6 +31,13 @@ export class UnavailableError extends ApiError {
   }
 }
 
+/** A file the relay hands out (GET /dl/…) is not there: its client bundle was not built, or the executable cannot be made on this host; `how` says what to do. */
+export class DownloadMissingError extends ApiError {
+  constructor (file: string, how: string) {
+    super('MPORT_ERR_DOWNLOAD_MISSING', `${file} is not available on this relay: ${how}`)
+  }
+}
+
 /** An unexpected failure; details go to the log, not to the caller. */
 export class InternalError extends ApiError {
   constructor (message = 'internal error') {

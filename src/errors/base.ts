@@ -65,6 +65,7 @@ export const ErrorCodes = [
   'MPORT_ERR_UNAUTHENTICATED',
   'MPORT_ERR_FORBIDDEN',
   'MPORT_ERR_UNAVAILABLE',
+  'MPORT_ERR_DOWNLOAD_MISSING',
   'MPORT_ERR_INTERNAL',
   // api: the client's inspector (mport-connect)
   'MPORT_ERR_INVALID_REPLAY',

@@ -155,9 +155,10 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.getByLabel('Local port').fill(String(echo.port))
   await page.getByRole('button', { name: 'Create token and show command' }).click()
   const command = (await page.locator('#command').textContent())!
-  t.match(command, /MPORT_TOKEN=mpt_\S+ /, 'the token rides in the environment, not in the arguments')
+  t.match(command, new RegExp(`^curl -fsSLO ${api.replace(/\./g, '\\.')}/dl/mport-connect\\.mjs && MPORT_TOKEN=mpt_\\S+ node mport-connect\\.mjs `), 'download from this relay; the token rides in the environment, not in the arguments')
   t.match(command, new RegExp(`mport-connect(\\.mjs)? ${echo.port} --relay 127\\.0\\.0\\.1:${service.relay.address.port}`), 'the relay address and the port')
   await page.screenshot({ path: path.join(SHOTS, 'connect.png') })
+  t.match(await page.locator('#connect-result').textContent(), new RegExp(`certificate ${service.fingerprint}`), 'the certificate fingerprint to check')
   const nas = runPrinted(command)
   procs.push(nas)
   await waitFor(() => service.relay.tunnels.some(x => x.principal === 'alice' && x.name !== 'echo'), { what: 'the printed command\'s tunnel on the relay', timeoutMs: 60_000, diag: () => nas.output })
@@ -213,19 +214,11 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await admin.screenshot({ path: path.join(SHOTS, 'admin-audit.png') })
 
   t.same(errors, [], 'no script errors on the pages')
-  t.same([...new Set(refused)].sort(), ['401 /v1/session', ...(refused.includes('404 /v1/connect-info') ? ['404 /v1/connect-info'] : [])].sort(),
-    'the only refusals: the session before login and the wrong password (and connect-info while this relay has no download routes)')
+  t.same([...new Set(refused)], ['401 /v1/session'], 'the only refusals: the session before login and the wrong password')
 })
 
-/**
- * Runs the command the connect page printed: `curl … && MPORT_TOKEN=… node mport-connect.mjs …`
- * as is, in a shell in an empty dir; the npx form (a relay without the download) with the
- * repo's bin in place of the registry's.
- */
+/** Runs the command the connect page printed, as printed, in a shell in an empty dir (a fresh HOME: trust on first use). */
 function runPrinted (command: string): BinProcess {
-  const token = /MPORT_TOKEN=(\S+)/.exec(command)![1]!
-  const npx = /npx mport-connect (.*)$/.exec(command)
-  if (npx !== null) return spawnBin('mport-connect', npx[1]!.split(' '), { env: { MPORT_TOKEN: token } })
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'mport-machine-'))
   return spawnBin('mport-connect', [], { command: { file: '/bin/sh', args: ['-c', command], cwd } })
 }

@@ -241,7 +241,7 @@ t.test('publish to a local registry, then npx mport-relay and npx mport-connect 
   mkdirSync(relayCwd, { recursive: true })
   const relay = npx(registry, relayHome, relayCwd, 'mport-relay', [
     '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1', '--public-host', '127.0.0.1', '--ports', '30000-60999',
-    '--data-dir', dataDir, '--json',
+    '--data-dir', dataDir, '--api-port', '0', '--json',
   ])
   const listening = await relay.waitEvent('listening', () => true, 400_000)
   const token = readFileSync(path.join(dataDir, 'token'), 'utf8').trim()
@@ -281,6 +281,39 @@ t.test('publish to a local registry, then npx mport-relay and npx mport-connect 
       path.dirname(npxDir(clientHome, 'mport-connect')), npmEnv(clientHome), 60_000)
     mustSucceed(imported, 'import from "mport"')
     tt.equal(imported.stdout.trim(), 'function function function function true', 'the library entry points export the library')
+  })
+
+  await t.test('the installed relay hands out its client as one file, which runs with node alone', async tt => {
+    const relayPkg = path.join(npxDir(relayHome, 'mport-relay'), 'mport-relay')
+    tt.ok(existsSync(path.join(relayPkg, 'dist/dl/mport-connect.mjs')), 'the published mport-relay holds dist/dl/mport-connect.mjs')
+    const api = `http://127.0.0.1:${listening.apiPort as number}`
+    const res = await fetch(`${api}/dl/mport-connect.mjs`, { signal: AbortSignal.timeout(30_000) })
+    tt.equal(res.status, 200, 'GET /dl/mport-connect.mjs')
+    const bundle = Buffer.from(await res.arrayBuffer())
+    const digest = createHash('sha256').update(bundle).digest('hex')
+    tt.equal(res.headers.get('x-content-sha256'), digest, 'the header carries the SHA-256 of the body')
+    tt.equal(await (await fetch(`${api}/dl/SHA256SUMS`, { signal: AbortSignal.timeout(30_000) })).text(), `${digest}  mport-connect.mjs\n`, 'SHA256SUMS lists it')
+    tt.ok(bundle.equals(readFileSync(path.join(relayPkg, 'dist/dl/mport-connect.mjs'))), 'the bytes are the published file')
+    tt.comment(`the bundle: ${bundle.length} bytes (${(bundle.length / 1024).toFixed(0)} KiB)`)
+
+    // A third machine: no npm install at all, an empty folder, a fresh HOME, node and the one file.
+    const home = path.join(tmp, 'home-download')
+    const cwd = path.join(tmp, 'download-cwd')
+    mkdirSync(home, { recursive: true })
+    mkdirSync(cwd, { recursive: true })
+    writeFileSync(path.join(cwd, 'mport-connect.mjs'), bundle)
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1' }
+    const versionRun = await run(process.execPath, ['mport-connect.mjs', '--version'], cwd, env, 60_000)
+    mustSucceed(versionRun, 'node mport-connect.mjs --version')
+    tt.equal(versionRun.stdout.trim(), version, 'the bundle knows the relay\'s version')
+    const downloaded = spawnBin('mport-connect', [], {
+      command: { file: process.execPath, args: ['mport-connect.mjs', String(echo.port), '--relay', `127.0.0.1:${listening.port as number}`, '--fingerprint', listening.fingerprint as string, '--json'], cwd, env: { ...env, MPORT_TOKEN: token } },
+    })
+    const opened = await downloaded.waitEvent('tunnel', () => true, 120_000)
+    const payload = randomBytes(64 * 1024)
+    tt.ok((await roundTrip(await connectTo(opened.remotePort as number), payload)).equals(payload), '64 KiB through the downloaded client\'s tunnel came back intact')
+    downloaded.signal('SIGTERM')
+    await downloaded.waitExit()
   })
 
   await t.test('the installed bins answer --help and --version', async tt => {

@@ -19,3 +19,4 @@ export {
 export { relayUsers } from './cli/relay-users.js'
 export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
 export { logRelayEvents, logApiRequests, databasePassword, relaySecrets, type RelayLogOptions } from './log/relay-log.js'
+export { ClientDownloads, sha256sums, CLIENT_BUNDLE, CLIENT_EXECUTABLE, BUNDLE_MIN_NODE, DEFAULT_DOWNLOAD_DIR, type ClientFile, type ClientDownloadsOptions, type ExecutableSource } from './downloads/client-downloads.js'

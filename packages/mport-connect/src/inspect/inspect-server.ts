@@ -13,13 +13,13 @@
  * loopback name or the bound address), so a page on another site cannot reach it through DNS
  * rebinding; a POST must also come from this origin (or from no browser at all).
  */
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import type net from 'node:net'
 import { InvalidReplayError, MportError, ReplayUnavailableError } from 'mport/errors'
 import { detail, matches, parseFilter, summarize } from './exchange-json.js'
 import type { Inspector } from './inspector.js'
 import { checkEdits, replay } from './replay.js'
+import { readInspectAssets } from './inspect-assets.js'
 
 /** A tunnel as the page lists it. */
 export interface InspectedTunnel {
@@ -44,7 +44,6 @@ export interface InspectServerOptions {
   tryNext?: number
 }
 
-const ASSETS = new URL('../../assets/inspect/', import.meta.url)
 const FILES: Record<string, { file: string, type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/inspect.js': { file: 'inspect.js', type: 'text/javascript; charset=utf-8' },
@@ -63,13 +62,12 @@ export class InspectServer {
   readonly #o: InspectServerOptions
   readonly #server: http.Server
   readonly #feeds = new Set<http.ServerResponse>()
-  readonly #assets = new Map<string, Buffer>()
+  readonly #assets = readInspectAssets(Object.values(FILES).map(f => f.file))
   #allowedHosts = new Set<string>()
   #address: { host: string, port: number } | undefined
 
   constructor (options: InspectServerOptions) {
     this.#o = options
-    for (const { file } of Object.values(FILES)) this.#assets.set(file, readFileSync(new URL(file, ASSETS)))
     this.#server = http.createServer((req, res) => this.#handle(req, res))
     this.#server.on('clientError', (_err, socket) => socket.destroy())
     options.inspector.on('exchange', e => {

@@ -22,6 +22,7 @@ import { sessionRoutes } from '../dashboard/session-routes.js'
 import { eventsRoute } from '../dashboard/events-route.js'
 import { pageRoutes } from '../dashboard/page-routes.js'
 import { TunnelFeed } from '../dashboard/tunnel-feed.js'
+import { downloadRoutes } from './routes-download.js'
 
 export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel, RelayHealth } from './context.js'
 
@@ -94,7 +95,7 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
 
   const routes: Array<{ method: string, url: string, auth: AuthLevel }> = []
   app.addHook('onRoute', r => {
-    if (!r.url.startsWith('/v1/')) return
+    if (!r.url.startsWith('/v1/') && !r.url.startsWith('/dl/')) return
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url, auth: r.config?.auth ?? 'public' })
   })
   routeTables.set(app, routes)
@@ -105,6 +106,7 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
   app.addHook('onClose', async () => feed?.close())
   await app.register(async scope => {
     accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx)
+    downloadRoutes(scope, ctx)
     sessionRoutes(scope, ctx); eventsRoute(scope, ctx, feed); pageRoutes(scope)
   })
   return app
@@ -112,7 +114,7 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
 
 const routeTables = new WeakMap<FastifyInstance, ReadonlyArray<{ method: string, url: string, auth: AuthLevel }>>()
 
-/** Every /v1 route of an app made by createApi, with its auth level (for docs and tests). */
+/** Every /v1 and /dl route of an app made by createApi, with its auth level (for docs and tests). */
 export function apiRoutes (app: FastifyInstance): ReadonlyArray<{ method: string, url: string, auth: AuthLevel }> {
   return routeTables.get(app) ?? []
 }

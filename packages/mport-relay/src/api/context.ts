@@ -6,6 +6,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { FailureLimiter } from 'mport/relay'
 import type { Store, User } from '../store/types.js'
+import type { ClientDownloads } from '../downloads/client-downloads.js'
 
 /** A live tunnel as the relay reports it. */
 export interface LiveTunnel {
@@ -71,6 +72,10 @@ export interface ApiOptions {
   version?: string
   /** The control address clients connect to (`host:port`), shown in /v1/health so `mport-connect login` can say which relay its tunnel token is for. */
   relayAddress?: string
+  /** The control certificate: its fingerprint (`sha256:…`, what `mport-connect --fingerprint` takes) and whether it is the relay's self-signed one (then clients must pin it). Shown in GET /v1/connect-info. */
+  relayCertificate?: { fingerprint: string, selfSigned: boolean }
+  /** The client files of GET /dl/… (default: the bundle in the package's dist/dl/, no executable). */
+  downloads?: ClientDownloads
   /**
    * Re-reads the relay's config file and applies it (POST /v1/admin/reload); rejects with
    * InvalidConfigError (422) when the file fails validation. Without it the route answers 503.

@@ -29,7 +29,7 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
   /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'] }
+  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -145,6 +145,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         openSignup: api.openSignup ?? false,
         ...(version !== undefined ? { version } : {}),
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
+        relayCertificate: { fingerprint: fingerprint(cert ?? data.cert), selfSigned: cert === undefined },
         relayInfo: () => relay.tunnels.map(t => {
           const from = t.session !== undefined ? seen.clients.get(t.session)?.remoteAddress : undefined
           const since = seen.since.get(t.key)
@@ -168,6 +169,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         },
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
+        ...(api.downloads !== undefined ? { downloads: api.downloads } : {}),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
