@@ -147,6 +147,8 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   }, { what: 'the usage buckets on the history chart', timeoutMs: 60_000, intervalMs: 500 })
   t.pass('the history chart shows the usage buckets')
   clearInterval(moreTraffic)
+  await page.locator('#visitors tbody tr td.address', { hasText: '127.0.0.1' }).first().waitFor()
+  t.pass('the finished visitor connections are listed on the tunnel page')
   await page.screenshot({ path: path.join(SHOTS, 'tunnel-detail.png'), fullPage: true })
 
   // ---- Connect a machine: a token, the printed command, run as printed ----

@@ -35,3 +35,4 @@ export async function call<T> (method: string, url: string, body?: unknown): Pro
 }
 
 export const get = <T>(url: string): Promise<T> => call<T>('GET', url)
+export interface RecentVisitor { at: number, address: string, bytesIn: number, bytesOut: number, refused?: string }

@@ -29,6 +29,17 @@ export interface LiveTunnel {
   since?: number
 }
 
+/** One recent visitor connection of a tunnel: metadata only. */
+export interface RecentVisitor {
+  /** When it finished or was refused (ms since the epoch). */
+  at: number
+  address: string
+  bytesIn: number
+  bytesOut: number
+  /** The error code it was refused with, if it was. */
+  refused?: string
+}
+
 /** The relay's health for the admin page: from the metrics when the relay has them (same series as /metrics). */
 export interface RelayHealth {
   sessions: number
@@ -50,6 +61,8 @@ export interface ApiOptions {
    * dashboard's push channel); returns the unsubscribe. Without it, the channel only ticks.
    */
   watchTunnels?: (changed: () => void) => () => void
+  /** A live tunnel's recent visitors, newest first (GET /v1/tunnels/:id/visitors); without it the route answers 503. */
+  tunnelVisitors?: (id: string) => RecentVisitor[]
   /** The relay's health (GET /v1/admin/health); without it the route answers 503. */
   relayHealth?: () => Promise<RelayHealth>
   /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */

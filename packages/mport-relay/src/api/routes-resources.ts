@@ -114,6 +114,33 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     return reply.code(204).send()
   })
 
+  app.get<{ Params: { id: string } }>('/v1/tunnels/:id/visitors', {
+    config: { auth: 'user' },
+    schema: {
+      tags: ['tunnels'],
+      summary: 'A live tunnel\'s recent visitor connections, newest first (the caller\'s own tunnel; admins any): address, time, bytes, and the refusal code of a refused one. Metadata only, a bounded ring per tunnel.',
+      security: secured,
+      params: idParams,
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['at', 'address', 'bytesIn', 'bytesOut'],
+            properties: { at: { type: 'integer' }, address: { type: 'string' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' }, refused: { type: 'string', description: 'MPORT_ERR_* code' } },
+          },
+        },
+        ...errors(401, 404, 503),
+      },
+    },
+  }, async req => {
+    const c = ctx.caller(req)
+    if (opts.tunnelVisitors === undefined) throw new UnavailableError('recent visitors')
+    const tunnel = (await visibleTunnels(c.user.id, c.user.role === 'admin')).find(t => t.id === req.params.id)
+    if (tunnel === undefined) throw new NotFoundError('tunnel', req.params.id)
+    return opts.tunnelVisitors(tunnel.id)
+  })
+
   // ---- Reservations ----
 
   app.get('/v1/reservations', {

@@ -12,6 +12,7 @@ import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type Sq
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
 import { AnyAuthenticator } from 'mport/relay'
 import { RelayTokens, type NamedToken } from './relay-tokens.js'
+import { VisitorLog } from './visitor-log.js'
 import { reloader, type RelayReload, type RelayReloadResult } from './relay-reload.js'
 import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
@@ -28,8 +29,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   token?: string
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
-  /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
+  /** The REST API's listener (and the dashboard on it); none: no API. `recentVisitors`: visitor connections kept per live tunnel for the tunnel page (default 50; 0: none). */
+  api?: { host: string, port: number, openSignup?: boolean, recentVisitors?: number, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -136,6 +137,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   }
   try {
     trackClients(relay, seen)
+    const visitors = new VisitorLog(relay, api?.recentVisitors)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     await relay.listen()
     if (api !== undefined) {
@@ -161,6 +163,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
           return () => { for (const e of events) relay.off(e, changed) }
         },
         closeTunnel: id => relay.closeTunnel(id),
+        tunnelVisitors: id => visitors.recent(id),
         relayHealth: async () => {
           const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)
           if (ops !== undefined) return { ...await healthSummary(ops.metrics), streams }

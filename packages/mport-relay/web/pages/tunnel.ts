@@ -1,9 +1,10 @@
 /**
  * One tunnel: its live numbers, a live chart of bytes per second (from the push channel's
  * counters, the last ten minutes this tab saw), and its history from the usage buckets
- * (24 h by hour, 30 days by day).
+ * (24 h by hour, 30 days by day), and its recent visitors (asked again when its counters move,
+ * at most every 2 s).
  */
-import { call, get, type Tunnel, type Usage } from '../api.js'
+import { call, get, type RecentVisitor, type Tunnel, type Usage } from '../api.js'
 import { timeChart } from '../chart.js'
 import { bytes, fill, h, notice, rate, when } from '../dom.js'
 import { onSnapshot } from '../live.js'
@@ -20,13 +21,16 @@ export const tunnelPage: Page = (main, ctx) => {
   const historyBox = h('div', { id: 'history-chart', class: 'chart' })
   const totals = h('p', { id: 'history-totals', class: 'hint' })
   const status = h('div')
+  const visitorRows = h('tbody')
   const range = h('select', { id: 'range', 'aria-label': 'History range' },
     h('option', { value: 'hour' }, 'Last 24 hours, by hour'), h('option', { value: 'day' }, 'Last 30 days, by day'))
   const title = h('h1', {}, 'Tunnel')
   const closeBtn = h('button', { type: 'button', class: 'danger', id: 'close-tunnel' }, 'Close tunnel')
   fill(main, title, facts, closeBtn, status,
     h('section', {}, h('h2', {}, 'Live traffic'), liveBox),
-    h('section', {}, h('h2', {}, 'History'), range, historyBox, totals))
+    h('section', {}, h('h2', {}, 'History'), range, historyBox, totals),
+    h('section', {}, h('h2', {}, 'Recent visitors'), h('div', { class: 'scroll' }, h('table', { id: 'visitors' },
+      h('thead', {}, h('tr', {}, ...['When', 'Address', 'In', 'Out', 'Refused'].map(c => h('th', { scope: 'col' }, c)))), visitorRows))))
   const liveChart = timeChart(liveBox, 'Bytes per second (this tab)', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }], v => rate(v))
   const historyChart = timeChart(historyBox, 'Bytes per bucket', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }])
   const points: number[][] = [[], [], []]
@@ -47,6 +51,16 @@ export const tunnelPage: Page = (main, ctx) => {
     }
   }
   range.addEventListener('change', () => { void loadHistory() })
+  let visitorsAsked = 0
+  let visitorsKey = ''
+  const loadVisitors = async (key: string): Promise<void> => {
+    if (key === visitorsKey || Date.now() - visitorsAsked < 2000) return
+    visitorsKey = key
+    visitorsAsked = Date.now()
+    const list = await get<RecentVisitor[]>(`/v1/tunnels/${encodeURIComponent(id)}/visitors`)
+    fill(visitorRows, ...list.map(v => h('tr', { class: v.refused !== undefined ? 'refused' : '' },
+      h('td', {}, when(v.at)), h('td', { class: 'address' }, v.address), h('td', { class: 'num' }, bytes(v.bytesIn)), h('td', { class: 'num' }, bytes(v.bytesOut)), h('td', { class: 'reason' }, v.refused ?? ''))))
+  }
   closeBtn.addEventListener('click', () => {
     call('DELETE', `/v1/tunnels/${encodeURIComponent(id)}`).then(() => fill(status, notice('Tunnel closed.', 'ok')), (err: unknown) => fill(status, notice((err as Error).message)))
   })
@@ -86,6 +100,7 @@ export const tunnelPage: Page = (main, ctx) => {
       ...row('Client address', t.clientAddress ?? '—', 'client'),
       ...row('Up since', when(t.since), 'since'))
     if (first) void loadHistory()
+    loadVisitors(`${bi}:${bo}:${t.connections ?? 0}`).catch(() => undefined)
   })
   return () => { stop(); clearInterval(historyTimer); liveChart.destroy(); historyChart.destroy() }
 }
