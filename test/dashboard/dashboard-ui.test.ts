@@ -15,6 +15,7 @@ import path from 'node:path'
 import t from 'tap'
 import { chromium, type Page } from 'playwright-core'
 import { Client } from '../../src/index.js'
+import { VERSION } from '../../src/version.js'
 import { startRelayService } from '../../packages/mport-relay/src/index.js'
 import { cert, certFingerprint, key, startEcho } from '../helpers/tunnel.js'
 import { REPO_ROOT, cleanup, spawnBin, type BinProcess } from '../helpers/spawn.js'
@@ -112,7 +113,7 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   t.equal(await row.locator('.state').textContent(), 'up')
   const port = service.relay.tunnels.find(x => x.name === 'echo')!.port
   t.match(await row.locator('.address code').textContent(), new RegExp(`:${port}$`), 'the public address')
-  t.equal(await row.locator('.client').textContent(), '127.0.0.1', 'the client\'s address')
+  t.equal(await row.locator('.client').textContent(), `127.0.0.1mport-connect/${VERSION}`, 'the client\'s address and software (its hello\'s agent)')
 
   // ---- Bytes move while traffic flows (the connection stays open) ----
   sockets.push(await echoThrough(port, 256 * 1024))

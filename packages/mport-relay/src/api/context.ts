@@ -25,6 +25,8 @@ export interface LiveTunnel {
   kind?: 'tcp' | 'http' | 'tls'
   /** The address of the client machine holding the tunnel (absent while it is away). */
   clientAddress?: string
+  /** The client's software and version (`mport-connect/0.1.0`), while it is connected. */
+  clientAgent?: string
   /** When the tunnel came up (ms since the epoch). */
   since?: number
 }

@@ -111,6 +111,7 @@ export const tunnelSchema = {
     bytesOut: { type: 'integer', description: 'service → visitor bytes so far, open connections included' },
     kind: { type: 'string', enum: ['tcp', 'http', 'tls'] },
     clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
+    clientAgent: { type: 'string', description: 'the client\'s software and version (mport-connect/0.1.0), while it is connected' },
     since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
   },
 } as const

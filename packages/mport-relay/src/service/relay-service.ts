@@ -149,12 +149,12 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
         relayCertificate: { fingerprint: fingerprint(cert ?? data.cert), selfSigned: cert === undefined },
         relayInfo: () => relay.tunnels.map(t => {
-          const from = t.session !== undefined ? seen.clients.get(t.session)?.remoteAddress : undefined
+          const holder = t.session !== undefined ? seen.clients.get(t.session) : undefined
           const since = seen.since.get(t.key)
           return {
             id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port, kind: t.kind,
             ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
-            ...(from !== undefined ? { clientAddress: from } : {}), ...(since !== undefined ? { since } : {}),
+            ...(holder !== undefined ? { clientAddress: holder.remoteAddress, clientAgent: holder.agent } : {}), ...(since !== undefined ? { since } : {}),
           }
         }),
         watchTunnels: changed => {

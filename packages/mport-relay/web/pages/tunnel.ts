@@ -98,6 +98,7 @@ export const tunnelPage: Page = (main, ctx) => {
       ...row('Bytes out', bytes(bo), 'bytes-out'),
       ...row('Rate', rate(rates.of(t.id)), 'rate'),
       ...row('Client address', t.clientAddress ?? '—', 'client'),
+      ...row('Client software', t.clientAgent ?? '—', 'agent'),
       ...row('Up since', when(t.since), 'since'))
     if (first) void loadHistory()
     loadVisitors(`${bi}:${bo}:${t.connections ?? 0}`).catch(() => undefined)

@@ -30,7 +30,7 @@ export const tunnelsPage: Page = (main, ctx) => {
       h('td', { class: 'bytes-in num', 'data-bytes': t.bytesIn ?? 0 }, bytes(t.bytesIn ?? 0)),
       h('td', { class: 'bytes-out num', 'data-bytes': t.bytesOut ?? 0 }, bytes(t.bytesOut ?? 0)),
       h('td', { class: 'rate num' }, rate(rates.of(t.id))),
-      h('td', { class: 'client' }, t.clientAddress ?? '—'),
+      h('td', { class: 'client' }, t.clientAddress ?? '—', t.clientAgent !== undefined ? h('div', { class: 'agent hint' }, t.clientAgent) : null),
       h('td', { class: 'since' }, t.since !== undefined ? ago(t.since, s.at) : '—'))))
     updated.textContent = `Updated ${new Date(s.at).toLocaleTimeString()}`
   })
