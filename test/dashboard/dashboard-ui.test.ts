@@ -182,6 +182,14 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   t.pass('the revoked machine\'s tunnel left the page')
   await page.goto(`${api}/#/tokens`)
   await page.locator('#tokens tr[data-name=nas]').waitFor()
+  await page.getByLabel('Name').fill('ci-week')
+  await page.getByLabel('Expires').selectOption('168')
+  await page.getByRole('button', { name: 'Create token' }).click()
+  await page.locator('#new-token').waitFor()
+  t.match(await page.locator('#new-token').textContent(), /^mpt_/, 'the new token is shown once')
+  t.match(await page.locator('#tokens tr[data-name=ci-week] .token-state').textContent(), /^active, expires /)
+  const week = (await service.store.listTokens(alice.id)).find(x => x.name === 'ci-week')
+  t.ok(week?.expiresAt !== null && week!.expiresAt! > Date.now() + 167 * 3_600_000, 'stored with its expiry, a week out')
   await page.screenshot({ path: path.join(SHOTS, 'tokens.png') })
 
   // ---- Account: usage against the quota ----

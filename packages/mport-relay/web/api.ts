@@ -8,7 +8,7 @@ export interface Tunnel {
   id: string, name: string, userId: string, userName?: string, port?: number, url?: string, online?: boolean,
   connections?: number, bytesIn?: number, bytesOut?: number, kind?: 'tcp' | 'http' | 'tls', clientAddress?: string, clientAgent?: string, since?: number
 }
-export interface Token { id: string, name: string, tokenId: string, createdAt: number, lastUsedAt: number | null, revokedAt: number | null }
+export interface Token { id: string, name: string, tokenId: string, createdAt: number, lastUsedAt: number | null, revokedAt: number | null, expiresAt: number | null }
 export interface Limits { maxTunnels: number | null, maxConnections: number | null, monthlyBytes: number | null, bandwidthBytesPerSecond: number | null, connectionsPerMinute: number | null }
 export interface UsageBucket { start: number, userId: string, tunnel: string, bytesIn: number, bytesOut: number, connections: number, activeSeconds: number }
 export interface Usage { granularity: string, from: number, to: number, buckets: UsageBucket[], totals: { bytesIn: number, bytesOut: number, connections: number, activeSeconds: number } }

@@ -62,3 +62,15 @@ export function field (label: string, input: HTMLInputElement | HTMLSelectElemen
 export function notice (text: string, kind: 'error' | 'ok' = 'error'): HTMLParagraphElement {
   return h('p', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text)
 }
+
+/** A token lifetime choice (hours; empty: never), for the token forms. */
+export function expirySelect (): HTMLSelectElement {
+  return h('select', { name: 'expires' },
+    h('option', { value: '' }, 'never'), h('option', { value: '24' }, 'in 1 day'), h('option', { value: '168' }, 'in 7 days'),
+    h('option', { value: '720' }, 'in 30 days'), h('option', { value: '2160' }, 'in 90 days'))
+}
+
+/** The body of POST /v1/tokens for a name and an expirySelect's value. */
+export function tokenBody (name: string, expires: string): { name: string, expiresInHours?: number } {
+  return expires === '' ? { name } : { name, expiresInHours: Number(expires) }
+}

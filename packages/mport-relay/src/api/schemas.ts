@@ -46,7 +46,7 @@ export const userSchema = {
 export const tokenSchema = {
   $id: 'Token',
   type: 'object',
-  required: ['id', 'name', 'tokenId', 'createdAt', 'lastUsedAt', 'revokedAt'],
+  required: ['id', 'name', 'tokenId', 'createdAt', 'lastUsedAt', 'revokedAt', 'expiresAt'],
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
@@ -54,6 +54,7 @@ export const tokenSchema = {
     createdAt: time,
     lastUsedAt: nullableTime,
     revokedAt: nullableTime,
+    expiresAt: { ...nullableTime, description: 'when the token stops working (ms since the Unix epoch); null: never' },
   },
 } as const
 

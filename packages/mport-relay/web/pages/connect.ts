@@ -4,7 +4,7 @@
  * arguments, so other users of that machine do not see it in the process list.
  */
 import { ApiError, call, get, type Token } from '../api.js'
-import { field, fill, h, notice } from '../dom.js'
+import { expirySelect, field, fill, h, notice, tokenBody } from '../dom.js'
 import { copyButton } from '../tunnel-view.js'
 import type { Page } from '../main.js'
 
@@ -30,6 +30,7 @@ export function connectCommand (info: ConnectInfo | undefined, relay: string, po
 export const connectPage: Page = main => {
   const name = h('input', { name: 'name', required: true, maxlength: 64, value: `machine-${new Date().toISOString().slice(0, 10)}` })
   const port = h('input', { name: 'port', type: 'number', min: 1, max: 65535, value: 5555, required: true })
+  const expires = expirySelect()
   const out = h('div', { id: 'connect-result' })
   const status = h('div')
   const create = async (): Promise<void> => {
@@ -43,7 +44,7 @@ export const connectPage: Page = main => {
       if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 503)) throw err
       relay = (await get<{ relay?: string }>('/v1/health')).relay ?? location.hostname
     }
-    const made = await call<{ token: string, info: Token }>('POST', '/v1/tokens', { name: name.value })
+    const made = await call<{ token: string, info: Token }>('POST', '/v1/tokens', tokenBody(name.value, expires.value))
     const command = connectCommand(info, relay, Number(port.value), made.token)
     fill(out,
       notice(`Token "${made.info.name}" created. It is shown only now: copy the command before leaving this page.`, 'ok'),
@@ -58,6 +59,6 @@ export const connectPage: Page = main => {
     h('h1', {}, 'Connect a machine'),
     h('p', {}, 'Creates a token for the machine behind NAT and shows the command that downloads the client from this relay and exposes a local port.'),
     h('form', { id: 'connect', class: 'card', onsubmit: (e: Event) => { e.preventDefault(); create().catch((err: unknown) => fill(status, notice((err as Error).message))) } },
-      field('Token name', name), field('Local port', port), h('button', { type: 'submit' }, 'Create token and show command')),
+      field('Token name', name), field('Token expires', expires), field('Local port', port), h('button', { type: 'submit' }, 'Create token and show command')),
     status, out)
 }
