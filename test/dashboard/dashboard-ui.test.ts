@@ -43,6 +43,16 @@ async function until (check: () => Promise<boolean>, what: string): Promise<void
   await waitFor(check, { what, timeoutMs: 60_000, intervalMs: 100 })
 }
 
+/** Form controls on the page with no accessible name (no label, no aria-label), by name. */
+async function unlabelled (page: Page): Promise<string[]> {
+  const out: string[] = []
+  for (const el of await page.locator('input, select, textarea').all()) {
+    const named = await el.evaluate((e: { labels: { length: number } | null, getAttribute (n: string): string | null }) => (e.labels?.length ?? 0) > 0 || e.getAttribute('aria-label') !== null)
+    if (!named) out.push(await el.getAttribute('name') ?? '?')
+  }
+  return out
+}
+
 /** The number in a cell's data-bytes. */
 async function cellBytes (page: Page, selector: string): Promise<number> {
   return Number(await page.locator(selector).getAttribute('data-bytes'))
@@ -160,6 +170,7 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   const command = (await page.locator('#command').textContent())!
   t.match(command, new RegExp(`^curl -fsSLO ${api.replace(/\./g, '\\.')}/dl/mport-connect\\.mjs && MPORT_TOKEN=mpt_\\S+ node mport-connect\\.mjs `), 'download from this relay; the token rides in the environment, not in the arguments')
   t.match(command, new RegExp(`mport-connect(\\.mjs)? ${echo.port} --relay 127\\.0\\.0\\.1:${service.relay.address.port}`), 'the relay address and the port')
+  t.same(await unlabelled(page), [], 'every control on the connect page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'connect.png') })
   t.match(await page.locator('#connect-result').textContent(), new RegExp(`certificate ${service.fingerprint}`), 'the certificate fingerprint to check')
   const nas = runPrinted(command)
@@ -196,6 +207,7 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.goto(`${api}/#/account`)
   await page.locator('#quota').waitFor()
   t.ok(Number(await page.locator('#quota').getAttribute('value')) > 0, 'the quota bar shows the month\'s bytes')
+  t.same(await unlabelled(page), [], 'every control on the account page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'account.png'), fullPage: true })
 
   // ---- A user reaches no admin page ----
@@ -208,12 +220,28 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   const admin = await adminContext.newPage()
   admin.setDefaultTimeout(30_000)
   await admin.goto(`${api}/`)
-  await admin.getByLabel('User name').fill('root')
-  await admin.getByLabel('Password').fill('admin password 1')
-  await admin.getByRole('button', { name: 'Log in' }).click()
+  // With the keyboard only: the name field has the focus, Tab to the password, Enter submits.
+  await admin.locator('#login input[name=name]:focus').waitFor()
+  await admin.keyboard.type('root')
+  await admin.keyboard.press('Tab')
+  await admin.keyboard.type('admin password 1')
+  await admin.keyboard.press('Enter')
   await admin.locator('nav#nav a', { hasText: 'Admin' }).click()
   await admin.locator('#users tr[data-name=alice]').waitFor()
-  await admin.screenshot({ path: path.join(SHOTS, 'admin-users.png') })
+  t.same(await unlabelled(admin), [], 'every control on the users page has a label')
+  await admin.locator('#new-user').getByLabel('Name').fill('carol')
+  await admin.locator('#new-user').getByLabel('Password').fill('carol password 1')
+  await admin.getByRole('button', { name: 'Create user' }).click()
+  await admin.locator('#users tr[data-name=carol]').waitFor()
+  await admin.getByRole('button', { name: 'Disable carol' }).click()
+  await admin.locator('#users tr[data-name=carol] .user-state', { hasText: 'disabled' }).waitFor()
+  t.ok((await service.store.listUsers()).find(u => u.name === 'carol')?.disabledAt !== null, 'carol was created, then disabled, in the store')
+  await admin.getByRole('button', { name: 'Plan of alice' }).click()
+  await admin.getByLabel('maxTunnels (empty: the default)').fill('5')
+  await admin.getByRole('button', { name: 'Save plan' }).click()
+  await admin.locator('#users-status', { hasText: 'Plan of alice saved.' }).waitFor()
+  t.equal((await service.store.getLimitOverrides(alice.id)).maxTunnels, 5, 'alice\'s plan override is stored')
+  await admin.screenshot({ path: path.join(SHOTS, 'admin-users.png'), fullPage: true })
   await admin.goto(`${api}/#/admin/tunnels`)
   await admin.locator('#all-tunnels tbody tr', { hasText: 'alice' }).waitFor()
   await admin.goto(`${api}/#/admin/health`)
