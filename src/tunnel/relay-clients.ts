@@ -165,7 +165,7 @@ export class RelayClients {
     const { lease, ticket, resumed } = this.#o.leases.take(hello.lease, principal)
     const stale = lease.holder
     const conn: ClientConn = {
-      info: { id: `c${this.#nextClientId++}`, principal, remoteAddress, resumed },
+      info: { id: `c${this.#nextClientId++}`, principal, remoteAddress, resumed, agent: hello.agent },
       session,
       control,
       lease,

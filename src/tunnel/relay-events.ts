@@ -20,6 +20,8 @@ export interface ClientInfo {
   remoteAddress: string
   /** True when the client took up its lease from before a reconnect (its tunnels keep their ports). */
   resumed: boolean
+  /** The client's software as its hello names it (`mport-connect/0.1.0`). */
+  agent: string
 }
 
 /** A tunnel as relay events name it: its lease (`client`), owner, id, name and public port. */

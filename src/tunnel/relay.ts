@@ -106,11 +106,12 @@ export class Relay extends EventEmitter<RelayEvents> {
     return this.#listener.address
   }
 
-  /** Live tunnels, with their owner and counters; `key` (`<lease>:<id>`) names one for closeTunnel(). */
+  /** Live tunnels, with their owner and counters (bytes include open connections'); `key` (`<lease>:<id>`) names one for closeTunnel(). */
   get tunnels (): TunnelListing[] {
     const out = []
     for (const lease of this.#leases.values()) {
       for (const t of lease.tunnels.values()) {
+        const open = this.#visitors.openBytes(t)
         out.push({
           ...tunnelInfo(lease, t),
           key: `${lease.id}:${t.id}`,
@@ -118,8 +119,8 @@ export class Relay extends EventEmitter<RelayEvents> {
           kind: t.kind,
           url: this.#tunnels.opened(t).url,
           connections: t.connections.size,
-          bytesIn: t.bytesIn,
-          bytesOut: t.bytesOut,
+          bytesIn: t.bytesIn + open.bytesIn,
+          bytesOut: t.bytesOut + open.bytesOut,
           online: lease.holder !== undefined,
         })
       }

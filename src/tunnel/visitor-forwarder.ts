@@ -55,6 +55,17 @@ export class VisitorForwarder {
     this.#stopped = true
   }
 
+  /** Bytes of `tunnel`'s open connections so far (visitor → service, back), so listings move while a long connection lasts. */
+  openBytes (tunnel: PublicTunnel): { bytesIn: number, bytesOut: number } {
+    let bytesIn = 0
+    let bytesOut = 0
+    for (const socket of tunnel.connections) {
+      const c = this.#tracked.get(socket)?.counters
+      if (c !== undefined) { bytesIn += c.aToB; bytesOut += c.bToA }
+    }
+    return { bytesIn, bytesOut }
+  }
+
   /** A refused visitor: the relay's event, and a notice to the client holding the tunnel. */
   #refused (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, visitor: Visitor, err: MportError): void {
     this.#events.onRefused(connectionInfo(lease, tunnel, visitor), err)

@@ -50,14 +50,15 @@ t.test('the OpenAPI document lists every route, with schemas and security', asyn
   const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json()
   t.equal(doc.openapi, '3.0.3')
   t.ok(doc.components.securitySchemes.bearer)
+  t.same(doc.components.securitySchemes.cookie, { type: 'apiKey', in: 'cookie', name: 'mport_session', description: doc.components.securitySchemes.cookie.description })
   const routes = apiRoutes(app)
   t.same(routes.map(r => `${r.method} ${r.url}`).sort(), [
-    'DELETE /v1/reservations/:id', 'DELETE /v1/tokens/:id', 'DELETE /v1/tunnels/:id',
+    'DELETE /v1/reservations/:id', 'DELETE /v1/session', 'DELETE /v1/tokens/:id', 'DELETE /v1/tunnels/:id',
     'GET /dl/SHA256SUMS', 'GET /dl/mport-connect-linux-x64', 'GET /dl/mport-connect.mjs',
-    'GET /v1/audit', 'GET /v1/connect-info', 'GET /v1/health', 'GET /v1/limits', 'GET /v1/me', 'GET /v1/reservations', 'GET /v1/tokens', 'GET /v1/tunnels',
+    'GET /v1/admin/health', 'GET /v1/audit', 'GET /v1/connect-info', 'GET /v1/events', 'GET /v1/health', 'GET /v1/limits', 'GET /v1/me', 'GET /v1/reservations', 'GET /v1/session', 'GET /v1/tokens', 'GET /v1/tunnels', 'GET /v1/tunnels/:id/visitors',
     'GET /v1/usage', 'GET /v1/users', 'GET /v1/users/:id', 'GET /v1/users/:id/limits',
     'PATCH /v1/users/:id',
-    'POST /v1/admin/reload', 'POST /v1/login', 'POST /v1/logout', 'POST /v1/reservations', 'POST /v1/signup', 'POST /v1/tokens', 'POST /v1/users',
+    'POST /v1/admin/reload', 'POST /v1/login', 'POST /v1/logout', 'POST /v1/reservations', 'POST /v1/session', 'POST /v1/session/signup', 'POST /v1/signup', 'POST /v1/tokens', 'POST /v1/users',
     'PUT /v1/me/password', 'PUT /v1/users/:id/limits',
   ], 'the routes the API is meant to have')
   const documented = new Set<string>()
@@ -73,7 +74,8 @@ t.test('the OpenAPI document lists every route, with schemas and security', asyn
     t.ok(documented.has(key), `${key} is in the document`)
     const op = doc.paths[r.url.replace(/:(\w+)/g, '{$1}')][r.method.toLowerCase()]
     if (r.auth === 'public') t.notOk(op.security, `${key} is public`)
-    else t.same(op.security, [{ bearer: [] }], `${key} needs a bearer token`)
+    else if (r.url === '/v1/session') t.same(op.security, [{ cookie: [] }], `${key} needs the dashboard's session cookie`)
+    else t.same(op.security, [{ bearer: [] }, { cookie: [] }], `${key} needs a bearer token or the session cookie`)
   }
   t.equal(documented.size, routes.length, 'and nothing else')
   const ui = await app.inject({ method: 'GET', url: '/docs/' })

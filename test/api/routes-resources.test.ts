@@ -39,6 +39,12 @@ t.test('tokens: created and shown once, listed without secrets, used as bearer, 
   t.equal((await call('POST', '/v1/tokens', { token: alice, body: { name: '   ' } })).status, 400)
   t.equal((await call('POST', '/v1/tokens', { body: { name: 'x' } })).status, 401)
   t.equal((await call('GET', '/v1/tokens')).status, 401)
+  t.equal(created.body.info.expiresAt, null, 'no expiry unless asked')
+  const before = Date.now()
+  const expiring = await call('POST', '/v1/tokens', { token: alice, body: { name: 'week', expiresInHours: 168 } })
+  t.equal(expiring.status, 201)
+  t.ok(expiring.body.info.expiresAt >= before + 168 * 3_600_000 && expiring.body.info.expiresAt <= Date.now() + 168 * 3_600_000, 'expires 168 h from now')
+  t.equal((await call('POST', '/v1/tokens', { token: alice, body: { name: 'x', expiresInHours: 0 } })).status, 400, 'at least an hour')
 
   const gone = await call('DELETE', `/v1/tokens/${created.body.info.id}`, { token: alice })
   t.equal(gone.status, 200)

@@ -3,7 +3,7 @@
  * Skips with the reason when PostgreSQL is not installed locally; under CI it fails instead.
  */
 import t from 'tap'
-import { openStore } from '../../packages/mport-relay/src/store/index.js'
+import { openStore, SCHEMA_VERSION } from '../../packages/mport-relay/src/store/index.js'
 import { findPostgres, postgresTestOptions, startPostgres } from '../helpers/postgres.js'
 import { storeSuite, TEST_SCRYPT } from './fixtures/suite.js'
 
@@ -24,7 +24,7 @@ t.test('store suite (PostgreSQL)', postgresTestOptions(), async t => {
     const stores = await Promise.all([1, 2, 3].map(() => openStore({ url, scrypt: TEST_SCRYPT })))
     t.teardown(() => Promise.all(stores.map(s => s.close())))
     const rows = await stores[0]!.db.selectFrom('schema_migrations').selectAll().execute()
-    t.equal(rows.length, 1)
+    t.equal(rows.length, SCHEMA_VERSION)
     t.equal(stores[0]!.dialect, 'postgres')
   })
 

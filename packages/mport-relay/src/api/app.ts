@@ -12,14 +12,19 @@ import { FailureLimiter } from 'mport/relay'
 import type { Store } from '../store/types.js'
 import type { ApiContext, ApiOptions, AuthLevel, Caller } from './context.js'
 import { ForbiddenError, UnauthenticatedError } from 'mport/errors'
-import { BEARER, sharedSchemas } from './schemas.js'
+import { BEARER, COOKIE, sharedSchemas } from './schemas.js'
 import { toHttpError } from './status.js'
+import { CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrfMatches, sessionFromCookie } from '../dashboard/cookie-session.js'
 import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
 import { adminRoutes } from './routes-admin.js'
+import { sessionRoutes } from '../dashboard/session-routes.js'
+import { eventsRoute } from '../dashboard/events-route.js'
+import { pageRoutes } from '../dashboard/page-routes.js'
+import { TunnelFeed } from '../dashboard/tunnel-feed.js'
 import { downloadRoutes } from './routes-download.js'
 
-export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel } from './context.js'
+export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel, RelayHealth, RecentVisitor } from './context.js'
 
 /** Builds the REST API's fastify app (routes, auth, OpenAPI, Swagger UI); the caller listens on it. */
 export async function createApi (options: ApiOptions): Promise<FastifyInstance> {
@@ -46,7 +51,12 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
     openapi: {
       openapi: '3.0.3',
       info: { title: 'mport relay API', version: opts.version, description: 'Accounts, tokens, tunnels, reservations, usage and audit log of an mport relay.' },
-      components: { securitySchemes: { [BEARER]: { type: 'http', scheme: 'bearer', description: 'A session token from POST /v1/login (mps_…) or an API token (mpt_…).' } } },
+      components: {
+        securitySchemes: {
+          [BEARER]: { type: 'http', scheme: 'bearer', description: 'A session token from POST /v1/login (mps_…) or an API token (mpt_…).' },
+          [COOKIE]: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'The dashboard\'s session cookie from POST /v1/session; POST, PUT, PATCH and DELETE with it also need the X-CSRF-Token header.' },
+        },
+      },
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` },
   })
@@ -91,7 +101,14 @@ export async function createApi (options: ApiOptions): Promise<FastifyInstance> 
   routeTables.set(app, routes)
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-  await app.register(async scope => { accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx); downloadRoutes(scope, ctx) })
+  const relayInfo = options.relayInfo
+  const feed = relayInfo === undefined ? undefined : new TunnelFeed({ listing: relayInfo, watch: options.watchTunnels })
+  app.addHook('onClose', async () => feed?.close())
+  await app.register(async scope => {
+    accountRoutes(scope, ctx); resourceRoutes(scope, ctx); adminRoutes(scope, ctx)
+    downloadRoutes(scope, ctx)
+    sessionRoutes(scope, ctx); eventsRoute(scope, ctx, feed); pageRoutes(scope)
+  })
   return app
 }
 
@@ -104,7 +121,7 @@ export function apiRoutes (app: FastifyInstance): ReadonlyArray<{ method: string
 
 async function authenticate (store: Store, req: FastifyRequest): Promise<Caller> {
   const header = req.headers.authorization
-  if (header === undefined) throw new UnauthenticatedError()
+  if (header === undefined) return await cookieCaller(store, req)
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header)
   if (m === null) throw new UnauthenticatedError('the Authorization header must be "Bearer <token>"')
   const raw = m[1]!
@@ -121,4 +138,20 @@ async function authenticate (store: Store, req: FastifyRequest): Promise<Caller>
     }
   }
   throw new UnauthenticatedError('unknown or revoked token')
+}
+
+/**
+ * The dashboard's caller: the session in its cookie. A cookie rides along with any request the
+ * browser makes, so a state-changing one must also prove it came from our page (the CSRF
+ * token); a Bearer caller chose to send its credential and needs none.
+ */
+async function cookieCaller (store: Store, req: FastifyRequest): Promise<Caller> {
+  const raw = sessionFromCookie(req.headers.cookie)
+  if (raw === undefined) throw new UnauthenticatedError()
+  const s = await store.resolveSession(raw)
+  if (s === undefined) throw new UnauthenticatedError('the session has expired or was ended: log in again')
+  if (!SAFE_METHODS.has(req.method) && !csrfMatches(raw, req.headers[CSRF_HEADER])) {
+    throw new ForbiddenError(`a request with the session cookie must carry the page's ${CSRF_HEADER} header`)
+  }
+  return { user: s.user, via: 'session', raw, cookie: true }
 }

@@ -22,6 +22,35 @@ export interface LiveTunnel {
   connections?: number
   bytesIn?: number
   bytesOut?: number
+  kind?: 'tcp' | 'http' | 'tls'
+  /** The address of the client machine holding the tunnel (absent while it is away). */
+  clientAddress?: string
+  /** The client's software and version (`mport-connect/0.1.0`), while it is connected. */
+  clientAgent?: string
+  /** When the tunnel came up (ms since the epoch). */
+  since?: number
+}
+
+/** One recent visitor connection of a tunnel: metadata only. */
+export interface RecentVisitor {
+  /** When it finished or was refused (ms since the epoch). */
+  at: number
+  address: string
+  bytesIn: number
+  bytesOut: number
+  /** The error code it was refused with, if it was. */
+  refused?: string
+}
+
+/** The relay's health for the admin page: from the metrics when the relay has them (same series as /metrics). */
+export interface RelayHealth {
+  sessions: number
+  tunnels: number
+  /** Visitor connections open now (each one mux stream). */
+  streams: number
+  memory: { rss: number, heapUsed: number }
+  eventLoopLagSeconds: number | null
+  store: { calls: number, p50Seconds: number | null, p99Seconds: number | null }
 }
 
 /** What createApi needs: the store, the relay's seams, and login and sign-up settings. */
@@ -29,6 +58,15 @@ export interface ApiOptions {
   store: Store
   /** Live tunnels of the relay (all users); without it, the tunnel routes answer 503. */
   relayInfo?: () => LiveTunnel[] | Promise<LiveTunnel[]>
+  /**
+   * Calls `changed` whenever a tunnel comes or goes or a client connects or leaves (the
+   * dashboard's push channel); returns the unsubscribe. Without it, the channel only ticks.
+   */
+  watchTunnels?: (changed: () => void) => () => void
+  /** A live tunnel's recent visitors, newest first (GET /v1/tunnels/:id/visitors); without it the route answers 503. */
+  tunnelVisitors?: (id: string) => RecentVisitor[]
+  /** The relay's health (GET /v1/admin/health); without it the route answers 503. */
+  relayHealth?: () => Promise<RelayHealth>
   /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */
   closeTunnel?: (id: string) => boolean | Promise<boolean>
   /** Lets anyone create an account with POST /v1/signup (default false). */
@@ -80,6 +118,8 @@ export interface Caller {
   via: 'session' | 'token'
   /** The bearer credential (to log out a session). */
   raw: string
+  /** The session came in the dashboard's cookie (so a state-changing request needed the CSRF token). */
+  cookie?: boolean
 }
 
 /** Who may call a route: anyone, any signed-in user, or admins only. */

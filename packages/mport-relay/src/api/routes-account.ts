@@ -13,7 +13,7 @@ export function userView (u: User): { id: string, name: string, role: Role, crea
   return { id: u.id, name: u.name, role: u.role, createdAt: u.createdAt, disabled: u.disabledAt !== null }
 }
 
-const credentialsBody = {
+export const credentialsBody = {
   type: 'object',
   required: ['name', 'password'],
   additionalProperties: false,
@@ -29,14 +29,46 @@ const sessionReply = {
   properties: { token: { type: 'string', description: 'Session token (mps_…): send it as "Authorization: Bearer <token>".' }, expiresAt: { type: 'integer' }, user: ref('User') },
 } as const
 
+/** Refuses a client address over the failure limit with a clear 429. */
+function checkLimiter (ctx: ApiContext, req: FastifyRequest): void {
+  const wait = ctx.loginLimiter.retryAfter(req.ip)
+  if (wait > 0) throw new RateLimitedError(`too many failed attempts from ${req.ip}: retry in ${Math.ceil(wait / 1000)} s`, wait)
+}
+
+/** A new login session: always a fresh token (so a session planted before login is never the one logged in). */
+export type NewSession = { raw: string, expiresAt: number, user: User }
+
+/** Checks name and password (rate-limited per address, audited) and opens a session. */
+export async function logIn (ctx: ApiContext, req: FastifyRequest, name: string, password: string): Promise<NewSession> {
+  checkLimiter(ctx, req)
+  const user = await ctx.store.checkPassword(name, password)
+  if (user === undefined) {
+    ctx.loginLimiter.fail(req.ip)
+    await ctx.audit(req, 'login.failed', name)
+    throw new UnauthenticatedError('wrong user name or password, or the account is disabled')
+  }
+  ctx.loginLimiter.succeed(req.ip)
+  const { session, raw } = await ctx.store.createSession(user.id, ctx.opts.sessionTtlMs, req.ip)
+  req.caller = { user, via: 'session', raw }
+  await ctx.audit(req, 'login', user.id)
+  return { raw, expiresAt: session.expiresAt, user }
+}
+
+/** Creates an account when the relay allows open sign-up, and opens its session. */
+export async function signUp (ctx: ApiContext, req: FastifyRequest, name: string, password: string): Promise<NewSession> {
+  if (!ctx.opts.openSignup) throw new ForbiddenError('sign-up is closed on this relay: ask its operator for an account')
+  checkLimiter(ctx, req)
+  // Every sign-up counts against the address, so one address cannot mass-create accounts.
+  ctx.loginLimiter.fail(req.ip)
+  const user = await ctx.store.createUser({ name, password, role: 'user' })
+  const { session, raw } = await ctx.store.createSession(user.id, ctx.opts.sessionTtlMs, req.ip)
+  req.caller = { user, via: 'session', raw }
+  await ctx.audit(req, 'signup', user.id)
+  return { raw, expiresAt: session.expiresAt, user }
+}
+
 export function accountRoutes (app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx
-
-  /** Refuses a client address over the failure limit with a clear 429. */
-  const checkLimiter = (req: FastifyRequest): void => {
-    const wait = ctx.loginLimiter.retryAfter(req.ip)
-    if (wait > 0) throw new RateLimitedError(`too many failed attempts from ${req.ip}: retry in ${Math.ceil(wait / 1000)} s`, wait)
-  }
 
   app.post<{ Body: { name: string, password: string } }>('/v1/login', {
     config: { auth: 'public' },
@@ -47,18 +79,8 @@ export function accountRoutes (app: FastifyInstance, ctx: ApiContext): void {
       response: { 200: sessionReply, ...errors(400, 401, 429) },
     },
   }, async req => {
-    checkLimiter(req)
-    const user = await store.checkPassword(req.body.name, req.body.password)
-    if (user === undefined) {
-      ctx.loginLimiter.fail(req.ip)
-      await ctx.audit(req, 'login.failed', req.body.name)
-      throw new UnauthenticatedError('wrong user name or password, or the account is disabled')
-    }
-    ctx.loginLimiter.succeed(req.ip)
-    const { session, raw } = await store.createSession(user.id, ctx.opts.sessionTtlMs, req.ip)
-    req.caller = { user, via: 'session', raw }
-    await ctx.audit(req, 'login', user.id)
-    return { token: raw, expiresAt: session.expiresAt, user: userView(user) }
+    const s = await logIn(ctx, req, req.body.name, req.body.password)
+    return { token: s.raw, expiresAt: s.expiresAt, user: userView(s.user) }
   })
 
   app.post('/v1/logout', {
@@ -80,15 +102,8 @@ export function accountRoutes (app: FastifyInstance, ctx: ApiContext): void {
       response: { 201: sessionReply, ...errors(400, 403, 409, 429) },
     },
   }, async (req, reply) => {
-    if (!ctx.opts.openSignup) throw new ForbiddenError('sign-up is closed on this relay: ask its operator for an account')
-    checkLimiter(req)
-    // Every sign-up counts against the address, so one address cannot mass-create accounts.
-    ctx.loginLimiter.fail(req.ip)
-    const user = await store.createUser({ name: req.body.name, password: req.body.password, role: 'user' })
-    const { session, raw } = await store.createSession(user.id, ctx.opts.sessionTtlMs, req.ip)
-    req.caller = { user, via: 'session', raw }
-    await ctx.audit(req, 'signup', user.id)
-    return reply.code(201).send({ token: raw, expiresAt: session.expiresAt, user: userView(user) })
+    const s = await signUp(ctx, req, req.body.name, req.body.password)
+    return reply.code(201).send({ token: s.raw, expiresAt: s.expiresAt, user: userView(s.user) })
   })
 
   app.get('/v1/me', {

@@ -4,8 +4,37 @@ import { UnavailableError } from 'mport/errors'
 import type { ApiContext } from './context.js'
 import { errors, secured } from './schemas.js'
 
+const seconds = { type: ['number', 'null'], description: 'seconds; null: not measured (the relay runs without its ops listener)' } as const
+
 export function adminRoutes (app: FastifyInstance, ctx: ApiContext): void {
   const { opts } = ctx
+
+  app.get('/v1/admin/health', {
+    config: { auth: 'admin' },
+    schema: {
+      tags: ['relay'],
+      summary: 'The relay\'s health (admin): client sessions, tunnels, open visitor streams, memory, event-loop lag and store latency, from the same series as /metrics.',
+      security: secured,
+      response: {
+        200: {
+          type: 'object',
+          required: ['sessions', 'tunnels', 'streams', 'memory', 'eventLoopLagSeconds', 'store'],
+          properties: {
+            sessions: { type: 'integer' },
+            tunnels: { type: 'integer' },
+            streams: { type: 'integer' },
+            memory: { type: 'object', required: ['rss', 'heapUsed'], properties: { rss: { type: 'integer' }, heapUsed: { type: 'integer' } } },
+            eventLoopLagSeconds: { ...seconds, description: 'p99 event-loop delay' },
+            store: { type: 'object', required: ['calls', 'p50Seconds', 'p99Seconds'], properties: { calls: { type: 'integer' }, p50Seconds: seconds, p99Seconds: seconds } },
+          },
+        },
+        ...errors(401, 403, 503),
+      },
+    },
+  }, async () => {
+    if (opts.relayHealth === undefined) throw new UnavailableError('relay health')
+    return await opts.relayHealth()
+  })
 
   app.post('/v1/admin/reload', {
     config: { auth: 'admin' },

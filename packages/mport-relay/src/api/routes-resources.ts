@@ -11,7 +11,7 @@ import { errors, idParams, ref, secured } from './schemas.js'
 const MAX_RANGE = { hour: 31 * DAY, day: 400 * DAY } as const
 
 function tokenView (t: ApiToken): Omit<ApiToken, 'userId'> {
-  return { id: t.id, name: t.name, tokenId: t.tokenId, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt }
+  return { id: t.id, name: t.name, tokenId: t.tokenId, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt, expiresAt: t.expiresAt }
 }
 
 export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
@@ -46,13 +46,21 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     schema: { tags: ['tokens'], summary: 'The caller\'s API tokens (never the tokens themselves).', security: secured, response: { 200: { type: 'array', items: ref('Token') }, ...errors(401) } },
   }, async req => (await store.listTokens(ctx.caller(req).user.id)).map(tokenView))
 
-  app.post<{ Body: { name: string } }>('/v1/tokens', {
+  app.post<{ Body: { name: string, expiresInHours?: number } }>('/v1/tokens', {
     config: { auth: 'user' },
     schema: {
       tags: ['tokens'],
-      summary: 'Create an API token. The token itself is in this answer only: it is not stored and cannot be shown again.',
+      summary: 'Create an API token, optionally expiring. The token itself is in this answer only: it is not stored and cannot be shown again.',
       security: secured,
-      body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } },
+      body: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 64 },
+          expiresInHours: { type: 'integer', minimum: 1, maximum: 24 * 3660, description: 'the token stops working this many hours from now (its tunnels are cut within seconds); absent: never' },
+        },
+      },
       response: {
         201: { type: 'object', required: ['token', 'info'], properties: { token: { type: 'string', description: 'mpt_…: use it with mport-connect --token, or as a bearer token.' }, info: ref('Token') } },
         ...errors(400, 401),
@@ -60,8 +68,9 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     },
   }, async (req, reply) => {
     const c = ctx.caller(req)
-    const { token, raw } = await store.createToken(c.user.id, req.body.name)
-    await ctx.audit(req, 'token.create', token.id, { name: token.name, tokenId: token.tokenId })
+    const expiresAt = req.body.expiresInHours === undefined ? null : Date.now() + req.body.expiresInHours * HOUR
+    const { token, raw } = await store.createToken(c.user.id, req.body.name, { expiresAt })
+    await ctx.audit(req, 'token.create', token.id, { name: token.name, tokenId: token.tokenId, ...(expiresAt !== null ? { expiresAt } : {}) })
     return reply.code(201).send({ token: raw, info: tokenView(token) })
   })
 
@@ -112,6 +121,33 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     if (tunnel === undefined || !await opts.closeTunnel(tunnel.id)) throw new NotFoundError('tunnel', req.params.id)
     await ctx.audit(req, 'tunnel.close', tunnel.id, { name: tunnel.name, owner: tunnel.userId })
     return reply.code(204).send()
+  })
+
+  app.get<{ Params: { id: string } }>('/v1/tunnels/:id/visitors', {
+    config: { auth: 'user' },
+    schema: {
+      tags: ['tunnels'],
+      summary: 'A live tunnel\'s recent visitor connections, newest first (the caller\'s own tunnel; admins any): address, time, bytes, and the refusal code of a refused one. Metadata only, a bounded ring per tunnel.',
+      security: secured,
+      params: idParams,
+      response: {
+        200: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['at', 'address', 'bytesIn', 'bytesOut'],
+            properties: { at: { type: 'integer' }, address: { type: 'string' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' }, refused: { type: 'string', description: 'MPORT_ERR_* code' } },
+          },
+        },
+        ...errors(401, 404, 503),
+      },
+    },
+  }, async req => {
+    const c = ctx.caller(req)
+    if (opts.tunnelVisitors === undefined) throw new UnavailableError('recent visitors')
+    const tunnel = (await visibleTunnels(c.user.id, c.user.role === 'admin')).find(t => t.id === req.params.id)
+    if (tunnel === undefined) throw new NotFoundError('tunnel', req.params.id)
+    return opts.tunnelVisitors(tunnel.id)
   })
 
   // ---- Reservations ----

@@ -5,8 +5,10 @@
 
 /** Name of the bearer security scheme in the OpenAPI document. */
 export const BEARER = 'bearer'
-/** `security` of routes that need a caller. */
-export const secured = [{ [BEARER]: [] }]
+/** Name of the dashboard's session-cookie security scheme. */
+export const COOKIE = 'cookie'
+/** `security` of routes that need a caller: a Bearer token, or the dashboard's cookie (state-changing requests then need X-CSRF-Token). */
+export const secured: Array<Record<string, string[]>> = [{ [BEARER]: [] }, { [COOKIE]: [] }]
 
 export const errorSchema = {
   $id: 'Error',
@@ -44,7 +46,7 @@ export const userSchema = {
 export const tokenSchema = {
   $id: 'Token',
   type: 'object',
-  required: ['id', 'name', 'tokenId', 'createdAt', 'lastUsedAt', 'revokedAt'],
+  required: ['id', 'name', 'tokenId', 'createdAt', 'lastUsedAt', 'revokedAt', 'expiresAt'],
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
@@ -52,6 +54,7 @@ export const tokenSchema = {
     createdAt: time,
     lastUsedAt: nullableTime,
     revokedAt: nullableTime,
+    expiresAt: { ...nullableTime, description: 'when the token stops working (ms since the Unix epoch); null: never' },
   },
 } as const
 
@@ -105,8 +108,12 @@ export const tunnelSchema = {
     url: { type: 'string' },
     online: { type: 'boolean' },
     connections: { type: 'integer' },
-    bytesIn: { type: 'integer' },
-    bytesOut: { type: 'integer' },
+    bytesIn: { type: 'integer', description: 'visitor → service bytes so far, open connections included' },
+    bytesOut: { type: 'integer', description: 'service → visitor bytes so far, open connections included' },
+    kind: { type: 'string', enum: ['tcp', 'http', 'tls'] },
+    clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
+    clientAgent: { type: 'string', description: 'the client\'s software and version (mport-connect/0.1.0), while it is connected' },
+    since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
   },
 } as const
 

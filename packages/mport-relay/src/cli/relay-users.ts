@@ -37,7 +37,7 @@ export function userJson (u: User): { id: string, name: string, role: Role, crea
 }
 
 function tokenJson (t: ApiToken): Omit<ApiToken, 'userId'> {
-  return { id: t.id, name: t.name, tokenId: t.tokenId, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt }
+  return { id: t.id, name: t.name, tokenId: t.tokenId, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt, expiresAt: t.expiresAt }
 }
 
 /** Runs `mport-relay users …` (`args` start with "users"); returns the exit code. */

@@ -113,9 +113,14 @@ export class RelayMetrics {
 
   /** The text exposition format, for GET /metrics. */
   async text (): Promise<string> {
+    await this.refresh()
+    return await this.registry.metrics()
+  }
+
+  /** Brings every series up to date, as a scrape does (the dashboard's health reads them after). */
+  async refresh (): Promise<void> {
     this.#flushBytes()
     for (const fn of this.#beforeScrape) await fn()
-    return await this.registry.metrics()
   }
 
   /** The Content-Type of {@link text}. */

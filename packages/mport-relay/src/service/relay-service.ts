@@ -7,15 +7,16 @@
 import { isIPv6, type AddressInfo } from 'node:net'
 import type { ApiOptions, createApi } from '../api/index.js'
 import { AcmeCertificates, type AcmeCertificatesOptions } from '../acme/index.js'
-import { RelayOps, type RelayOpsOptions } from '../ops/index.js'
+import { RelayOps, healthSummary, type RelayOpsOptions } from '../ops/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
 import { AnyAuthenticator } from 'mport/relay'
 import { RelayTokens, type NamedToken } from './relay-tokens.js'
+import { VisitorLog } from './visitor-log.js'
 import { reloader, type RelayReload, type RelayReloadResult } from './relay-reload.js'
 import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
-import type { PlanLimits } from 'mport/relay'
+import type { ClientInfo, PlanLimits } from 'mport/relay'
 import path from 'node:path'
 import { packageVersion } from 'mport/cli'
 import { ClientDownloads } from '../downloads/client-downloads.js'
@@ -31,8 +32,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   token?: string
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
-  /** The REST API's listener; none: no API. */
-  api?: { host: string, port: number, openSignup?: boolean, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
+  /** The REST API's listener (and the dashboard on it); none: no API. `recentVisitors`: visitor connections kept per live tunnel for the tunnel page (default 50; 0: none). */
+  api?: { host: string, port: number, openSignup?: boolean, recentVisitors?: number, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -127,6 +128,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   ops?.metrics.certificates.set('control', cert ?? data.cert)
   const httpsCert = https.httpsCert ?? opts.httpsCert
   if (httpsCert !== undefined && opts.httpsPort !== undefined) ops?.metrics.certificates.set('https', httpsCert)
+  const seen: SeenClients = { clients: new Map(), since: new Map() }
   let app: Awaited<ReturnType<typeof createApi>> | undefined
   let apiAddress: AddressInfo | undefined
   let opsAddress: AddressInfo | undefined
@@ -139,6 +141,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     })
   }
   try {
+    trackClients(relay, seen)
+    const visitors = new VisitorLog(relay, api?.recentVisitors)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     await relay.listen()
     if (api !== undefined) {
@@ -149,11 +153,28 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         ...(version !== undefined ? { version } : {}),
         relayAddress: controlAddress(opts.publicHost ?? 'localhost', relay.address.port),
         relayCertificate: { fingerprint: fingerprint(cert ?? data.cert), selfSigned: cert === undefined },
-        relayInfo: () => relay.tunnels.map(t => ({
-          id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
-          ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
-        })),
+        relayInfo: () => relay.tunnels.map(t => {
+          const holder = t.session !== undefined ? seen.clients.get(t.session) : undefined
+          const since = seen.since.get(t.key)
+          return {
+            id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port, kind: t.kind,
+            ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
+            ...(holder !== undefined ? { clientAddress: holder.remoteAddress, clientAgent: holder.agent } : {}), ...(since !== undefined ? { since } : {}),
+          }
+        }),
+        watchTunnels: changed => {
+          const events = ['tunnel-up', 'tunnel-down', 'client', 'client-closed'] as const
+          for (const e of events) relay.on(e, changed)
+          return () => { for (const e of events) relay.off(e, changed) }
+        },
         closeTunnel: id => relay.closeTunnel(id),
+        tunnelVisitors: id => visitors.recent(id),
+        relayHealth: async () => {
+          const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)
+          if (ops !== undefined) return { ...await healthSummary(ops.metrics), streams }
+          const mem = process.memoryUsage()
+          return { sessions: relay.clientCount, tunnels: relay.tunnels.length, streams, memory: { rss: mem.rss, heapUsed: mem.heapUsed }, eventLoopLagSeconds: null, store: { calls: 0, p50Seconds: null, p99Seconds: null } }
+        },
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
         downloads: api.downloads ?? clientDownloads(dataDir, version ?? packageVersion(), onDownloadsLog),
@@ -202,6 +223,16 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
 function clientDownloads (dataDir: string, version: string, log: ((line: string) => void) | undefined): ClientDownloads {
   if (executableUnsupported() !== undefined) return new ClientDownloads()
   return new ClientDownloads({ executable: new ClientExecutable({ dir: path.join(dataDir, 'downloads'), version, ...(log !== undefined ? { log } : {}) }) })
+}
+
+/** What the API lists beside the relay's own counters: each client connection's address, and when each tunnel came up. */
+interface SeenClients { clients: Map<string, ClientInfo>, since: Map<string, number> }
+
+function trackClients (relay: Relay, seen: SeenClients): void {
+  relay.on('client', info => seen.clients.set(info.id, info))
+  relay.on('client-closed', info => seen.clients.delete(info.id))
+  relay.on('tunnel-up', t => { const key = `${t.client}:${t.id}`; if (!seen.since.has(key)) seen.since.set(key, Date.now()) })
+  relay.on('tunnel-down', t => seen.since.delete(`${t.client}:${t.id}`))
 }
 
 /** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */

@@ -101,6 +101,13 @@ export const migrations: readonly Migration[] = [
       await db.schema.createIndex('audit_log_actor').on('audit_log').columns(['actor_id', 'id']).execute()
     },
   },
+  {
+    version: 2,
+    name: 'api tokens may expire',
+    async up (db) {
+      await db.schema.alterTable('api_tokens').addColumn('expires_at', 'bigint').execute()
+    },
+  },
 ]
 
 /** The schema version this build of mport writes. */

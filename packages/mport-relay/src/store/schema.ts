@@ -37,6 +37,7 @@ export interface ApiTokensTable {
   created_at: number
   last_used_at: number | null
   revoked_at: number | null
+  expires_at: number | null
 }
 
 /** REST API login sessions; only the SHA-256 of the session token is stored. */

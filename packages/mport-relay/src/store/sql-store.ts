@@ -88,7 +88,7 @@ export class SqlStore implements Store {
   checkPassword (name: string, password: string): Promise<User | undefined> { return this.#users.checkPassword(name, password) }
 
   // API tokens
-  createToken (userId: string, name: string): Promise<{ token: ApiToken, raw: string }> { return this.#tokens.createToken(userId, name) }
+  createToken (userId: string, name: string, opts?: { expiresAt?: number | null }): Promise<{ token: ApiToken, raw: string }> { return this.#tokens.createToken(userId, name, opts) }
   listTokens (userId: string): Promise<ApiToken[]> { return this.#tokens.listTokens(userId) }
   revokeToken (id: string, userId?: string): Promise<ApiToken> { return this.#tokens.revokeToken(id, userId) }
   credential (id: string): Promise<{ key: Buffer, user: User, token: ApiToken } | undefined> { return this.#tokens.credential(id) }

@@ -37,6 +37,8 @@ export interface ApiToken {
   lastUsedAt: number | null
   /** When the token was revoked; null while valid (live tunnels are cut on the next accounting round). */
   revokedAt: number | null
+  /** When the token stops working (its tunnels are cut on the next accounting round); null: never. */
+  expiresAt: number | null
 }
 
 /** A REST API login session (the raw `mps_…` token is returned once, at login). */
@@ -153,7 +155,8 @@ export interface Store {
 
   // API tokens
   /** Creates a token; `raw` (`mpt_…`) is returned here only and never stored. */
-  createToken (userId: string, name: string): Promise<{ token: ApiToken, raw: string }>
+  /** A new token (`expiresAt`: when it stops working; default never); the raw token is returned only here. */
+  createToken (userId: string, name: string, opts?: { expiresAt?: number | null }): Promise<{ token: ApiToken, raw: string }>
   listTokens (userId: string): Promise<ApiToken[]>
   /** Revokes `id`; when `userId` is given the token must be theirs (else NotFoundError). */
   revokeToken (id: string, userId?: string): Promise<ApiToken>

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { Selectable } from 'kysely'
 import { generateToken, tokenId, tokenKey } from 'mport/relay'
-import { NotFoundError } from 'mport/errors'
+import { InvalidInputError, NotFoundError } from 'mport/errors'
 import type { ApiTokensTable } from '../schema.js'
 import type { ApiToken, Store, User } from '../types.js'
 import { checkTokenName } from '../validate.js'
@@ -21,8 +21,10 @@ export class SqlTokens implements Pick<Store, 'createToken' | 'listTokens' | 're
     this.#users = users
   }
 
-  async createToken (userId: string, name: string): Promise<{ token: ApiToken, raw: string }> {
+  async createToken (userId: string, name: string, opts: { expiresAt?: number | null } = {}): Promise<{ token: ApiToken, raw: string }> {
     checkTokenName(name)
+    const expiresAt = opts.expiresAt ?? null
+    if (expiresAt !== null && !(Number.isSafeInteger(expiresAt) && expiresAt > this.#ctx.now())) throw new InvalidInputError('a token\'s expiry must be in the future', 'expiresAt')
     await this.#users.requireUser(userId)
     const raw = generateToken()
     const row: Selectable<ApiTokensTable> = {
@@ -34,6 +36,7 @@ export class SqlTokens implements Pick<Store, 'createToken' | 'listTokens' | 're
       created_at: this.#ctx.now(),
       last_used_at: null,
       revoked_at: null,
+      expires_at: expiresAt,
     }
     await this.#ctx.db.insertInto('api_tokens').values(row).execute()
     return { token: toToken(row), raw }
@@ -63,6 +66,7 @@ export class SqlTokens implements Pick<Store, 'createToken' | 'listTokens' | 're
       .select(['users.name as u_name', 'users.role as u_role', 'users.created_at as u_created_at', 'users.disabled_at as u_disabled_at'])
       .where('api_tokens.token_id', '=', id)
       .where('api_tokens.revoked_at', 'is', null)
+      .where(eb => eb.or([eb('api_tokens.expires_at', 'is', null), eb('api_tokens.expires_at', '>', this.#ctx.now())]))
       .where('users.disabled_at', 'is', null)
       .executeTakeFirst()
     if (row === undefined) return undefined
@@ -97,5 +101,6 @@ function toToken (r: Selectable<ApiTokensTable>): ApiToken {
     createdAt: Number(r.created_at),
     lastUsedAt: toTime(r.last_used_at),
     revokedAt: toTime(r.revoked_at),
+    expiresAt: toTime(r.expires_at),
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * One tunnel: its live numbers, a live chart of bytes per second (from the push channel's
+ * counters, the last ten minutes this tab saw), and its history from the usage buckets
+ * (24 h by hour, 30 days by day), and its recent visitors (asked again when its counters move,
+ * at most every 2 s).
+ */
+import { call, get, type RecentVisitor, type Tunnel, type Usage } from '../api.js'
+import { timeChart } from '../chart.js'
+import { bytes, fill, h, notice, rate, when } from '../dom.js'
+import { onSnapshot } from '../live.js'
+import { Rates } from '../rates.js'
+import { copyButton, publicAddress, state } from '../tunnel-view.js'
+import type { Page } from '../main.js'
+
+const LIVE_POINTS = 600
+
+export const tunnelPage: Page = (main, ctx) => {
+  const id = ctx.params[0]!
+  const facts = h('dl', { id: 'facts', class: 'facts' })
+  const liveBox = h('div', { id: 'live-chart', class: 'chart' })
+  const historyBox = h('div', { id: 'history-chart', class: 'chart' })
+  const totals = h('p', { id: 'history-totals', class: 'hint' })
+  const status = h('div')
+  const visitorRows = h('tbody')
+  const range = h('select', { id: 'range', 'aria-label': 'History range' },
+    h('option', { value: 'hour' }, 'Last 24 hours, by hour'), h('option', { value: 'day' }, 'Last 30 days, by day'))
+  const title = h('h1', {}, 'Tunnel')
+  const closeBtn = h('button', { type: 'button', class: 'danger', id: 'close-tunnel' }, 'Close tunnel')
+  fill(main, title, facts, closeBtn, status,
+    h('section', {}, h('h2', {}, 'Live traffic'), liveBox),
+    h('section', {}, h('h2', {}, 'History'), range, historyBox, totals),
+    h('section', {}, h('h2', {}, 'Recent visitors'), h('div', { class: 'scroll' }, h('table', { id: 'visitors' },
+      h('thead', {}, h('tr', {}, ...['When', 'Address', 'In', 'Out', 'Refused'].map(c => h('th', { scope: 'col' }, c)))), visitorRows))))
+  const liveChart = timeChart(liveBox, 'Bytes per second (this tab)', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }], v => rate(v))
+  const historyChart = timeChart(historyBox, 'Bytes per bucket', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }])
+  const points: number[][] = [[], [], []]
+  const prev = { at: 0, in: 0, out: 0 }
+  const rates = new Rates()
+  let tunnel: Tunnel | undefined
+
+  const loadHistory = async (): Promise<void> => {
+    if (tunnel === undefined) return
+    const q = new URLSearchParams({ granularity: range.value, tunnel: tunnel.name })
+    if (tunnel.userId !== ctx.session.user.id) q.set('user', tunnel.userId)
+    try {
+      const u = await get<Usage>(`/v1/usage?${q.toString()}`)
+      historyChart.update([u.buckets.map(b => b.start / 1000), u.buckets.map(b => b.bytesIn), u.buckets.map(b => b.bytesOut)], [u.from / 1000, u.to / 1000])
+      totals.textContent = `In ${bytes(u.totals.bytesIn)}, out ${bytes(u.totals.bytesOut)}, ${u.totals.connections} connections in this range.`
+    } catch (err) {
+      fill(status, notice((err as Error).message))
+    }
+  }
+  range.addEventListener('change', () => { void loadHistory() })
+  let visitorsAsked = 0
+  let visitorsKey = ''
+  const loadVisitors = async (key: string): Promise<void> => {
+    if (key === visitorsKey || Date.now() - visitorsAsked < 2000) return
+    visitorsKey = key
+    visitorsAsked = Date.now()
+    const list = await get<RecentVisitor[]>(`/v1/tunnels/${encodeURIComponent(id)}/visitors`)
+    fill(visitorRows, ...list.map(v => h('tr', { class: v.refused !== undefined ? 'refused' : '' },
+      h('td', {}, when(v.at)), h('td', { class: 'address' }, v.address), h('td', { class: 'num' }, bytes(v.bytesIn)), h('td', { class: 'num' }, bytes(v.bytesOut)), h('td', { class: 'reason' }, v.refused ?? ''))))
+  }
+  closeBtn.addEventListener('click', () => {
+    call('DELETE', `/v1/tunnels/${encodeURIComponent(id)}`).then(() => fill(status, notice('Tunnel closed.', 'ok')), (err: unknown) => fill(status, notice((err as Error).message)))
+  })
+  const historyTimer = setInterval(() => { void loadHistory() }, 15_000)
+
+  const stop = onSnapshot(s => {
+    rates.update(s)
+    const t = s.tunnels.find(x => x.id === id)
+    if (t === undefined) {
+      main.dataset.gone = 'true'
+      fill(facts, h('dt', {}, 'State'), h('dd', { class: 'state' }, 'gone: the tunnel closed'))
+      closeBtn.hidden = true
+      return
+    }
+    const first = tunnel === undefined
+    tunnel = t
+    title.textContent = `Tunnel ${t.name}`
+    const bi = t.bytesIn ?? 0
+    const bo = t.bytesOut ?? 0
+    if (prev.at > 0 && s.at > prev.at) {
+      const dt = (s.at - prev.at) / 1000
+      points[0]!.push(s.at / 1000); points[1]!.push(Math.max(0, (bi - prev.in) / dt)); points[2]!.push(Math.max(0, (bo - prev.out) / dt))
+      if (points[0]!.length > LIVE_POINTS) for (const p of points) p.shift()
+      liveChart.update(points)
+    }
+    Object.assign(prev, { at: s.at, in: bi, out: bo })
+    const row = (k: string, v: Node | string, cls: string): Node[] => [h('dt', {}, k), h('dd', { class: cls }, v)]
+    fill(facts,
+      ...row('State', h('span', { class: `badge ${state(t)}` }, state(t)), 'state'),
+      ...row('Public address', h('span', {}, h('code', {}, publicAddress(t)), ' ', copyButton(publicAddress(t))), 'address'),
+      ...row('Kind', t.kind ?? 'tcp', 'kind'),
+      ...row('Owner', t.userName ?? t.userId, 'owner'),
+      ...row('Open connections', String(t.connections ?? 0), 'connections'),
+      ...row('Bytes in', bytes(bi), 'bytes-in'),
+      ...row('Bytes out', bytes(bo), 'bytes-out'),
+      ...row('Rate', rate(rates.of(t.id)), 'rate'),
+      ...row('Client address', t.clientAddress ?? '—', 'client'),
+      ...row('Client software', t.clientAgent ?? '—', 'agent'),
+      ...row('Up since', when(t.since), 'since'))
+    if (first) void loadHistory()
+    loadVisitors(`${bi}:${bo}:${t.connections ?? 0}`).catch(() => undefined)
+  })
+  return () => { stop(); clearInterval(historyTimer); liveChart.destroy(); historyChart.destroy() }
+}
