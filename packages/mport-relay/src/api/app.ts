@@ -18,7 +18,7 @@ import { accountRoutes } from './routes-account.js'
 import { resourceRoutes } from './routes-resources.js'
 import { adminRoutes } from './routes-admin.js'
 
-export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel } from './context.js'
+export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel, LiveTunnelGroup } from './context.js'
 
 /** Builds the REST API's fastify app (routes, auth, OpenAPI, Swagger UI); the caller listens on it. */
 export async function createApi (options: ApiOptions): Promise<FastifyInstance> {

@@ -146,6 +146,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         relayInfo: () => relay.tunnels.map(t => ({
           id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port,
           ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
+          ...(t.group !== undefined ? { group: t.group } : {}),
         })),
         closeTunnel: id => relay.closeTunnel(id),
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
