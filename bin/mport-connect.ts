@@ -58,7 +58,7 @@ const OPTIONS = {
   ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
   insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
   tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
-  config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol. SIGHUP re-reads it' },
+  config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol, group, group_key[_file|_env], group_policy, health_check, health_interval_ms. SIGHUP re-reads it' },
   json: { type: 'boolean', describe: 'Print one JSON object per event (the same as --log-format json)' },
   'log-format': { type: 'string', choices: ['text', 'json'], describe: 'text (the default: lines for a person) or json (one object per line for a log store; fields in docs/LOGGING.md)' },
   'log-level': { type: 'string', choices: LOG_LEVELS, describe: 'error, warn, info (the default) or debug (every visitor connection, as --verbose)' },
