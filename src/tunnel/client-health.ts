@@ -97,6 +97,11 @@ export class HealthChecks {
     return this.#checks.get(id)?.last
   }
 
+  /** True while a check of tunnel `id` runs (a due check is skipped meanwhile). */
+  running (id: number): boolean {
+    return this.#checks.get(id)?.running === true
+  }
+
   /** Checks tunnel `id`'s local service now and every interval (a running check is replaced). */
   start (id: number, spec: HealthCheckSpec, host: string, port: number): void {
     this.stop(id)

@@ -90,7 +90,7 @@ function members (relay: Relay): Array<{ client: string, session?: string, state
 }
 
 /** A TCP forwarder between a client and the relay, so a test can cut (destroy) or silence (stop forwarding) the client's connection. */
-async function startCutter (target: number): Promise<{ port: number, cut (): void, silence (): void }> {
+async function startCutter (target: number): Promise<{ port: number, cut (): void, drop (): void, silence (): void }> {
   const sockets = new Set<net.Socket>()
   let silent = false
   const server = net.createServer(a => {
@@ -103,6 +103,8 @@ async function startCutter (target: number): Promise<{ port: number, cut (): voi
   return {
     port: (server.address() as net.AddressInfo).port,
     cut: () => { if (server.listening) server.close(); for (const s of sockets) s.destroy() },
+    /** Destroys the connections but keeps listening: the client reconnects. */
+    drop: () => { for (const s of sockets) s.destroy() },
     silence: () => { silent = true; if (server.listening) server.close() },
   }
 }
@@ -190,6 +192,20 @@ t.test('a member whose connection is cut (socket destroyed) loses no new visitor
   t.equal(after.length, 150, 'every visitor after the cut was answered')
   t.equal(count(after, 'A'), 150, 'all by A')
   await waitFor(() => members(relay).some(m => m.state === 'gone'), { what: 'the relay to list B as gone' })
+})
+
+t.test('a member that reconnects takes up its lease and its turns again', async t => {
+  const { relay, cutter, cb, port } = await twoMembers(t, await startRelay(), { bClient: { reconnect: true } })
+  const connected = nextEvent(cb, 'connected', { what: 'B to reconnect' })
+  cutter.drop()
+  const during = await visitors(30, 3, () => visit(port))
+  t.equal(during.length, 30, 'visitors while B is away are all answered')
+  const [info] = await connected as [{ resumed: boolean }]
+  t.equal(info.resumed, true, 'B took up its lease again')
+  await waitFor(() => members(relay).every(m => m.state === 'ready'), { what: 'B ready again' })
+  t.equal(members(relay).length, 2, 'still two members, not three')
+  const after = await visitors(20, 1, () => visit(port))
+  t.equal(count(after, 'B'), 10, 'B takes its turns again')
 })
 
 t.test('a silenced member (no ACK ever comes): its visitors move to the other member once its session dies', async t => {
