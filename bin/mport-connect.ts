@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // Only the client's entry points: a client never loads the relay, the store or the API.
-import { Client, KnownRelays, LeaseFile, parseProxyUrl, parseTunnelSpec, relayAddress, TRANSPORT_CHOICES, TransportMemory, type ProxyConfig, type TransportChoice, type TunnelSpec } from 'mport/client'
+import { Client, DEFAULT_DRAIN_TIMEOUT, KnownRelays, parseHealthCheck, LeaseFile, parseProxyUrl, parseTunnelSpec, relayAddress, TRANSPORT_CHOICES, TransportMemory, type ProxyConfig, type TransportChoice, type TunnelSpec } from 'mport/client'
 import { parseFingerprint } from 'mport/transport'
 import { loadConfigFile, Secret } from 'mport/config'
 import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
@@ -51,7 +51,7 @@ const OPTIONS = {
   ca: { type: 'string', describe: 'Trust this CA certificate file (PEM) for the relay' },
   insecure: { type: 'boolean', describe: 'Do not verify the relay certificate (development only!)' },
   tofu: { type: 'boolean', default: true, describe: 'Trust a self-signed relay on first use and remember it (~/.config/mport/known_relays.json)' },
-  config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol. SIGHUP re-reads it' },
+  config: { type: 'string', describe: 'Config file (JSON or YAML): relay, token (or token_file / token_env), fingerprint, and tunnels, each a spec like "web=8080" or an object with name, kind, local, remote_port, subdomain, hostname, basic_auth[_file|_env], allow_ip, deny_ip, proxy_protocol, group, group_key[_file|_env], group_policy, health_check, health_interval_ms. SIGHUP re-reads it' },
   json: { type: 'boolean', describe: 'Print one JSON object per event (the same as --log-format json)' },
   'log-format': { type: 'string', choices: ['text', 'json'], describe: 'text (the default: lines for a person) or json (one object per line for a log store; fields in docs/LOGGING.md)' },
   'log-level': { type: 'string', choices: LOG_LEVELS, describe: 'error, warn, info (the default) or debug (every visitor connection, as --verbose)' },
@@ -65,6 +65,12 @@ const OPTIONS = {
   'allow-ip': { type: 'string', array: true, describe: 'Only these visitor addresses/CIDRs may connect (repeatable)' },
   'deny-ip': { type: 'string', array: true, describe: 'These visitor addresses/CIDRs may not connect (repeatable)' },
   'proxy-protocol': { type: 'number', choices: [1, 2], describe: 'Send a PROXY protocol v1/v2 header to the local service' },
+  group: { type: 'string', describe: 'Load balancing: join the relay\'s group of this name; other clients in it serve the same port or name, and visitors are spread over all of them' },
+  'group-key': { type: 'string', describe: 'The group\'s shared secret, so other users\' clients may join (prefer env MPORT_GROUP_KEY: the command line is visible to other users)' },
+  'group-policy': { type: 'string', choices: ['roundrobin', 'leastconn'], describe: 'How a new group picks a client per visitor (default roundrobin; the client that founds the group decides)' },
+  'health-check': { type: 'string', describe: 'Group tunnels: check the local service (tcp, http or http:/path) and tell the relay, which sends an unhealthy client no visitors' },
+  'health-interval': { type: 'number', describe: 'Seconds between health checks (default 10)' },
+  'drain-timeout': { type: 'number', describe: 'On SIGINT/SIGTERM, group tunnels stop taking visitors and their open connections get this many seconds to finish (default 30)' },
   ...INSPECT_FLAGS,
   transport: { type: 'string', choices: TRANSPORT_CHOICES, describe: 'How to reach the relay: auto (the default: tls, then wss, then ws, a few seconds each; remembers what worked in ~/.config/mport/transports.json), tls (only its control port), wss (WebSocket on its HTTPS port), ws (WebSocket on its HTTP port). The relay\'s certificate is checked the same way over all of them' },
   proxy: { type: 'string', describe: 'Reach the relay through a proxy: http://[user:pass@]host:port (CONNECT; ws goes as a plain HTTP request), socks5://… or socks5h://… (the proxy resolves the name). Prefer env MPORT_PROXY when it has a password: the command line is visible to other users. Default: HTTPS_PROXY, http_proxy, ALL_PROXY and NO_PROXY as curl reads them' },
@@ -145,6 +151,12 @@ function withTunnelFlags (specs: TunnelSpec[]): TunnelSpec[] {
   // Check the filters here, so a typo is a usage error rather than a refused tunnel.
   checked('--allow-ip/--deny-ip', () => new IpFilter({ allow: argv['allow-ip']?.map(String) ?? [], deny: argv['deny-ip']?.map(String) ?? [] }))
   if (argv['basic-auth'] !== undefined) checked('--basic-auth', () => parseBasicAuthValue(argv['basic-auth']!))
+  const groupKey = argv['group-key'] ?? (env.MPORT_GROUP_KEY || undefined)
+  if (argv.group === undefined && (groupKey !== undefined && argv['group-key'] !== undefined || argv['group-policy'] !== undefined || argv['health-check'] !== undefined)) {
+    throw new UsageError('--group-key, --group-policy and --health-check are for load-balancing groups: add --group <name>')
+  }
+  if (argv.group !== undefined && specs.length > 1) throw new UsageError('--group names one tunnel\'s group: give one local port with it (or "group" per tunnel in --config)')
+  const health = argv['health-check'] === undefined ? undefined : checked('--health-check', () => parseHealthCheck(argv['health-check']!, argv['health-interval'] === undefined ? undefined : Math.round(argv['health-interval'] * 1000)))
   return specs.map(x => {
     const spec = { ...x }
     if (argv.subdomain !== undefined) spec.subdomain = argv.subdomain
@@ -153,6 +165,12 @@ function withTunnelFlags (specs: TunnelSpec[]): TunnelSpec[] {
     if (argv['allow-ip'] !== undefined) spec.allowIp = argv['allow-ip'].map(String)
     if (argv['deny-ip'] !== undefined) spec.denyIp = argv['deny-ip'].map(String)
     if (argv['proxy-protocol'] !== undefined) spec.proxyProtocol = argv['proxy-protocol'] as 1 | 2
+    if (argv.group !== undefined) {
+      spec.group = argv.group
+      if (groupKey !== undefined) spec.groupKey = groupKey
+      if (argv['group-policy'] !== undefined) spec.groupPolicy = argv['group-policy'] as 'roundrobin' | 'leastconn'
+      if (health !== undefined) spec.healthCheck = health
+    }
     return spec
   })
 }
@@ -265,7 +283,7 @@ async function main (): Promise<void> {
   let inUse: string | undefined
   const screen = process.stdout.isTTY === true && !s.json ? new StatusDisplay({ relay: s.relay, version: packageVersion(), transport: () => inUse, inspector, inspectUrl: () => inspectUrl, out: process.stdout }) : undefined
   if (screen !== undefined) process.on('exit', () => screen.stop())
-  const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, ...(screen !== undefined ? { out: screen.log, errOut: screen.log } : {}), secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : [])] })
+  const out = createLogger({ format: s.json ? 'json' : 'text', level: s.logLevel, ...(screen !== undefined ? { out: screen.log, errOut: screen.log } : {}), secrets: [s.token.reveal(), ...s.tunnels.flatMap(x => x.basicAuth !== undefined ? [x.basicAuth, x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)] : []), ...s.tunnels.flatMap(x => x.groupKey !== undefined ? [x.groupKey] : [])] })
   if (s.login !== undefined) {
     const l = s.login
     out.event('login', `using the login of ${l.user} at ${l.api} (tunnel token "${l.tunnel.name}" for ${l.tunnel.relay}, from ${l.file})`, { api: l.api, user: l.user, relay: l.tunnel.relay, tokenId: l.tunnel.id, tokenName: l.tunnel.name, credentials: l.file })
@@ -334,6 +352,9 @@ async function main (): Promise<void> {
   client.on('visitor-refused', (t, err, count) => out.event('visitor-refused', `tunnel ${t.name} (${t.local}): ${count === 1 ? 'a visitor was' : `${count} visitors were`} refused by the relay: ${oneLine(err)}`,
     { tunnel: t.name, name: t.name, local: t.local, code: err.code, message: err.message, count }))
   const stray = strayReporter(out)
+  client.on('tunnel-group', t => out.event('group', `tunnel ${t.name}: group ${t.group!.name} has ${t.group!.members} member${t.group!.members === 1 ? '' : 's'}, ${t.group!.available} taking visitors`, { tunnel: t.name, ...t.group! }))
+  client.on('health', t => out.log(t.health === 'healthy' ? 'info' : 'warn', 'health', `tunnel ${t.name} (${t.local}): ${t.health}${t.healthDetail !== undefined ? ` (${t.healthDetail})` : ''}`, { tunnel: t.name, health: t.health, ...(t.healthDetail !== undefined ? { detail: t.healthDetail } : {}) }))
+  client.on('draining', () => out.event('draining', 'the relay sends no new visitors to this client; open connections may finish', {}))
   client.on('stray', frame => { if (out.enabled('debug')) stray('relay', frame) })
   client.on('warning', err => out.log('warn', 'warning', `warning: ${oneLine(err)}`, { message: err.message }))
   client.on('disconnected', err => {
@@ -369,8 +390,9 @@ async function main (): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) process.exit(ExitCode.Ok) // a second signal: do not wait
     stopping = true
-    out.event('stopping', `${signal}: closing`, { signal })
-    client.close().then(() => process.exit(ExitCode.Ok), () => process.exit(ExitCode.Failure))
+    const grouped = s.tunnels.some(x => x.group !== undefined)
+    out.event('stopping', `${signal}: ${grouped ? 'draining the group tunnels, then closing' : 'closing'}`, { signal })
+    client.drain(Math.round((argv['drain-timeout'] ?? DEFAULT_DRAIN_TIMEOUT / 1000) * 1000)).then(() => process.exit(ExitCode.Ok), () => process.exit(ExitCode.Failure))
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
@@ -395,6 +417,7 @@ async function main (): Promise<void> {
     // Secrets the new file brings (a token, basic-auth passwords) are masked like the first ones.
     out.secret(next.token.reveal())
     for (const x of next.tunnels) if (x.basicAuth !== undefined) { out.secret(x.basicAuth); out.secret(x.basicAuth.slice(x.basicAuth.indexOf(':') + 1)) }
+    for (const x of next.tunnels) if (x.groupKey !== undefined) out.secret(x.groupKey)
     // What the running connection was made with; compared as data (a proxy password is never printed, only the key).
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
     const restart = [

@@ -5,7 +5,9 @@
  *
  * @packageDocumentation
  */
-export { Client, type ClientOptions } from './tunnel/client.js'
+export { Client, DEFAULT_DRAIN_TIMEOUT, type ClientOptions } from './tunnel/client.js'
+export { checkHealth, parseHealthCheck, DEFAULT_HEALTH_INTERVAL, type HealthCheckSpec, type HealthResult, type HealthTimer } from './tunnel/client-health.js'
+export type { GroupPolicy } from './tunnel/messages.js'
 export type { ClientEvents, TunnelState, TunnelStatus, VisitorInfo, VisitorStats } from './tunnel/client-events.js'
 export type { TunnelRetryOptions } from './tunnel/client-retries.js'
 export type { TunnelChanges } from './tunnel/client-tunnel-set.js'

@@ -100,6 +100,8 @@ const sampleArgs: Record<string, unknown[]> = {
   CertificateUntrustedError: ['self-signed certificate', 'sha256:aa'],
   LocalUnreachableError: ['localhost:3000', 'ECONNREFUSED'],
   NameTakenError: ['shop.example.com'],
+  GroupKeyError: ['web'],
+  GroupMismatchError: ['web', 'is on port 20001, not 20002'],
   QuotaExceededError: ['maxTunnels', 3, 'your plan allows 3 tunnels'],
   ProxyAuthFailedError: ['http://user:***@127.0.0.1:3128', 'HTTP 407 Proxy Authentication Required'],
   ProxyRefusedError: ['socks5://127.0.0.1:1080', '127.0.0.1:7835', 'SOCKS5 reply 2 (connection not allowed by ruleset)', { reply: 2 }],

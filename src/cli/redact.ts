@@ -8,7 +8,7 @@
 export const MASK = '***'
 
 /** Field names whose values are secrets wherever they appear (pino `redact` paths are built from them). */
-export const SECRET_FIELDS = ['token', 'password', 'newPassword', 'currentPassword', 'secret', 'ticket', 'authorization', 'cookie', 'basicAuth', 'privateKey'] as const
+export const SECRET_FIELDS = ['token', 'password', 'newPassword', 'currentPassword', 'secret', 'ticket', 'authorization', 'cookie', 'basicAuth', 'groupKey', 'privateKey'] as const
 
 /**
  * Patterns of secrets by their shape: the relay's tokens (`mpt_…` API and tunnel tokens,

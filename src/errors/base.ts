@@ -43,6 +43,8 @@ export const ErrorCodes = [
   'MPORT_ERR_QUOTA_EXCEEDED',
   'MPORT_ERR_PROXY_AUTH_FAILED',
   'MPORT_ERR_PROXY_REFUSED',
+  'MPORT_ERR_GROUP_KEY',
+  'MPORT_ERR_GROUP_MISMATCH',
   // http: the HTTP and TLS front's parsers and names
   'MPORT_ERR_BAD_REQUEST',
   'MPORT_ERR_HEADERS_TOO_LARGE',

@@ -154,6 +154,26 @@ export class NameTakenError extends TunnelError {
   }
 }
 
+/**
+ * `open` joins a load-balancing group that exists with a `groupKey` other than the one given
+ * (or none); compared in constant time, never logged. Not retried: the key is configuration.
+ */
+export class GroupKeyError extends TunnelError {
+  constructor (readonly group: string) {
+    super('MPORT_ERR_GROUP_KEY', `wrong or missing group key for load-balancing group "${group}"`)
+  }
+}
+
+/**
+ * `open` joins a load-balancing group whose tunnel differs from the one asked for: another
+ * kind, public port, subdomain or hostname. `detail` says what differs.
+ */
+export class GroupMismatchError extends TunnelError {
+  constructor (readonly group: string, detail: string) {
+    super('MPORT_ERR_GROUP_MISMATCH', `load-balancing group "${group}" ${detail}`)
+  }
+}
+
 /** A plan limit is reached (tunnels, connections, monthly bytes, connection rate). */
 export class QuotaExceededError extends TunnelError {
   constructor (readonly limit: string, readonly value: number, message?: string) {

@@ -256,7 +256,12 @@ export class MuxStream extends Duplex {
 
   /** @internal ACK, FIN and RST from a Data or WindowUpdate frame (applied after its payload). */
   [receiveFlags] (flags: number): void {
-    if (flags & Flag.ACK && this.#state === StreamState.SynSent) this.#state = StreamState.Established
+    if (flags & Flag.ACK && this.#state === StreamState.SynSent) {
+      this.#state = StreamState.Established
+      // The peer has the stream: a caller that holds data back until then (a load-balancing
+      // group, which may still move the visitor to another member before this) goes on.
+      this.emit('established')
+    }
     if (flags & Flag.RST) {
       this.#resetByPeer = true
       this.#state = StreamState.Reset

@@ -42,6 +42,8 @@ export class LocalDialer {
   readonly #local = new Set<net.Socket>()
   /** Connections being proxied, for the bytes of open connections (openBytes). */
   readonly #proxied = new Set<LocalConnection>()
+  /** Visitor streams whose header is still being read. */
+  #reading = 0
 
   constructor (options: LocalDialerOptions) {
     this.#o = options
@@ -50,7 +52,8 @@ export class LocalDialer {
   /** A visitor stream the relay opened. */
   accept (stream: MuxStream): void {
     stream.on('error', ignore) // reported through proxy()
-    readStreamHeader(stream, this.#o.headerTimeout).then(header => {
+    this.#reading++
+    readStreamHeader(stream, this.#o.headerTimeout).finally(() => { this.#reading-- }).then(header => {
       const target = this.#o.tunnel(header.id)
       if (target === undefined) { stream.destroy(); return }
       const info: VisitorInfo = { tunnel: target.spec.name, remoteAddress: header.addr, remotePort: header.port, conn: stream.id }
@@ -69,6 +72,9 @@ export class LocalDialer {
     }
     return { bytesIn, bytesOut }
   }
+
+  /** Visitor connections in hand: headers being read, local services being dialed or proxied. */
+  get busy (): number { return this.#reading + this.#local.size }
 
   /** Ends every connection to a local service (the client is closing). */
   destroyAll (): void {

@@ -39,6 +39,11 @@ export interface TunnelStatus {
   bytesIn: number
   /** Bytes from the local service back to visitors, over finished connections. */
   bytesOut: number
+  /** A load-balancing group tunnel: the relay's latest word on its group (members, and how many take visitors). */
+  group?: { name: string, members: number, available: number }
+  /** With a health check: the local service's last result, and why it failed. */
+  health?: 'healthy' | 'unhealthy'
+  healthDetail?: string
 }
 
 /**
@@ -102,6 +107,12 @@ export interface ClientEvents {
    * LocalUnreachableError, without a `connection` before it) when the local service refused it.
    */
   'connection-closed': [info: VisitorInfo, stats: VisitorStats]
+  /** A group tunnel's group changed (`status.group`: members, and how many take visitors). */
+  'tunnel-group': [status: TunnelStatus]
+  /** A group tunnel's health check changed its result (`status.health`, `status.healthDetail`); the relay is told. */
+  health: [status: TunnelStatus]
+  /** drain(): the relay sends this client no new visitors from now on; open connections may finish. */
+  draining: []
   /** A fatal error: the client stopped (wrong token, certificate mismatch, version mismatch). */
   error: [err: MportError]
   /** close() has finished: the relay connection and every proxied connection are closed. */

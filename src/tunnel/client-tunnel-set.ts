@@ -25,7 +25,8 @@ export function sameTunnel (a: TunnelSpec, b: TunnelSpec): boolean {
   return a.name === b.name && a.localHost === b.localHost && a.localPort === b.localPort && a.remotePort === b.remotePort &&
     (a.kind ?? 'tcp') === (b.kind ?? 'tcp') && a.subdomain === b.subdomain && a.hostname === b.hostname &&
     a.basicAuth === b.basicAuth && list(a.allowIp) === list(b.allowIp) && list(a.denyIp) === list(b.denyIp) &&
-    a.proxyProtocol === b.proxyProtocol
+    a.proxyProtocol === b.proxyProtocol && a.group === b.group && a.groupKey === b.groupKey && a.groupPolicy === b.groupPolicy &&
+    JSON.stringify(a.healthCheck ?? null) === JSON.stringify(b.healthCheck ?? null)
 }
 
 /** Compares the running specs with the new ones by name; throws InvalidConfigError when two new ones share a name. */

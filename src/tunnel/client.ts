@@ -11,6 +11,7 @@ import { Session } from '../mux/session.js'
 import { TransportMemory } from '../transport/transport-memory.js'
 import type { KnownRelays } from '../transport/known-relays.js'
 import { LocalDialer } from './client-dialer.js'
+import { HealthChecks, type HealthResult, type HealthTimer } from './client-health.js'
 import type { ClientEvents, TunnelStatus } from './client-events.js'
 import { DEFAULT_FASTER_CHECK_INTERVAL, dialRelay, FasterTransportCheck, relayDialOptions, type ClientTransportOptions } from './client-transport.js'
 import type { HttpVisitorTap } from './client-tap.js'
@@ -20,7 +21,7 @@ import { TunnelRetries, type TunnelRetryOptions } from './client-retries.js'
 import { diffTunnels, idsFromStoredLease, type TunnelChanges } from './client-tunnel-set.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
 import type { ControlChannel } from './control.js'
-import type { LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
+import type { ClientMessage, LeaseTicket, OpenRequest, RelayMessage } from './messages.js'
 import type { FreshReadMeter } from './proxy.js'
 import { parseHostPort, type TunnelSpec } from './spec.js'
 
@@ -69,7 +70,12 @@ export interface ClientOptions extends ClientTransportOptions {
   tunnelRetry?: TunnelRetryOptions | false
   /** Given a read-only tap on each visitor connection of an http tunnel (the inspector); default: none. */
   onHttpVisitor?: (tap: HttpVisitorTap) => void
+  /** The timer the health checks are paced by (tests pass a manual clock's); default: real time. */
+  healthTimer?: HealthTimer
 }
+
+/** drain()'s default bound on waiting for open visitor connections to finish. */
+export const DEFAULT_DRAIN_TIMEOUT = 30_000 // ms
 
 /** The shortest wait before a reconnect, so a relay that drops clients at once is not hammered. */
 const MIN_BACKOFF = 50 // ms
@@ -110,6 +116,10 @@ export class Client extends EventEmitter<ClientEvents> {
   readonly #retries: TunnelRetries
   /** What `auto` found working, when no transportMemory was given: kept for this Client's reconnects. */
   readonly #transports = new TransportMemory(undefined)
+  /** Health checks of group tunnels' local services. */
+  readonly #health: HealthChecks
+  /** Resolves drain()'s wait for the relay's `draining`. */
+  #drainAcked: (() => void) | undefined
 
   constructor (options: ClientOptions) {
     super()
@@ -136,6 +146,7 @@ export class Client extends EventEmitter<ClientEvents> {
       onConnectionClosed: (info, stats) => this.emit('connection-closed', info, stats),
       onHttpVisitor: options.onHttpVisitor,
     })
+    this.#health = new HealthChecks((id, result) => this.#healthChanged(id, result), options.healthTimer)
   }
 
   /** Every tunnel's live status, in the order of `options.tunnels` (of the last setTunnels list). */
@@ -181,6 +192,7 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const t of this.#tunnels) {
       if (kept.has(t.name)) continue
       this.#specs.delete(t.id)
+      this.#health.stop(t.id)
       this.#retries.clear(t.id)
       this.#forget.delete(t.id)
       this.#awaiting.delete(t.id)
@@ -211,10 +223,32 @@ export class Client extends EventEmitter<ClientEvents> {
     return { id, name: spec.name, local: `${spec.localHost}:${spec.localPort}`, state: 'opening', online: false, connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0 }
   }
 
+  /**
+   * Leaves gracefully: the relay is told to send no new visitors to this client's group tunnels
+   * (their other members take them), the open visitor connections get up to `timeoutMs` to
+   * finish, the group tunnels are closed on the relay (the group keeps its address while
+   * another member is up), then close(). Without group tunnels or a connection it is close().
+   */
+  async drain (timeoutMs = DEFAULT_DRAIN_TIMEOUT): Promise<void> {
+    const control = this.connected ? this.#control : undefined
+    const grouped = this.#tunnels.filter(t => this.#specs.get(t.id)?.group !== undefined)
+    if (control !== undefined && grouped.length > 0 && !this.#closing) {
+      const deadline = Date.now() + timeoutMs
+      const acked = new Promise<void>(resolve => { this.#drainAcked = resolve })
+      control.send({ t: 'drain' })
+      // After `draining`, no new visitor stream comes: the ones before it are in hand (busy).
+      if (await untilOr(acked, () => !this.connected, deadline)) this.emit('draining')
+      await untilOr(undefined, () => this.#dialer.busy === 0 || !this.connected, deadline)
+      for (const t of grouped) control.send({ t: 'close', id: t.id })
+    }
+    await this.close()
+  }
+
   /** Closes the connection and every proxied connection. */
   async close (): Promise<void> {
     if (this.#closing) return
     this.#closing = true
+    this.#health.stopAll()
     if (this.#sleep !== undefined) { clearTimeout(this.#sleep.timer); this.#sleep.resolve() }
     this.#retries.stop()
     this.#control?.end()
@@ -308,6 +342,28 @@ export class Client extends EventEmitter<ClientEvents> {
     if (before?.id === had.id && before?.port === had.port && before?.subdomain === had.subdomain) return
     this.#remembered[t.name] = had
     this.#saveLease()
+  }
+
+  // ---- Health checks of group tunnels ----
+
+  /** A group tunnel with a health check is up: the checks run (from its first opening on), and a new connection's relay hears the last result. */
+  #checkHealth (t: TunnelStatus, control: ControlChannel<RelayMessage>): void {
+    const spec = this.#specs.get(t.id)!
+    if (spec.group === undefined || spec.healthCheck === undefined) return
+    const last = this.#health.last(t.id)
+    if (last === undefined) this.#health.start(t.id, spec.healthCheck, spec.localHost, spec.localPort)
+    else if (!last.healthy) control.send(healthMessage(t.id, last))
+  }
+
+  #healthChanged (id: number, result: HealthResult): void {
+    const t = this.#tunnels.find(x => x.id === id)
+    if (t === undefined) return
+    t.health = result.healthy ? 'healthy' : 'unhealthy'
+    if (result.detail !== undefined) t.healthDetail = result.detail
+    else delete t.healthDetail
+    const control = this.connected ? this.#control ?? this.#opening : undefined
+    if (t.online && control !== undefined) control.send(healthMessage(id, result))
+    this.emit('health', t)
   }
 
   // ---- One connection ----
@@ -407,9 +463,21 @@ export class Client extends EventEmitter<ClientEvents> {
         this.#retries.clear(t.id)
         this.#forget.delete(t.id)
         this.#remember(t, this.#specs.get(t.id)!)
+        this.#checkHealth(t, control)
         this.emit('tunnel', t)
         return true
       }
+      case 'group': {
+        const t = this.#tunnels.find(x => x.id === msg.id)
+        if (t === undefined) return false
+        t.group = { name: msg.name, members: msg.members, available: msg.available }
+        this.emit('tunnel-group', t)
+        return false
+      }
+      case 'draining':
+        this.#drainAcked?.()
+        this.#drainAcked = undefined
+        return false
       case 'closed': {
         const t = this.#tunnels.find(x => x.id === msg.id)
         if (t === undefined) return false
@@ -449,6 +517,18 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 }
 
+function healthMessage (id: number, r: HealthResult): ClientMessage {
+  return { t: 'health', id, healthy: r.healthy, ...(r.detail !== undefined ? { detail: r.detail.slice(0, 256) } : {}) }
+}
+
+/** Resolves true once `p` settles, or false once `done()` holds (checked every 20 ms) or `deadline` (epoch ms) passes. */
+async function untilOr (p: Promise<void> | undefined, done: () => boolean, deadline: number): Promise<boolean> {
+  let settled = false
+  void p?.then(() => { settled = true })
+  while (!settled && !done() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  return settled
+}
+
 /** True when a tunnel asked for a fixed address: a port, a subdomain or a hostname. */
 function asksFixed (spec: TunnelSpec): boolean {
   return spec.kind === undefined || spec.kind === 'tcp' ? spec.remotePort !== 0 : spec.subdomain !== undefined || spec.hostname !== undefined
@@ -479,5 +559,8 @@ function openRequest (t: TunnelStatus, spec: TunnelSpec, had: RememberedTunnel |
     ...(spec.basicAuth !== undefined ? { basicAuth: spec.basicAuth } : {}),
     ...(spec.allowIp !== undefined ? { allowIp: spec.allowIp } : {}),
     ...(spec.denyIp !== undefined ? { denyIp: spec.denyIp } : {}),
+    ...(spec.group !== undefined ? { group: spec.group } : {}),
+    ...(spec.group !== undefined && spec.groupKey !== undefined ? { groupKey: spec.groupKey } : {}),
+    ...(spec.group !== undefined && spec.groupPolicy !== undefined ? { groupPolicy: spec.groupPolicy } : {}),
   }
 }

@@ -36,9 +36,10 @@ export interface FrontTarget {
   /**
    * Opens a visitor stream towards the client (header sent); undefined while the tunnel is
    * offline or the visitor is refused. `counters` is kept up to date as bytes flow (usage and
-   * quotas read it while the connection lasts).
+   * quotas read it while the connection lasts). A load-balancing group answers once a member
+   * has acknowledged the stream.
    */
-  connect (visitor: Visitor, socket: net.Socket, counters: { aToB: number, bToA: number }): Duplex | undefined
+  connect (visitor: Visitor, socket: net.Socket, counters: { aToB: number, bToA: number }): Duplex | undefined | Promise<Duplex | undefined>
   /** Bandwidth shaping for one connection (visitor → service, service → visitor), if the plan limits it. */
   shaping (): { up?: Transform, down?: Transform }
   /** The visitor's address is not allowed by `filter` (reported like the other refusals). */
@@ -185,7 +186,13 @@ export class HttpFront {
 
   #forwardHttp (visitorIo: Duplex, socket: net.Socket, initial: Buffer, target: FrontTarget, visitor: Visitor, proto: 'http' | 'https', first: RequestHead): void {
     const counters = { aToB: initial.length, bToA: 0 }
-    const stream = target.connect(visitor, socket, counters)
+    const opened = target.connect(visitor, socket, counters)
+    if (opened instanceof Promise) void opened.then(stream => this.#pipeHttp(visitorIo, socket, initial, target, visitor, proto, first, counters, stream))
+    else this.#pipeHttp(visitorIo, socket, initial, target, visitor, proto, first, counters, opened)
+  }
+
+  #pipeHttp (visitorIo: Duplex, socket: net.Socket, initial: Buffer, target: FrontTarget, visitor: Visitor, proto: 'http' | 'https', first: RequestHead,
+    counters: { aToB: number, bToA: number }, stream: Duplex | undefined): void {
     if (stream === undefined) {
       visitorIo.end(errorResponse(503, { accept: header(first, 'accept'), method: first.method, detail: 'the tunnel client is reconnecting' }))
       return
@@ -296,7 +303,12 @@ export class HttpFront {
       return abort(socket)
     }
     const counters = { aToB: hello.length, bToA: 0 }
-    const stream = target.connect(visitor, socket, counters)
+    const opened = target.connect(visitor, socket, counters)
+    if (opened instanceof Promise) void opened.then(stream => this.#pipeTls(socket, hello, target, counters, stream))
+    else this.#pipeTls(socket, hello, target, counters, opened)
+  }
+
+  #pipeTls (socket: net.Socket, hello: Buffer, target: FrontTarget, counters: { aToB: number, bToA: number }, stream: Duplex | undefined): void {
     if (stream === undefined) return abort(socket)
     stream.write(hello)
     const { up, down } = target.shaping()

@@ -36,7 +36,19 @@ export interface OpenRequest {
   /** Visitor address filter (CIDRs), any kind. */
   allowIp?: string[]
   denyIp?: string[]
+  /**
+   * Join (or found) the load-balancing group of this name: visitors of the tunnel are spread
+   * over every member. Without `groupKey` only the same user's tunnels may join.
+   */
+  group?: string
+  /** Shared secret that lets other users' tunnels join `group`; the relay keeps only a hash. */
+  groupKey?: string
+  /** How the group picks a member for each visitor (set by the member that founds it; default `roundrobin`). */
+  groupPolicy?: GroupPolicy
 }
+
+/** A load-balancing group's selection policy: take turns, or the member with the fewest open connections. */
+export type GroupPolicy = 'roundrobin' | 'leastconn'
 
 /** Client → relay. */
 export type ClientMessage =
@@ -48,6 +60,10 @@ export type ClientMessage =
   | OpenRequest
   /** Close a tunnel this client opened. */
   | { t: 'close', id: number }
+  /** The client is stopping: send no new visitors to its group tunnels; answered with `draining`. */
+  | { t: 'drain' }
+  /** The local service of group tunnel `id` passed or failed its health check; unhealthy members get no new visitors. */
+  | { t: 'health', id: number, healthy: boolean, detail?: string }
 
 /** Relay → client. */
 export type RelayMessage =
@@ -63,6 +79,10 @@ export type RelayMessage =
   | { t: 'error', code: string, message: string }
   /** Visitors of tunnel `id` were refused (filter, rate, plan): `count` of them with this code since the last such message; only to a hello with `notices`. */
   | { t: 'refused', id: number, code: string, message: string, count: number }
+  /** Answer to `drain`: no new visitor stream will be opened to this connection after this message. */
+  | { t: 'draining' }
+  /** Group tunnel `id`'s group changed: `members` in it, `available` of them taking new visitors. */
+  | { t: 'group', id: number, name: string, members: number, available: number }
 
 /** First bytes of every visitor stream the relay opens (sent with the SYN). */
 export interface StreamHeader {
@@ -145,6 +165,12 @@ export function parseClientMessage (body: Buffer): ClientMessage {
     case 'auth': return { t: 'auth', tokenId: str(o, 'tokenId', 128), proof: str(o, 'proof', 128) }
     case 'open': return parseOpen(o)
     case 'close': return { t: 'close', id: int(o, 'id', 1, 0xffff_ffff) }
+    case 'drain': return { t: 'drain' }
+    case 'health': {
+      const msg: ClientMessage = { t: 'health', id: int(o, 'id', 1, 0xffff_ffff), healthy: bool(o, 'healthy') }
+      if (o.detail !== undefined) msg.detail = str(o, 'detail', 256)
+      return msg
+    }
     default: throw new InvalidMessageError(`unknown client message type ${JSON.stringify(o.t)}`)
   }
 }
@@ -169,6 +195,8 @@ export function parseRelayMessage (body: Buffer): RelayMessage {
     case 'closed': return { t: 'closed', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024) }
     case 'error': return { t: 'error', code: str(o, 'code', 64), message: str(o, 'message', 1024) }
     case 'refused': return { t: 'refused', id: int(o, 'id', 1, 0xffff_ffff), code: str(o, 'code', 64), message: str(o, 'message', 1024), count: int(o, 'count', 1, 0xffff_ffff) }
+    case 'draining': return { t: 'draining' }
+    case 'group': return { t: 'group', id: int(o, 'id', 1, 0xffff_ffff), name: str(o, 'name', 64), members: int(o, 'members', 0, 0xffff_ffff), available: int(o, 'available', 0, 0xffff_ffff) }
     default: throw new InvalidMessageError(`unknown relay message type ${JSON.stringify(o.t)}`)
   }
 }
@@ -192,6 +220,12 @@ function parseOpen (o: Obj): OpenRequest {
   if (o.basicAuth !== undefined) msg.basicAuth = str(o, 'basicAuth', 512)
   if (o.allowIp !== undefined) msg.allowIp = strList(o, 'allowIp')
   if (o.denyIp !== undefined) msg.denyIp = strList(o, 'denyIp')
+  if (o.group !== undefined) msg.group = str(o, 'group', 64)
+  if (o.groupKey !== undefined) msg.groupKey = str(o, 'groupKey', 256)
+  if (o.groupPolicy !== undefined) {
+    if (o.groupPolicy !== 'roundrobin' && o.groupPolicy !== 'leastconn') throw new InvalidMessageError('"open" message: "groupPolicy" must be "roundrobin" or "leastconn"')
+    msg.groupPolicy = o.groupPolicy
+  }
   return msg
 }
 

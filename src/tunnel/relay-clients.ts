@@ -53,6 +53,8 @@ export interface ClientConn {
   lease: Lease<ClientConn>
   account: Account
   tokenId: string
+  /** The client's software, from its hello. */
+  agent: string
   /** Sends `refused` for a visitor of one of its tunnels (when its hello asked for notices), at most one per tunnel and code per interval. */
   refused: (tunnelId: number, err: MportError) => void
 }
@@ -171,6 +173,7 @@ export class RelayClients {
       lease,
       account,
       tokenId,
+      agent: hello.agent,
       refused: refusedNotices(control, session, hello.notices === true),
     }
     lease.attach(conn)
@@ -198,6 +201,12 @@ export class RelayClients {
       switch (msg.t) {
         case 'open': await this.#o.tunnels.open(conn, msg); break
         case 'close': this.#o.tunnels.close(conn.lease, msg.id, 'closed by client'); break
+        case 'drain':
+          // Acknowledged after the members stop being picked: a stream opened to this client before it arrives first.
+          this.#o.tunnels.drain(conn.lease)
+          conn.control.send({ t: 'draining' })
+          break
+        case 'health': this.#o.tunnels.health(conn.lease, msg.id, msg.healthy, msg.detail); break
         case 'hello':
         case 'auth':
           refuseClient(conn.session, conn.control, new InvalidMessageError(`unexpected "${msg.t}" after the handshake`))
@@ -213,6 +222,7 @@ export class RelayClients {
     if (lease.holder !== conn) return // replaced by a newer connection
     if (this.#stopped) return
     this.#o.leases.detach(lease, this.#o.leaseGrace, () => this.#o.tunnels.releaseLease(lease, 'client did not come back'))
+    this.#o.tunnels.holderChanged(lease)
   }
 }
 

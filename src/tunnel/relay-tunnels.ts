@@ -19,6 +19,7 @@ import { tunnelInfo, type RelayEmitter } from './relay-events.js'
 import type { LeaseTable } from './relay-leases.js'
 import type { ResolvedRelayOptions } from './relay-options.js'
 import { RouteTable } from './routes.js'
+import { TunnelGroup, TunnelGroups, type GroupAddress, type GroupInfo } from './tunnel-group.js'
 import type { TunnelHolder, VisitorForwarder } from './visitor-forwarder.js'
 
 /** What the registry uses of the client connection holding a lease. */
@@ -28,6 +29,8 @@ export interface TunnelOwner extends TunnelHolder {
   readonly account: Account
   /** The connection's id and address, to name it to another client of the same user. */
   readonly info: { readonly id: string, readonly remoteAddress: string }
+  /** The client's software, from its hello. */
+  readonly agent?: string
 }
 
 /** The shared HTTP(S) ports' addresses, once they listen. */
@@ -55,6 +58,10 @@ export class TunnelRegistry {
   readonly #sharedPorts: () => SharedPorts
   readonly #events: RelayEmitter
   readonly #routes: RouteTable<FrontTarget>
+  /** Load-balancing groups (tunnel-group.ts): they hold their ports and names, not a lease. */
+  readonly #groups = new TunnelGroups<TunnelOwner>()
+  /** The group of each member tunnel (it holds the public port or names; the tunnel's `server` is unset). */
+  readonly #groupOf = new WeakMap<PublicTunnel, TunnelGroup<TunnelOwner>>()
   #stopped = false
 
   constructor (o: TunnelRegistryOptions) {
@@ -65,6 +72,11 @@ export class TunnelRegistry {
     this.#sharedPorts = o.sharedPorts
     this.#events = o.events
     this.#routes = new RouteTable(o.opts.domain)
+  }
+
+  /** The load-balancing group a tunnel is a member of, as listings show it. */
+  groupInfo (t: PublicTunnel): GroupInfo | undefined {
+    return this.#groupOf.get(t)?.info()
   }
 
   /** Where the shared HTTP(S) front sends a visitor for a name. */
@@ -79,7 +91,7 @@ export class TunnelRegistry {
 
   /** Stops accepting visitors on every tcp tunnel's public port. */
   closeListeners (): void {
-    for (const lease of this.#leases.values()) for (const t of lease.tunnels.values()) t.server?.close()
+    for (const lease of this.#leases.values()) for (const t of lease.tunnels.values()) (t.server ?? this.#groupOf.get(t)?.address.server)?.close()
   }
 
   /** Opens the tunnel a client asks for and answers with `opened` or `closed`. */
@@ -91,6 +103,14 @@ export class TunnelRegistry {
       (msg.port === 0 || msg.port === existing.port) && (msg.subdomain === undefined || msg.subdomain.toLowerCase() === existing.subdomain)) {
       // Reclaimed after a reconnect: the same listener or name, the same port.
       conn.control.send(this.opened(existing))
+      const group = this.#groupOf.get(existing)
+      const member = group?.member(lease, existing.id)
+      if (member !== undefined) {
+        // A new connection starts afresh: not draining, healthy until its client reports otherwise.
+        member.draining = false
+        member.healthy = true
+        group!.notify()
+      }
       this.#events.emit('tunnel-up', tunnelInfo(lease, existing))
       return
     }
@@ -105,13 +125,17 @@ export class TunnelRegistry {
       const auth = msg.basicAuth === undefined ? undefined : new BasicAuthChecker(hashPassword(...userPass(msg.basicAuth)))
       tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, rate: conn.account.rateLimiter(), connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
       const t = tunnel
-      if (kind === 'tcp') await this.#bindPort(lease, t, msg.port)
-      else this.#claimNames(lease, t, msg)
+      if (msg.group !== undefined) await this.#joinGroup(lease, t, { ...msg, group: msg.group })
+      else if (kind === 'tcp') {
+        t.server = await this.#bindPort(lease, msg.port, socket => this.#visitors.accept(lease, t, socket))
+        t.port = (t.server.address() as net.AddressInfo).port
+      } else this.#claimNames(lease, lease, this.#visitors.frontTarget(lease, t), t, msg)
       if (this.#stopped || lease.holder !== conn) {
         this.#release(lease, t)
         return
       }
       lease.tunnels.set(msg.id, t)
+      this.#groupOf.get(t)?.add(lease, t)
       conn.account.tunnels++
       this.#opts.policy?.tunnelUp(lease.principal, t.name)
       conn.control.send(this.opened(t))
@@ -125,32 +149,73 @@ export class TunnelRegistry {
     }
   }
 
-  /** Binds a tcp tunnel's public port: the one asked for, or a free one in the range; never one another user reserved. */
-  async #bindPort (lease: Lease<TunnelOwner>, t: PublicTunnel, requested: number): Promise<void> {
+  /** Binds a tcp tunnel's (or group's) public port: the one asked for, or a free one in the range; never one another user reserved. */
+  async #bindPort (lease: Lease<TunnelOwner>, requested: number, onVisitor: (socket: net.Socket) => void): Promise<net.Server> {
     const owner = lease.principal.id
     const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
     if (requested !== 0 && reservedByOther(requested)) throw new PortInUseError(requested, `port ${requested} is reserved by another user`)
     try {
-      t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
+      return await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, onVisitor, reservedByOther)
     } catch (err) {
       const by = err instanceof PortInUseError && requested !== 0 ? this.#heldBy(lease, x => x.kind === 'tcp' && x.port === requested) : undefined
       throw by === undefined ? err : new PortInUseError(requested, `port ${requested} is already in use by ${by}`)
     }
-    t.port = (t.server.address() as net.AddressInfo).port
   }
 
-  /** Claims the subdomain and/or hostname of an http or tls tunnel on the shared ports. */
-  #claimNames (lease: Lease<TunnelOwner>, t: PublicTunnel, msg: OpenRequest): void {
+  /**
+   * Makes `t` a member of the group `msg` names: founds it (binding its port or claiming its
+   * names, which the group then holds) or joins it (key and address checked). The member is
+   * added once the tunnel is up.
+   */
+  async #joinGroup (lease: Lease<TunnelOwner>, t: PublicTunnel, msg: OpenRequest & { group: string }): Promise<void> {
+    const scope = TunnelGroups.scopeOf(msg, lease.principal.id)
+    let group = this.#groups.get(scope)
+    if (group === undefined) {
+      const address: GroupAddress = { kind: t.kind, port: 0, filter: t.filter, auth: t.auth }
+      const founded = new TunnelGroup<TunnelOwner>(scope, msg.group, msg.groupPolicy ?? 'roundrobin', msg.groupKey, address)
+      if (t.kind === 'tcp') {
+        address.server = await this.#bindPort(lease, msg.port, socket => this.#visitors.acceptGroup(founded, socket))
+        address.port = (address.server.address() as net.AddressInfo).port
+      } else {
+        try {
+          this.#claimNames(lease, founded, this.#visitors.groupFrontTarget(founded), address, msg)
+        } catch (err) {
+          this.#routes.release(founded, address.subdomain, address.hostname) // a hostname claimed before the subdomain failed
+          throw err
+        }
+      }
+      group = this.#groups.get(scope)
+      if (group === undefined) {
+        group = founded
+        this.#groups.set(founded)
+      } else {
+        // Another member founded it while the port was bound: join that one.
+        address.server?.close()
+      }
+    }
+    group.checkKey(msg.groupKey)
+    group.checkMatches(msg)
+    const a = group.address
+    t.port = a.port
+    if (a.subdomain !== undefined) t.subdomain = a.subdomain
+    if (a.hostname !== undefined) t.hostname = a.hostname
+    this.#groupOf.set(t, group)
+  }
+
+  /**
+   * Claims the subdomain and/or hostname of an http or tls tunnel (or group: `owner`) on the
+   * shared ports, for `target`; sets them and the shared port on `t`.
+   */
+  #claimNames (lease: Lease<TunnelOwner>, owner: object, target: FrontTarget, t: Pick<PublicTunnel, 'kind' | 'port' | 'subdomain' | 'hostname'>, msg: OpenRequest): void {
     const shared = this.#sharedPorts()
     const port = t.kind === 'tls' || this.#opts.httpPort === undefined ? shared.https?.port : shared.http?.port
     if (port === undefined) throw new PortNotAllowedError(0, `no shared ${t.kind === 'tls' ? 'HTTPS' : 'HTTP'} port on this relay`)
     t.port = port
-    const target = this.#visitors.frontTarget(lease, t)
     const holder = msg.subdomain === undefined ? undefined : this.#accounts.reservedBy('subdomain', msg.subdomain)
     if (holder !== undefined && holder !== lease.principal.id) throw new NameTakenError(`${msg.subdomain!.toLowerCase()} (reserved by another user)`)
     try {
-      if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, lease, target)
-      if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, lease, target)
+      if (msg.hostname !== undefined) t.hostname = this.#routes.claimHostname(msg.hostname, owner, target)
+      if (msg.subdomain !== undefined || msg.hostname === undefined) t.subdomain = this.#routes.claimSubdomain(msg.subdomain, owner, target)
     } catch (err) {
       if (!(err instanceof NameTakenError)) throw err
       const sub = msg.subdomain?.toLowerCase()
@@ -247,8 +312,43 @@ export class TunnelRegistry {
     this.#leases.delete(lease)
   }
 
-  /** Frees what a tunnel holds on the relay: its listener, its names. */
+  /** The client on `lease` is stopping: its group members take no new visitors (the relay answers `draining`). */
+  drain (lease: Lease<TunnelOwner>): void {
+    for (const t of lease.tunnels.values()) {
+      const g = this.#groupOf.get(t)
+      const m = g?.member(lease, t.id)
+      if (m === undefined || m.draining) continue
+      m.draining = true
+      g!.notify()
+    }
+  }
+
+  /** A client's health check of a group tunnel's local service; only group members act on it. */
+  health (lease: Lease<TunnelOwner>, id: number, healthy: boolean, detail: string | undefined): void {
+    const t = lease.tunnels.get(id)
+    const g = t === undefined ? undefined : this.#groupOf.get(t)
+    const m = g?.member(lease, id)
+    if (m === undefined || (m.healthy === healthy && m.healthDetail === detail)) return
+    m.healthy = healthy
+    m.healthDetail = healthy ? undefined : detail
+    g!.notify()
+  }
+
+  /** A lease's client left (or came back): its groups tell their members how many take visitors. */
+  holderChanged (lease: Lease<TunnelOwner>): void {
+    for (const g of this.#groups.of(lease)) g.notify()
+  }
+
+  /** Frees what a tunnel holds on the relay: its listener, its names; a group member leaves its group, the last one frees the group's. */
   #release (lease: Lease<TunnelOwner>, t: PublicTunnel): void {
+    const g = this.#groupOf.get(t)
+    if (g !== undefined) {
+      if (!g.remove(lease, t.id)) return
+      g.address.server?.close()
+      this.#routes.release(g, g.address.subdomain, g.address.hostname)
+      this.#groups.delete(g)
+      return
+    }
     t.server?.close()
     this.#routes.release(lease, t.subdomain, t.hostname)
   }

@@ -18,6 +18,7 @@ import { HttpFront } from './http-front.js'
 import { RelayAccounting } from './relay-accounting.js'
 import { RelayClients, type ClientConn } from './relay-clients.js'
 import { tunnelInfo, type RelayEvents, type TunnelInfo } from './relay-events.js'
+import type { GroupInfo } from './tunnel-group.js'
 import { LeaseTable } from './relay-leases.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './relay-options.js'
 import type { RelayReconfiguration, RelayReconfigured } from './relay-reconfigure.js'
@@ -27,7 +28,15 @@ import { SelfSignedNames } from './self-signed-names.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
 
 /** A live tunnel as `Relay.tunnels` lists it. */
-export type TunnelListing = TunnelInfo & { key: string, principalId: string, kind: 'tcp' | 'http' | 'tls', url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean }
+export type TunnelListing = TunnelInfo & {
+  key: string, principalId: string, kind: 'tcp' | 'http' | 'tls', url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean
+  /** A load-balancing group's member: the group, with every member (this one included). */
+  group?: GroupInfo
+}
+
+function groupOf (group: GroupInfo | undefined): { group?: GroupInfo } {
+  return group === undefined ? {} : { group }
+}
 
 /** The public side of mport: accepts clients over TLS and gives their tunnels public ports and names. */
 export class Relay extends EventEmitter<RelayEvents> {
@@ -122,6 +131,7 @@ export class Relay extends EventEmitter<RelayEvents> {
           bytesIn: t.bytesIn + open.bytesIn,
           bytesOut: t.bytesOut + open.bytesOut,
           online: lease.holder !== undefined,
+          ...groupOf(this.#tunnels.groupInfo(t)),
         })
       }
     }

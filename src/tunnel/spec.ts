@@ -5,7 +5,9 @@
  */
 import { InvalidConfigError } from '../errors.js'
 import { formatHostPort } from '../transport/tcp.js'
+import type { HealthCheckSpec } from './client-health.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
+import type { GroupPolicy } from './messages.js'
 
 /**
  * One tunnel a client asks the relay for: which local service, under what name, on which
@@ -34,6 +36,14 @@ export interface TunnelSpec {
   denyIp?: string[]
   /** Send a PROXY protocol header (v1 text or v2 binary) to the local service first. */
   proxyProtocol?: 1 | 2
+  /** Join the relay's load-balancing group of this name: visitors are spread over every client in it. */
+  group?: string
+  /** The group's shared secret, so that other users' clients may join it (never logged). */
+  groupKey?: string
+  /** How the group picks a client for each visitor (the group's founder decides; default `roundrobin`). */
+  groupPolicy?: GroupPolicy
+  /** Group tunnels: check the local service and tell the relay, which sends an unhealthy client no visitors. */
+  healthCheck?: HealthCheckSpec
 }
 
 /** A host (name, IPv4 or unbracketed IPv6) and a port. */

@@ -15,6 +15,8 @@ import type { Lease, PublicTunnel } from './lease.js'
 import { encodeStreamHeader } from './messages.js'
 import { pipeBoth, type FreshReadMeter, type ProxyDone, type ProxyResult, type ProxyShaping } from './proxy.js'
 import { connectionInfo, type ConnectionInfo, type ConnectionStats } from './relay-events.js'
+import { openInGroup } from './group-visitor.js'
+import type { GroupHolder, TunnelGroup } from './tunnel-group.js'
 
 /** What the forwarder uses of the client connection holding a lease. */
 export interface TunnelHolder {
@@ -90,6 +92,69 @@ export class VisitorForwarder {
     pipeBoth(socket, tracked.stream, counters, shaping, tracked, this.#onFreshRead)
   }
 
+  /** A visitor connected to a load-balancing group's public port: it goes to one member (group-visitor.ts). */
+  acceptGroup (group: TunnelGroup<TunnelHolder & GroupHolder>, socket: net.Socket): void {
+    const visitor: Visitor = { addr: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, daddr: socket.localAddress ?? '', dport: socket.localPort ?? 0 }
+    socket.on('error', ignore) // a visitor that leaves while a member is picked must not crash the relay; later errors go through proxy
+    const first = group.members[0]
+    if (!group.address.filter.allows(visitor.addr)) {
+      if (first !== undefined) this.#refused(first.lease, first.tunnel, visitor, new VisitorFilteredError(visitor.addr))
+      socket.resetAndDestroy()
+      return
+    }
+    const counters = { aToB: 0, bToA: 0 }
+    void this.#openInGroup(group, socket, visitor, counters).then(tracked => {
+      if (tracked === undefined) { socket.resetAndDestroy(); return }
+      const bucket = tracked.account.bucket
+      const shaping: ProxyShaping | undefined = bucket === undefined ? undefined : { aToB: new Throttle({ buckets: [bucket] }), bToA: new Throttle({ buckets: [bucket] }) }
+      pipeBoth(socket, tracked.stream, counters, shaping, tracked, this.#onFreshRead)
+    })
+  }
+
+  /** How the shared HTTP(S) front reaches a load-balancing group of http or tls tunnels. */
+  groupFrontTarget (group: TunnelGroup<TunnelHolder & GroupHolder>): FrontTarget {
+    const first = (): { lease: Lease<TunnelHolder>, tunnel: PublicTunnel } | undefined => group.members[0]
+    return {
+      kind: group.address.kind === 'tls' ? 'tls' : 'http',
+      filter: group.address.filter,
+      auth: group.address.auth,
+      connect: (visitor, socket, counters) => this.#openInGroup(group, socket, visitor, counters).then(t => t?.stream),
+      shaping: () => {
+        // The plan of the member the visitor went to is not known here; a group's members share a user but for keyed groups.
+        const bucket = first()?.lease.holder?.account.bucket
+        return bucket === undefined ? {} : { up: new Throttle({ buckets: [bucket] }), down: new Throttle({ buckets: [bucket] }) }
+      },
+      finished: (socket, stats) => {
+        const tracked = this.#tracked.get(socket)
+        if (tracked !== undefined) this.#finished(tracked.lease, tracked.publicTunnel, socket, stats)
+      },
+      filtered: visitor => {
+        const f = first()
+        if (f !== undefined) this.#refused(f.lease, f.tunnel, visitor, new VisitorFilteredError(visitor.addr))
+      },
+    }
+  }
+
+  /**
+   * One visitor of a group: admitted (rate, plan) by the first member picked, then its stream
+   * opened on members in turn until one acknowledges it; undefined when the visitor is refused
+   * or no member is left.
+   */
+  #openInGroup (group: TunnelGroup<TunnelHolder & GroupHolder>, socket: net.Socket, visitor: Visitor, counters: LiveCounters): Promise<TrackedVisitor | undefined> {
+    let admitted = false
+    return openInGroup(group, socket, member => {
+      const conn = member.lease.holder
+      if (conn === undefined || this.#stopped) return undefined
+      if (!admitted) {
+        if (!this.#admits(conn, member.lease, member.tunnel, visitor)) return 'refused'
+        admitted = true
+      }
+      return this.#openStream(conn, member.lease, member.tunnel, socket, visitor, counters)
+    }, (tracked, err) => {
+      this.#finished(tracked.lease, tracked.publicTunnel, socket, { bytesIn: 0, bytesOut: 0, error: err })
+    })
+  }
+
   /** A tcp tunnel's visitor connection has finished (shared by all of them: no closure per connection). */
   readonly #proxyDone = (tracked: TrackedVisitor, result: ProxyResult): void => {
     this.#finished(tracked.lease, tracked.publicTunnel, tracked.socket, { bytesIn: result.aToB, bytesOut: result.bToA, ...(result.error ? { error: result.error } : {}) })
@@ -118,14 +183,25 @@ export class VisitorForwarder {
   #open (lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): TrackedVisitor | undefined {
     const conn = lease.holder
     if (conn === undefined || this.#stopped) return undefined
+    if (!this.#admits(conn, lease, tunnel, visitor)) return undefined
+    return this.#openStream(conn, lease, tunnel, socket, visitor, counters)
+  }
+
+  /** The visitor is within the tunnel's connection rate and the user's plan; a refusal is reported. */
+  #admits (conn: TunnelHolder, lease: Lease<TunnelHolder>, tunnel: PublicTunnel, visitor: Visitor): boolean {
     try {
       const verdict = tunnel.rate?.check(visitor.addr)
       if (verdict !== undefined && !verdict.ok) throw new RateLimitedError(verdict.message, verdict.retryAfterMs)
       conn.account.checkConnection()
+      return true
     } catch (err) {
       this.#refused(lease, tunnel, visitor, err as MportError)
-      return undefined
+      return false
     }
+  }
+
+  /** Opens and tracks the visitor's stream on `conn`'s session; undefined when the session takes no new stream. */
+  #openStream (conn: TunnelHolder, lease: Lease<TunnelHolder>, tunnel: PublicTunnel, socket: net.Socket, visitor: Visitor, counters: LiveCounters): TrackedVisitor | undefined {
     let stream: MuxStream
     try {
       stream = conn.session.open()

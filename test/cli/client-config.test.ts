@@ -15,6 +15,7 @@ const files: Record<string, string> = {
   '/run/secrets/web-auth': '  admin:s3cret-from-a-file\n',
   '/run/secrets/token': 'mpt_token-from-a-file\n',
   '/run/secrets/empty': '\n',
+  '/run/secrets/group': 'group-key-from-a-file\n',
 }
 const sources: SecretSources = {
   env: { WEB_AUTH: 'ops:from-the-env', MPORT_TEST_TOKEN: 'mpt_token-from-env', EMPTY: '' },
@@ -131,6 +132,23 @@ t.test('errors: exact messages naming the key and the tunnel', async t => {
     ['a list entry of the wrong type', { tunnels: [true] }, q('"tunnels": tunnels[0] in client.yaml must be a port, a spec like "web=8080" or an object with "local", not true')],
   ]
   for (const [name, doc, message] of cases) t.equal(failure(t, doc), message, name)
+})
+
+t.test('load-balancing keys: group, its key from a file, policy, health check', async t => {
+  const { tunnels } = check({
+    tunnels: [
+      { name: 'api', local: 8080, remote_port: 24001, group: 'api', group_key_file: '/run/secrets/group', group_policy: 'leastconn', health_check: 'http:/healthz', health_interval_ms: 2000 },
+      { name: 'db', local: 5432, group: 'db', health_check: 'tcp' },
+    ],
+  })
+  t.same(tunnels?.[0], { name: 'api', localHost: '127.0.0.1', localPort: 8080, remotePort: 24001, group: 'api', groupKey: 'group-key-from-a-file', groupPolicy: 'leastconn', healthCheck: { type: 'http', path: '/healthz', intervalMs: 2000 } })
+  t.same(tunnels?.[1], { name: 'db', localHost: '127.0.0.1', localPort: 5432, remotePort: 0, group: 'db', healthCheck: { type: 'tcp' } })
+  const q = (m: string): string => `invalid config ${m}`
+  t.equal(failure(t, { tunnels: [{ name: 'x', local: 1, group_policy: 'leastconn' }] }), q('"group_policy": "group_policy" of tunnel "x" in client.yaml needs "group": the load-balancing group to join'))
+  t.equal(failure(t, { tunnels: [{ name: 'x', local: 1, group: 'x', group_policy: 'random' }] }), q('"group_policy": "group_policy" of tunnel "x" in client.yaml must be roundrobin or leastconn, not "random"'))
+  t.equal(failure(t, { tunnels: [{ name: 'x', local: 1, group: 'x', health_check: 'udp' }] }), q('"health_check": tunnel "x" in client.yaml: "udp" is not tcp, http or http:/path'))
+  t.equal(failure(t, { tunnels: [{ name: 'x', local: 1, group: 'x', health_check: 'tcp', health_interval_ms: 5 }] }), q('"health_interval_ms": tunnel "x" in client.yaml: 5 is not a whole number of ms, at least 100'))
+  t.notMatch(failure(t, { tunnels: [{ name: 'x', local: 1, group: 'bad name', group_key: 'k-9f' }] }), /k-9f/, 'the key is not in a message')
 })
 
 t.test('no secret in any error message', async t => {

@@ -61,6 +61,7 @@ t.test('rendered lines: session, tunnels, requests, events', async t => {
     tunnels: [
       { name: 'web', url: 'https://shop.tunnels.test', local: '127.0.0.1:3000', online: true, connections: 2, totalConnections: 9, bytesIn: 2048, bytesOut: 3 * 1024 * 1024, rateIn: 512, rateOut: 1536 },
       { name: 'ssh', local: '127.0.0.1:22', online: false, waitingFor: 'port 2222', connections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, rateIn: 0, rateOut: 0 },
+      { name: 'api', url: 'tcp://relay.example:24001', local: '127.0.0.1:8080', online: true, group: { name: 'api', members: 3, available: 2, health: 'unhealthy' }, connections: 0, totalConnections: 4, bytesIn: 0, bytesOut: 0, rateIn: 0, rateOut: 0 },
     ],
     requests: [{ time: '10:00:01', method: 'POST', url: '/api/items', status: 201, state: 'complete', durationMs: 14 }, { time: '10:00:00', method: 'GET', url: '/slow', state: 'pending' }],
     events: ['reconnecting in 0.5 s'],
@@ -74,6 +75,7 @@ t.test('rendered lines: session, tunnels, requests, events', async t => {
   t.match(text, /^Inspector {3}http:\/\/127\.0\.0\.1:4040\/$/m)
   t.match(text, /https:\/\/shop\.tunnels\.test → 127\.0\.0\.1:3000 +2 +9 +2\.0 KiB +3\.0 MiB +512 B\/s +1\.5 KiB\/s/)
   t.match(text, /waiting for port 2222 → 127\.0\.0\.1:22/)
+  t.match(text, /tcp:\/\/relay\.example:24001 → 127\.0\.0\.1:8080 \[group api: 2\/3 up, unhealthy\]/, 'a group tunnel: members taking visitors of all, and its own health')
   t.match(text, /10:00:01 +POST +201 +14 ms +\/api\/items/)
   t.match(text, /10:00:00 +GET +pending +\/slow/)
   t.match(text, /Events\nreconnecting in 0\.5 s/)

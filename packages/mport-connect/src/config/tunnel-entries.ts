@@ -8,9 +8,10 @@ import { parseTunnelSpec, type TunnelSpec } from 'mport/client'
 import { checkKnownKeys } from 'mport/config'
 import { IpFilter, parseBasicAuthValue } from 'mport/access'
 import { InvalidConfigError } from 'mport/errors'
+import { applyGroupKeys, GROUP_KEYS } from './group-entries.js'
 
 /** The keys of a tunnel object, in the order the README documents them. */
-export const TUNNEL_KEYS = ['name', 'kind', 'local', 'remote_port', 'subdomain', 'hostname', 'basic_auth', 'basic_auth_file', 'basic_auth_env', 'allow_ip', 'deny_ip', 'proxy_protocol'] as const
+export const TUNNEL_KEYS = ['name', 'kind', 'local', 'remote_port', 'subdomain', 'hostname', 'basic_auth', 'basic_auth_file', 'basic_auth_env', 'allow_ip', 'deny_ip', 'proxy_protocol', ...GROUP_KEYS] as const
 
 /** Largest allow or deny list of one tunnel (the relay refuses longer ones: MAX_IP_RULES). */
 const MAX_IP_RULES = 64
@@ -136,6 +137,7 @@ export function parseTunnelObject (obj: Record<string, unknown>, index: number, 
     if (obj.proxy_protocol !== 1 && obj.proxy_protocol !== 2) throw new InvalidConfigError('proxy_protocol', `"proxy_protocol" of ${where} must be 1 or 2, not ${JSON.stringify(obj.proxy_protocol)}`)
     spec.proxyProtocol = obj.proxy_protocol
   }
+  applyGroupKeys(obj, spec, where, indirectSecret(obj, 'group_key', where, sources))
   return spec
 }
 

@@ -77,7 +77,7 @@ export class StatusDisplay {
     on('disconnected', () => { this.#session = 'reconnecting'; this.#redraw() })
     on('reconnecting', () => { this.#session = 'reconnecting'; this.#redraw() })
     on('close', () => { this.#session = 'stopped'; this.#redraw() })
-    for (const e of ['tunnel', 'tunnel-error', 'tunnel-waiting', 'connection', 'connection-closed'] as const) on(e, () => this.#redraw())
+    for (const e of ['tunnel', 'tunnel-error', 'tunnel-waiting', 'tunnel-group', 'health', 'connection', 'connection-closed'] as const) on(e, () => this.#redraw())
     if (this.#o.inspector !== undefined) {
       const inspector = this.#o.inspector
       const fn = (): void => this.#redraw()
@@ -159,6 +159,7 @@ export class StatusDisplay {
           online: t.online,
           ...(t.waitingFor !== undefined ? { waitingFor: t.waitingFor } : {}),
           ...(t.state === 'refused' && t.error !== undefined ? { refused: t.error.code } : {}),
+          ...(t.group !== undefined ? { group: { ...t.group, ...(t.health !== undefined ? { health: t.health } : {}) } } : {}),
           connections: t.connections,
           totalConnections: t.totalConnections,
           bytesIn: Math.max(t.bytesIn, r?.bytesIn ?? 0),

@@ -14,6 +14,8 @@ export interface ScreenTunnel {
   waitingFor?: string
   /** The refusal's code, when refused. */
   refused?: string
+  /** A load-balancing group tunnel: its group, its members and how many take visitors, and this client's own health. */
+  group?: { name: string, members: number, available: number, health?: 'healthy' | 'unhealthy' }
   connections: number
   totalConnections: number
   bytesIn: number
@@ -72,7 +74,7 @@ export function renderStatus (m: StatusModel): string[] {
   lines.push('', `${BOLD}Tunnels${RESET}`)
   const tunnelRows = m.tunnels.map(t => {
     const where = t.refused !== undefined ? `${RED}refused [${t.refused}]${RESET}` : t.waitingFor !== undefined ? `${YELLOW}waiting for ${t.waitingFor}${RESET}` : t.online && t.url !== undefined ? t.url : `${YELLOW}offline${RESET}`
-    return [`${where} → ${t.local}`, String(t.connections), String(t.totalConnections), bytes(t.bytesIn), bytes(t.bytesOut), `${bytes(t.rateIn)}/s`, `${bytes(t.rateOut)}/s`]
+    return [`${where} → ${t.local}${groupNote(t)}`, String(t.connections), String(t.totalConnections), bytes(t.bytesIn), bytes(t.bytesOut), `${bytes(t.rateIn)}/s`, `${bytes(t.rateOut)}/s`]
   })
   lines.push(...table(['', 'open', 'total', 'in', 'out', 'rate in', 'rate out'], tunnelRows))
   if (m.requests.length > 0 || m.inspectUrl !== undefined) {
@@ -105,4 +107,12 @@ function visible (s: string): number {
 
 function bytes (n: number): string {
   return formatBytes(Math.round(n))
+}
+
+/** ` [group web: 2/3 up]` for a group tunnel (members taking visitors / members), and `unhealthy` when its own check failed. */
+function groupNote (t: ScreenTunnel): string {
+  const g = t.group
+  if (g === undefined) return ''
+  const sick = g.health === 'unhealthy' ? `, ${RED}unhealthy${RESET}` : ''
+  return ` ${DIM}[group ${g.name}: ${g.available}/${g.members} up${RESET}${sick}${DIM}]${RESET}`
 }

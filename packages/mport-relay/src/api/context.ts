@@ -29,6 +29,8 @@ export interface LiveTunnel {
   clientAgent?: string
   /** When the tunnel came up (ms since the epoch). */
   since?: number
+  /** A load-balancing group's member: the group and all its members. */
+  group?: LiveTunnelGroup
 }
 
 /** One recent visitor connection of a tunnel: metadata only. */
@@ -51,6 +53,26 @@ export interface RelayHealth {
   memory: { rss: number, heapUsed: number }
   eventLoopLagSeconds: number | null
   store: { calls: number, p50Seconds: number | null, p99Seconds: number | null }
+}
+
+/** A load-balancing group as GET /v1/tunnels shows it (the relay's GroupInfo). */
+export interface LiveTunnelGroup {
+  name: string
+  policy: 'roundrobin' | 'leastconn'
+  /** Other users' tunnels may join with the group's key. */
+  keyed: boolean
+  members: Array<{
+    /** The member's lease id. */
+    client: string
+    /** The client connection holding it now (absent while the client is away). */
+    session?: string
+    remoteAddress?: string
+    /** The client's software and version. */
+    agent?: string
+    state: 'ready' | 'draining' | 'unhealthy' | 'gone'
+    connections: number
+    healthDetail?: string
+  }>
 }
 
 /** What createApi needs: the store, the relay's seams, and login and sign-up settings. */

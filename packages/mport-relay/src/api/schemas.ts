@@ -114,6 +114,32 @@ export const tunnelSchema = {
     clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
     clientAgent: { type: 'string', description: 'the client\'s software and version (mport-connect/0.1.0), while it is connected' },
     since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
+    group: {
+      type: 'object',
+      description: 'A load-balancing group member: the group, with every member (this tunnel is one of them).',
+      required: ['name', 'policy', 'keyed', 'members'],
+      properties: {
+        name: { type: 'string' },
+        policy: { type: 'string', enum: ['roundrobin', 'leastconn'] },
+        keyed: { type: 'boolean', description: 'Other users\' tunnels may join with the group key (never shown).' },
+        members: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['client', 'state', 'connections'],
+            properties: {
+              client: { type: 'string', description: 'The member\'s lease id.' },
+              session: { type: 'string', description: 'The client connection holding it now; absent while the client is away.' },
+              remoteAddress: { type: 'string' },
+              agent: { type: 'string', description: 'The client\'s software and version.' },
+              state: { type: 'string', enum: ['ready', 'draining', 'unhealthy', 'gone'], description: 'ready takes new visitors; the others get none.' },
+              connections: { type: 'integer', description: 'Visitor connections open to this member.' },
+              healthDetail: { type: 'string', description: 'Why its health check failed, while unhealthy.' },
+            },
+          },
+        },
+      },
+    },
   },
 } as const
 

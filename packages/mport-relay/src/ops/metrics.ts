@@ -33,6 +33,7 @@ export class RelayMetrics {
   readonly registry = new Registry()
   readonly sessions: Gauge
   readonly tunnels: Gauge<'kind'>
+  readonly groupMembers: Gauge<'state'>
   readonly visitorConnections: Counter
   readonly visitorRefusals: Counter<'reason'>
   readonly tunnelBytes: Counter<'user' | 'tunnel' | 'direction'>
@@ -58,6 +59,7 @@ export class RelayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'mport_' })
     this.sessions = new Gauge({ name: 'mport_sessions', help: 'Client sessions open on the control port (TLS connections past accept, in their handshake or authenticated)', registers })
     this.tunnels = new Gauge({ name: 'mport_tunnels', help: 'Tunnels held by leases, by kind (tcp, http, tls); a lease waiting for its client keeps its tunnels', labelNames: ['kind'], registers })
+    this.groupMembers = new Gauge({ name: 'mport_group_members', help: 'Members of load-balancing groups, by state (ready, draining, unhealthy, gone); only ready ones get new visitors', labelNames: ['state'], registers })
     this.visitorConnections = new Counter({ name: 'mport_visitor_connections_total', help: 'Visitor connections forwarded to a client (opened as a mux stream)', registers })
     this.visitorRefusals = new Counter({ name: 'mport_visitor_refusals_total', help: 'Visitor connections refused, by error code (IP filter, rate limit, plan)', labelNames: ['reason'], registers })
     this.tunnelBytes = new Counter({ name: 'mport_tunnel_bytes_total', help: `Visitor bytes through a tunnel: in = visitor to service, out = back; the first ${options.maxTunnelSeries ?? DEFAULT_MAX_TUNNEL_SERIES} (user, tunnel) pairs seen have their own series, later ones share user="${OTHER}", tunnel="${OTHER}"`, labelNames: ['user', 'tunnel', 'direction'], registers })

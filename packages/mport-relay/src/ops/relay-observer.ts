@@ -14,6 +14,7 @@ export function handshakeReason (err: Error): string {
 }
 
 const KINDS = ['tcp', 'http', 'tls'] as const
+const MEMBER_STATES = ['ready', 'draining', 'unhealthy', 'gone'] as const
 
 /** Adds `fn` for `event` and returns how to remove it. */
 function subscribe<E extends keyof RelayEvents> (relay: Relay, event: E, fn: (...args: RelayEvents[E]) => void): () => void {
@@ -41,8 +42,15 @@ export function observeRelay (relay: Relay, m: RelayMetrics): () => void {
     if (!on) return
     m.sessions.set(relay.clientCount)
     const byKind = { tcp: 0, http: 0, tls: 0 }
-    for (const t of relay.tunnels) byKind[t.kind]++
+    const byState = { ready: 0, draining: 0, unhealthy: 0, gone: 0 }
+    for (const t of relay.tunnels) {
+      byKind[t.kind]++
+      // Each member's own row counts it once.
+      const own = t.group?.members.find(x => x.client === t.client)
+      if (own !== undefined) byState[own.state]++
+    }
     for (const kind of KINDS) m.tunnels.set({ kind }, byKind[kind])
+    for (const state of MEMBER_STATES) m.groupMembers.set({ state }, byState[state])
   })
   return () => {
     on = false

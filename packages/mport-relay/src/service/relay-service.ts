@@ -160,6 +160,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
             id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port, kind: t.kind,
             ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
             ...(holder !== undefined ? { clientAddress: holder.remoteAddress, clientAgent: holder.agent } : {}), ...(since !== undefined ? { since } : {}),
+            ...(t.group !== undefined ? { group: t.group } : {}),
           }
         }),
         watchTunnels: changed => {
