@@ -39,7 +39,7 @@ export interface SharedPorts {
 export type OpenedMessage = Extract<RelayMessage, { t: 'opened' }>
 
 export interface TunnelRegistryOptions {
-  opts: Pick<ResolvedRelayOptions, 'bindHost' | 'portRange' | 'maxTunnelsPerClient' | 'publicHost' | 'httpPort' | 'httpsCert' | 'policy' | 'domain'>
+  opts: Pick<ResolvedRelayOptions, 'bindHost' | 'portRange' | 'maxTunnelsPerClient' | 'publicHost' | 'httpPort' | 'httpsCert' | 'policy' | 'domain' | 'cluster'>
   leases: LeaseTable<TunnelOwner>
   accounts: Accounts
   visitors: VisitorForwarder
@@ -107,6 +107,8 @@ export class TunnelRegistry {
       const t = tunnel
       if (kind === 'tcp') await this.#bindPort(lease, t, msg.port)
       else this.#claimNames(lease, t, msg)
+      // One of several relays: the port or names, and the user's tunnel count, across all of them.
+      await this.#opts.cluster?.claim(lease, t, conn.account.limits.maxTunnels)
       if (this.#stopped || lease.holder !== conn) {
         this.#release(lease, t)
         return
@@ -130,8 +132,11 @@ export class TunnelRegistry {
     const owner = lease.principal.id
     const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
     if (requested !== 0 && reservedByOther(requested)) throw new PortInUseError(requested, `port ${requested} is reserved by another user`)
+    const cluster = this.#opts.cluster
+    if (requested !== 0) await cluster?.freePort(requested) // this node's forwarding listener for it, if any
+    const skip = cluster === undefined ? reservedByOther : (port: number): boolean => reservedByOther(port) || cluster.heldElsewhere(port)
     try {
-      t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), reservedByOther)
+      t.server = await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, socket => this.#visitors.accept(lease, t, socket), skip)
     } catch (err) {
       const by = err instanceof PortInUseError && requested !== 0 ? this.#heldBy(lease, x => x.kind === 'tcp' && x.port === requested) : undefined
       throw by === undefined ? err : new PortInUseError(requested, `port ${requested} is already in use by ${by}`)
@@ -245,12 +250,14 @@ export class TunnelRegistry {
     lease.cancelExpiry()
     for (const id of [...lease.tunnels.keys()]) this.close(lease, id, reason)
     this.#leases.delete(lease)
+    this.#opts.cluster?.leaseReleased({ id: lease.id, principalId: lease.principal.id, secretHash: lease.secretHash })
   }
 
   /** Frees what a tunnel holds on the relay: its listener, its names. */
   #release (lease: Lease<TunnelOwner>, t: PublicTunnel): void {
     t.server?.close()
     this.#routes.release(lease, t.subdomain, t.hostname)
+    this.#opts.cluster?.release(lease, t)
   }
 }
 

@@ -17,5 +17,6 @@ export {
   type SettingFlag, type NamedTokenSetting, type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
+export type { ClusterNode, ClusterNodeOptions } from './cluster/index.js'
 export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
 export { logRelayEvents, logApiRequests, databasePassword, relaySecrets, type RelayLogOptions } from './log/relay-log.js'
