@@ -55,7 +55,7 @@ export interface LocalTunnels {
   leases (): Iterable<ClusterLease>
   /** Closes one tunnel held here and tells its client why (another node took its port or name). */
   close (leaseId: string, tunnelId: number, err: MportError): void
-  /** Another node took the lease over (its client moved there): its tunnels close here. */
-  drop (leaseId: string, reason: string): void
+  /** Another node took the lease over (its client moved there): its tunnels close here; resolves once their listeners have. */
+  drop (leaseId: string, reason: string): Promise<void>
 }
 

@@ -271,11 +271,14 @@ function localTunnels (leases: LeaseTable<ClientConn>, visitors: VisitorForwarde
     * leases () {
       for (const lease of leases.values()) yield { id: lease.id, principalId: lease.principal.id, secretHash: lease.secretHash }
     },
-    drop: (leaseId, reason) => {
+    drop: async (leaseId, reason) => {
       const lease = leases.get(leaseId)
       if (lease === undefined) return
-      tunnels.releaseLease(lease, reason)
+      const servers = [...lease.tunnels.values()].flatMap(t => t.server?.listening === true ? [t.server] : [])
+      const closed = Promise.all(servers.map(s => new Promise<void>(resolve => s.once('close', () => resolve()))))
+      tunnels.releaseLease(lease, reason) // closes the listeners and cuts their visitors
       lease.holder?.session.destroy() // a stale connection: the client is on the other node now
+      await closed
     },
   }
 }

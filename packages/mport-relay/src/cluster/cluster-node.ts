@@ -13,12 +13,12 @@
 import { randomBytes } from 'node:crypto'
 import type net from 'node:net'
 import os from 'node:os'
-import type { Session } from 'mport/mux'
+import type { MuxStream, Session } from 'mport/mux'
 import type { ClusterHooks, ClusterLease, FrontTarget, Lease, LocalTunnels, PublicTunnel } from 'mport/relay'
 import type { Route } from 'mport/http'
 import { NameTakenError, PortInUseError, QuotaExceededError, UnavailableError } from 'mport/errors'
 import { forwardTo, remoteTarget, serveForwarded } from './forwarding.js'
-import { NodeLinks } from './node-link.js'
+import { NodeLinks, type ForwardHeader } from './node-link.js'
 import { PortMirrors } from './port-mirrors.js'
 import { RedisRegistry, type RouteRecord, type TunnelClaim } from './registry.js'
 
@@ -45,6 +45,8 @@ export interface ClusterNodeOptions {
   prefix?: string
   onWarning (err: Error): void
 }
+
+const LEASE_MOVED = 'its client moved to another relay of the cluster'
 
 /** How long a name looked up in the registry is trusted before it is asked again. */
 const TARGET_CACHE_MS = 2_000
@@ -79,7 +81,7 @@ export class ClusterNode implements ClusterHooks {
       key: o.key,
       host: o.link.host,
       port: o.link.port,
-      onStream: (header, stream) => { if (this.#local !== undefined) serveForwarded(this.#local, header, stream); else stream.destroy() },
+      onStream: (header, stream) => this.#inbound(header, stream),
       onWarning: err => o.onWarning(err),
     })
     this.#mirrors = new PortMirrors(o.bindHost, (port, socket) => this.#forwardPort(port, socket))
@@ -156,7 +158,14 @@ export class ClusterNode implements ClusterHooks {
 
   async findLease (ticket: { id: string }): Promise<ClusterLease | undefined> {
     const rec = await this.registry.lease(ticket.id)
-    return rec === undefined ? undefined : { id: ticket.id, principalId: rec.principal, secretHash: Buffer.from(rec.secretHash, 'hex') }
+    if (rec === undefined) return undefined
+    // The old node may still hold it (the client lost only its connection): it lets go first, so
+    // the ports are free when the client asks for them again here, even on a shared address.
+    if (rec.node !== this.id) {
+      const session = await this.#session(rec.node)
+      if (session !== undefined) await NodeLinks.handOff(session, ticket.id)
+    }
+    return { id: ticket.id, principalId: rec.principal, secretHash: Buffer.from(rec.secretHash, 'hex') }
   }
 
   // ---- Names held elsewhere ----
@@ -198,7 +207,7 @@ export class ClusterNode implements ClusterHooks {
         this.#leases.set(lease.id, lease)
         if (!await this.registry.holdLease(lease.id, this.#leaseRecord(lease), this.#o.leaseTtlMs, false)) {
           this.#leases.delete(lease.id)
-          local.drop(lease.id, 'its client moved to another relay of the cluster')
+          await local.drop(lease.id, LEASE_MOVED)
         }
       }
       for (const { lease, tunnel } of [...local.held()]) {
@@ -225,6 +234,16 @@ export class ClusterNode implements ClusterHooks {
     for (const port of this.#mirrors.ports()) if (!elsewhere.has(port)) await this.#mirrors.close(port)
     const mine = new Set([...this.#claims.values()].filter(c => c.record.kind === 'tcp').map(c => Number(c.routes[0]!.slice('port:'.length))))
     for (const port of elsewhere.keys()) if (!mine.has(port)) await this.#mirrors.open(port)
+  }
+
+  /** A stream from another node: a visitor for a tunnel here, or a lease whose client moved there. */
+  #inbound (header: ForwardHeader, stream: MuxStream): void {
+    const local = this.#local
+    if (local === undefined) { stream.destroy(); return }
+    if (header.op !== 'drop') { serveForwarded(local, header, stream); return }
+    this.#leases.delete(header.lease)
+    local.drop(header.lease, LEASE_MOVED).then(() => stream.end(), () => stream.destroy())
+    stream.resume()
   }
 
   #forwardPort (port: number, socket: net.Socket): void {

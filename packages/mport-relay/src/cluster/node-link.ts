@@ -18,8 +18,9 @@ import { Session, type MuxStream } from 'mport/mux'
 import { connectTls, exportAuthBinding, listenTls, type TlsListener } from 'mport/transport'
 import { AuthFailedError, HandshakeTimeoutError, InvalidMessageError, MessageTooLargeError } from 'mport/errors'
 
-/** The first bytes of a forwarded visitor stream. */
+/** The first bytes of a forwarded visitor stream, or of a request to let a lease go (`op: 'drop'`, its client moved to the dialer). */
 export interface ForwardHeader {
+  op?: 'drop'
   lease: string
   tunnel: number
   /** The visitor's address and port, and the node address it reached. */
@@ -101,6 +102,24 @@ export class NodeLinks {
     return stream
   }
 
+  /**
+   * Asks the node on `session` to let lease `lease` go (its client is here now) and resolves
+   * once it has: its tunnels' listeners are closed, so their ports are free on a shared address.
+   */
+  static async handOff (session: Session, lease: string, timeoutMs = LINK_HANDSHAKE_MS): Promise<void> {
+    const stream = NodeLinks.forward(session, { op: 'drop', lease, tunnel: 0, addr: '', port: 0, daddr: '', dport: 0 })
+    stream.on('error', () => {})
+    stream.end()
+    stream.resume()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>(resolve => stream.once('close', () => resolve())),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) }),
+    ])
+    clearTimeout(timer)
+    stream.destroy()
+  }
+
   async close (): Promise<void> {
     this.#closed = true
     for (const s of [...this.#out.values(), ...this.#in]) s.destroy()
@@ -119,7 +138,9 @@ export class NodeLinks {
       control.on('error', () => {}) // the link ends with its session; the session's close says so
       const binding = exportAuthBinding(socket as TLSSocket)
       control.write(prefixed({ node: this.#o.node, proof: this.#proof('dial', binding) }))
-      const answer = await readPrefixed(control)
+      const answer = await readPrefixed(control).catch((err: Error) => {
+        throw new AuthFailedError(`cluster link to ${node}: closed before the other node proved the cluster key (not the same key on both nodes?): ${err.message}`)
+      })
       if (typeof answer.proof !== 'string' || !this.#verify('accept', binding, answer.proof)) throw new AuthFailedError(`cluster link to ${node}: the other node does not prove the cluster key`)
       control.on('data', () => {})
     } catch (err) {
@@ -142,7 +163,7 @@ export class NodeLinks {
     session.on('stream', (stream: MuxStream) => {
       if (first) {
         first = false
-        void this.#authenticate(session, stream, binding).then(() => { trusted = true })
+        this.#authenticate(session, stream, binding).then(() => { trusted = true }, () => {}) // refused: reported, session destroyed
         return
       }
       if (!trusted) { stream.destroy(); return }
@@ -179,7 +200,8 @@ export class NodeLinks {
 function forwardHeader (o: Record<string, unknown>): ForwardHeader {
   const str = (k: string): string => { const v = o[k]; if (typeof v !== 'string' || v.length > 256) throw new InvalidMessageError(`link header: "${k}" must be a string`); return v }
   const int = (k: string, max: number): number => { const v = o[k]; if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new InvalidMessageError(`link header: "${k}" must be an integer`); return v }
-  return { lease: str('lease'), tunnel: int('tunnel', 0xffff_ffff), addr: str('addr'), port: int('port', 65535), daddr: str('daddr'), dport: int('dport', 65535) }
+  if (o.op !== undefined && o.op !== 'drop') throw new InvalidMessageError('link header: unknown "op"')
+  return { ...(o.op === 'drop' ? { op: 'drop' as const } : {}), lease: str('lease'), tunnel: int('tunnel', 0xffff_ffff), addr: str('addr'), port: int('port', 65535), daddr: str('daddr'), dport: int('dport', 65535) }
 }
 
 /** JSON behind a 2-byte big-endian length. */

@@ -89,7 +89,7 @@ export const RELAY_SETTINGS = {
   'cluster-key': { type: 'string', env: 'MPORT_CLUSTER_KEY', indirect: true, secret: 'mask', check: 'non-empty', describe: 'The secret every node of the cluster shares to authenticate its links (env MPORT_CLUSTER_KEY)' },
   'cluster-node': { type: 'string', check: 'non-empty', describe: 'This node\'s id in the cluster (default: the host name and a random suffix)' },
   'cluster-link-host': { type: 'string', default: '0.0.0.0', describe: 'Address the link listener (visitors forwarded by other nodes, TLS) binds to' },
-  'cluster-link-port': { type: 'number', default: 7836, check: 'port', describe: 'Port of the link listener (0: a free one)' },
+  'cluster-link-port': { type: 'number', default: 7838, check: 'port', describe: 'Port of the link listener (0: a free one)' },
   'cluster-advertise': { type: 'string', describe: 'Host other nodes dial this node\'s link at (default: --public-host)' },
   'cluster-ttl': { type: 'number', default: 15, check: 'seconds', describe: 'Seconds a dead node\'s ports, names and leases stay in the registry (refreshed every third of it)' },
   tokens: { type: 'tokens', live: true, secret: 'mask', describe: 'Config file only: more static tokens besides the owner\'s, a list of { name, token_file } or { name, token_env }; each name is its own principal' },
