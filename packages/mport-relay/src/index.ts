@@ -18,5 +18,7 @@ export {
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
 export type { ClusterNode, ClusterNodeOptions } from './cluster/index.js'
+// The supervisor alone, without the registry (ioredis): a worker loads that when its service starts.
+export { superviseWorkers, isSupervisor, workerIndex, WORKER_ENV, type SupervisorLog } from './cluster/workers.js'
 export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
 export { logRelayEvents, logApiRequests, databasePassword, relaySecrets, type RelayLogOptions } from './log/relay-log.js'

@@ -72,6 +72,7 @@ export class NodeLinks {
       cert: this.#o.cert,
       key: this.#o.key,
       handshakeTimeout: LINK_HANDSHAKE_MS,
+      exclusive: true, // each worker of one host its own link listener, never the shared one
       onError: err => this.#o.onWarning(err),
     }, socket => this.#accept(socket))
     return this.#listener.address
