@@ -10,55 +10,36 @@
 import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
-import path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { Client, type TunnelStatus } from '../../src/index.js'
-import { openStore } from '../../packages/mport-relay/src/store/index.js'
-import { postgresTestOptions, startPostgres } from '../helpers/postgres.js'
-import { redisTestOptions, startRedis } from '../helpers/redis.js'
-import { BinProcess, tmpDir } from '../helpers/spawn.js'
+import { startClusterBackends, startClusterRelay } from '../helpers/cluster.js'
+import { postgresTestOptions } from '../helpers/postgres.js'
+import { redisTestOptions } from '../helpers/redis.js'
+import type { BinProcess } from '../helpers/spawn.js'
 import { certFingerprint, startEcho } from '../helpers/tunnel.js'
 import { waitFor, withTimeout } from '../helpers/wait.js'
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url))
 const DOMAIN = 'cluster.test'
-const CLUSTER_KEY = randomBytes(24).toString('base64url')
 
 interface Node { name: string, bindHost: string, proc: BinProcess, control: number, http: number }
 
 const skip = postgresTestOptions().skip ?? redisTestOptions().skip
 
 t.test('three relays, one PostgreSQL, one Redis', skip !== undefined ? { skip } : {}, async t => {
-  const pg = await startPostgres()
-  t.teardown(() => pg.stop())
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const database = await pg.createDatabase()
-
-  // A user account with a plan of two tunnels, in the store every node shares (migrations run here first).
-  const store = await openStore({ url: database })
-  const alice = await store.createUser({ name: 'alice', password: 'correct horse battery' })
-  await store.setLimitOverrides(alice.id, { maxTunnels: 2 })
-  const { raw: token } = await store.createToken(alice.id, 'laptop')
-  await store.close()
+  // A user account with a plan of two tunnels, in the store every node shares.
+  const backends = await startClusterBackends('alice', { maxTunnels: 2 })
+  t.teardown(() => backends.stop())
+  const { redis, token, userId, clusterKey } = backends
 
   const startNode = async (name: string, bindHost: string): Promise<Node> => {
-    const proc = new BinProcess('mport-relay', [
-      '--host', '127.0.0.1', '--port', '0', '--bind-host', bindHost, '--public-host', '127.0.0.1', '--ports', '30000-60999',
-      '--data-dir', tmpDir(`mport-cluster-${name}-`), '--json',
-      '--cert', path.join(FIXTURES, 'cert.pem'), '--key', path.join(FIXTURES, 'key.pem'),
-      '--database', database, '--domain', DOMAIN, '--http-port', '0', '--lease-grace', '60',
-      '--cluster-redis', redis.url, '--cluster-node', name, '--cluster-link-host', '127.0.0.1', '--cluster-link-port', '0',
-      '--cluster-advertise', '127.0.0.1', '--cluster-ttl', '3',
-    ], { env: { MPORT_CLUSTER_KEY: CLUSTER_KEY } })
+    const proc = startClusterRelay(backends, name, { bindHost, domain: DOMAIN, extra: ['--lease-grace', '60'] })
     t.teardown(() => proc.kill())
     const ev = await proc.waitEvent('listening')
     return { name, bindHost, proc, control: ev.port as number, http: ev.httpPort as number }
   }
   const [a, b, c] = await Promise.all([startNode('node-a', '127.0.0.1'), startNode('node-b', '::1'), startNode('node-c', '127.0.0.1')]) as [Node, Node, Node]
-  t.notOk(a.proc.output.includes(CLUSTER_KEY), 'the cluster key is never printed')
+  t.notOk(a.proc.output.includes(clusterKey), 'the cluster key is never printed')
 
   const echo = await startEcho()
   t.teardown(() => echo.close())
@@ -137,7 +118,7 @@ t.test('three relays, one PostgreSQL, one Redis', skip !== undefined ? { skip } 
     t.equal(await after.dbsize(), 0, 'the restarted Redis is empty')
     await waitFor(async () => (await after.get('mport:route:sub:shop')) !== null && (await after.get(`mport:route:port:${port}`)) !== null, { what: 'the holders to write their keys again', timeoutMs: 20_000 })
     t.equal((JSON.parse((await after.get('mport:route:sub:shop'))!) as { node: string }).node, 'node-b')
-    t.equal(await after.zcount(`mport:tunnels:${alice.id}`, Date.now(), '+inf'), 2, 'the user\'s two tunnels are counted again')
+    t.equal(await after.zcount(`mport:tunnels:${userId}`, Date.now(), '+inf'), 2, 'the user\'s two tunnels are counted again')
     await waitFor(async () => (await httpGet(c.bindHost, c.http, `shop.${DOMAIN}`, '/').catch(() => '')).includes('hello from the service'), { what: 'http through node C after the restart', timeoutMs: 20_000 })
     await waitFor(async () => await echoThrough('127.0.0.1', port).catch(() => 'no') === 'ok', { what: 'tcp through node C after the restart', timeoutMs: 20_000 })
     t.pass('tcp through node C after the restart')

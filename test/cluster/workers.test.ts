@@ -7,38 +7,21 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
-import path from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { Client } from '../../src/index.js'
-import { openStore } from '../../packages/mport-relay/src/store/index.js'
-import { postgresTestOptions, startPostgres } from '../helpers/postgres.js'
-import { redisTestOptions, startRedis } from '../helpers/redis.js'
-import { BinProcess, tmpDir } from '../helpers/spawn.js'
+import { startClusterBackends, startClusterRelay } from '../helpers/cluster.js'
+import { postgresTestOptions } from '../helpers/postgres.js'
+import { redisTestOptions } from '../helpers/redis.js'
 import { certFingerprint } from '../helpers/tunnel.js'
 import { waitFor, withTimeout } from '../helpers/wait.js'
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url))
 const skip = postgresTestOptions().skip ?? redisTestOptions().skip
 
 t.test('two workers share the listeners of one relay host', skip !== undefined ? { skip } : {}, async t => {
-  const pg = await startPostgres()
-  t.teardown(() => pg.stop())
-  const redis = await startRedis()
-  t.teardown(() => redis.stop())
-  const database = await pg.createDatabase()
-  const store = await openStore({ url: database })
-  const bob = await store.createUser({ name: 'bob', password: 'correct horse battery' })
-  const { raw: token } = await store.createToken(bob.id, 'laptop')
-  await store.close()
-
-  const relay = new BinProcess('mport-relay', [
-    '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1', '--public-host', '127.0.0.1', '--ports', '30000-60999',
-    '--data-dir', tmpDir('mport-workers-'), '--json', '--cert', path.join(FIXTURES, 'cert.pem'), '--key', path.join(FIXTURES, 'key.pem'),
-    '--database', database, '--domain', 'workers.test', '--http-port', '0', '--workers', '2',
-    '--cluster-redis', redis.url, '--cluster-node', 'host', '--cluster-link-host', '127.0.0.1', '--cluster-link-port', '0', '--cluster-advertise', '127.0.0.1', '--cluster-ttl', '3',
-  ], { env: { MPORT_CLUSTER_KEY: randomBytes(24).toString('base64url') } })
+  const backends = await startClusterBackends('bob')
+  t.teardown(() => backends.stop())
+  const { redis, token } = backends
+  const relay = startClusterRelay(backends, 'host', { domain: 'workers.test', extra: ['--workers', '2'] })
   t.teardown(() => relay.kill())
   await waitFor(() => relay.jsonLines().filter(o => o.event === 'listening').length === 2, { what: 'both workers listening', timeoutMs: 90_000 })
   const listening = relay.jsonLines().filter(o => o.event === 'listening')
