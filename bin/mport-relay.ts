@@ -3,7 +3,7 @@
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 // The relay's own modules, not the package index (which would also load the client side).
-import { startRelayService, logRelayEvents, logApiRequests, relaySecrets, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
+import { startRelayService, superviseWorkers, isSupervisor, workerIndex, logRelayEvents, logApiRequests, relaySecrets, settingFlags, readSettingsFile, settingProblem, resolveSettings, printableSettings, serviceOptions, SETTING_ENV, LIST_SETTINGS, SETTING_NAMES, isLive, snakeKey, flagValues, fileOnlyValues, givenFlags, reloadSettings, type FileSettings, type RelayServiceOptions, type RelaySettings, type ReloadOutcome } from 'mport-relay'
 import { DEFAULT_CONTROL_PORT } from 'mport/relay'
 import { createLogger, oneLine, ExitCode, lastValueWins, packageVersion, explainUsage, explainListenError, type LogFormat, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError, UnavailableError } from 'mport/errors'
@@ -111,6 +111,11 @@ const out = createLogger({
   secrets: relaySecrets(settings),
 })
 
+// --workers N: this process only supervises N relay processes sharing the listeners (cluster/workers.ts).
+if (isSupervisor(settings.workers)) {
+  process.exit(await superviseWorkers(settings.workers, (event, line, fields) => out.event(event, line, fields)))
+}
+
 /** The settings in force: a reload (SIGHUP, POST /v1/admin/reload) replaces the live ones. */
 let running: RelaySettings = settings
 
@@ -123,7 +128,7 @@ async function main (): Promise<void> {
   })
   let opts: RelayServiceOptions
   try {
-    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}), onDownloadsLog: line => out.event('client-executable', line, {}) })
+    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}), onDownloadsLog: line => out.event('client-executable', line, {}) }, workerIndex())
   } catch (err) {
     if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') usageExit(oneLine(err))
     throw err

@@ -5,6 +5,9 @@
  * @packageDocumentation
  */
 export { Relay, type TunnelListing } from './tunnel/relay.js'
+export type { ClusterHooks, ClusterLease, LocalTunnels } from './tunnel/cluster-hooks.js'
+export type { FrontTarget, Visitor } from './tunnel/http-front.js'
+export type { Lease, PublicTunnel } from './tunnel/lease.js'
 export { DEFAULT_CONTROL_PORT } from './tunnel/constants.js'
 export { DEFAULT_PORT_RANGE, type RelayOptions } from './tunnel/relay-options.js'
 export type { RelayReconfiguration, RelayReconfigured } from './tunnel/relay-reconfigure.js'

@@ -27,3 +27,5 @@ write postgres_password "$(random)"
 # The relay's database URL carries the same password: made from the file, not a new one.
 write database_url "postgres://mport:$(cat "$dir/postgres_password")@postgres:5432/mport"
 write grafana_admin_password "$(random)"
+# The secret the relay nodes of docker-compose.cluster.yml prove to each other on their links.
+write cluster_key "$(random)"

@@ -121,6 +121,9 @@ export class BasicAuthChecker {
     this.#cacheTtlMs = opts.cacheTtlMs ?? 10 * 60_000
   }
 
+  /** The stored lines (salted scrypt hashes, never a password), to hand the same gate to another process. */
+  get stored (): readonly string[] { return this.#stored }
+
   /** Resolves true when the header matches one of the stored credentials. */
   async check (headerValue: string | undefined, now = Date.now()): Promise<boolean> {
     if (headerValue === undefined || headerValue.length > MAX_AUTH_HEADER) return false

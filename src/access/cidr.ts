@@ -133,6 +133,11 @@ export class IpFilter {
     return this.allow.length === 0 || this.allow.some(c => cidrContains(c, ip))
   }
 
+  /** The rules as CIDR strings (what the constructor takes), to hand the same filter to another process. */
+  get rules (): { allow: string[], deny: string[] } {
+    return { allow: this.allow.map(formatCidr), deny: this.deny.map(formatCidr) }
+  }
+
   /** One line for logs and CLI output, e.g. `allow 10.0.0.0/8, deny 10.9.0.0/16`. */
   describe (): string {
     const parts: string[] = []

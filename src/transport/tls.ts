@@ -52,6 +52,8 @@ export interface ListenTlsOptions {
   handshakeTimeout?: number
   /** Errors of the listening socket itself (for example EMFILE on accept); the listener keeps going. */
   onError?: (err: Error) => void
+  /** Bind in this process even in a node:cluster worker (default false: workers share the primary's listener). */
+  exclusive?: boolean
   /** A client failed before it was handed over: bad handshake, wrong ALPN, handshake timeout. */
   onClientError?: (err: Error, remoteAddress: string | undefined) => void
 }
@@ -134,7 +136,7 @@ export function listenTls (opts: ListenTlsOptions, onConnection: (socket: tls.TL
   return new Promise((resolve, reject) => {
     const onListenError = (err: Error): void => reject(err)
     server.once('error', onListenError)
-    server.listen(opts.port, opts.host, () => {
+    server.listen({ port: opts.port, host: opts.host, exclusive: opts.exclusive === true }, () => {
       server.off('error', onListenError)
       // After listen, 'error' means accept() failed (EMFILE, ENFILE, …): report it and keep listening.
       server.on('error', err => opts.onError?.(err))

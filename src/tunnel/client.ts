@@ -29,6 +29,12 @@ import { parseHostPort, type TunnelSpec } from './spec.js'
 export interface ClientOptions extends ClientTransportOptions {
   /** Relay address, `host[:port]` (default port 7835). */
   relay: string
+  /**
+   * Other relays of the same cluster (`host[:port]`, sharing its certificate and store): after
+   * `relay` drops the connection or cannot be reached, the next one is tried, and so on in turn.
+   * The lease moves with the client, so its ports and names come back on the node it reaches.
+   */
+  fallbackRelays?: readonly string[]
   /** The access token; only its id and an HMAC proof go on the wire, never the token itself. */
   token: string
   /** The tunnels to open, in order (their ids are 1, 2, …; setTunnels changes the list later). */
@@ -89,7 +95,9 @@ const FATAL = new Set(['MPORT_ERR_AUTH_FAILED', 'MPORT_ERR_PROXY_AUTH_FAILED', '
 /** The private side of mport: exposes local services through a relay, over one TLS connection it keeps up. */
 export class Client extends EventEmitter<ClientEvents> {
   readonly #opts: ClientOptions
-  readonly #relay: { host: string, port: number }
+  /** `relay` and the fallback relays; the next is tried after each failed or dropped connection. */
+  readonly #relays: ReadonlyArray<{ host: string, port: number }>
+  #relayIndex = 0
   #tunnels: TunnelStatus[]
   readonly #specs = new Map<number, TunnelSpec>()
   /** The id the next tunnel added by setTunnels gets: ids are never reused, so a late answer or visitor stream for a closed tunnel finds nothing. */
@@ -124,7 +132,7 @@ export class Client extends EventEmitter<ClientEvents> {
   constructor (options: ClientOptions) {
     super()
     this.#opts = options
-    this.#relay = parseHostPort(options.relay, DEFAULT_CONTROL_PORT)
+    this.#relays = [options.relay, ...options.fallbackRelays ?? []].map(r => parseHostPort(r, DEFAULT_CONTROL_PORT))
     this.#nextId = 1
     this.#tunnels = options.tunnels.map(spec => this.#newStatus(spec))
     this.#store = options.leaseStore ?? memoryOnlyLeaseStore
@@ -287,6 +295,7 @@ export class Client extends EventEmitter<ClientEvents> {
         this.#closing = true
         break
       }
+      this.#relayIndex = (this.#relayIndex + 1) % this.#relays.length // another node of the cluster, if there are several
       const delayMs = this.#backoff(attempt)
       this.emit('reconnecting', { delayMs, attempt, error: err })
       await new Promise<void>(resolve => { this.#sleep = { timer: setTimeout(resolve, delayMs), resolve } })
@@ -371,7 +380,7 @@ export class Client extends EventEmitter<ClientEvents> {
   /** One connection's life: resolves with the error that ended it after it was up; throws if it never came up. */
   async #connectOnce (onUp: () => void): Promise<Error> {
     const timeout = this.#opts.handshakeTimeout ?? 10_000
-    const dial = relayDialOptions(this.#opts, this.#relay, timeout, this.#transports)
+    const dial = relayDialOptions(this.#opts, this.#relays[this.#relayIndex]!, timeout, this.#transports)
     const { socket, input, fingerprint, trust, transport, proxy } = await dialRelay(dial)
     let fasterCheck: FasterTransportCheck | undefined
     const session = new Session(socket, {

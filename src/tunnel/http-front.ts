@@ -21,6 +21,7 @@ import { ClientHelloParser } from '../http/sni.js'
 import { HttpError, MportError } from '../errors.js'
 import { proxy, type FreshReadMeter } from './proxy.js'
 
+/** A visitor connection's addresses: where it came from and which relay address it reached. */
 export interface Visitor {
   addr: string
   port: number
@@ -29,6 +30,7 @@ export interface Visitor {
   dport: number
 }
 
+/** How the shared HTTP(S) front reaches one http or tls tunnel: its filter and auth, and how to open a visitor stream to it. */
 export interface FrontTarget {
   readonly kind: 'http' | 'tls'
   readonly filter: IpFilter
@@ -53,6 +55,8 @@ export interface HttpFrontOptions {
   domain: string | undefined
   /** Finds the tunnel for a host name. */
   lookup (route: Route): FrontTarget | undefined
+  /** Asked when `lookup` finds nothing: one of several relays asks the cluster which node holds the name. */
+  findTarget?: ((route: Route) => Promise<FrontTarget | undefined>) | undefined
   /** Certificate for terminating TLS of http tunnels; without it the HTTPS port only passes `tls` tunnels through. */
   secureContext: tls.SecureContext | undefined
   /** Asked first, on every handshake the relay terminates, for a certificate by SNI; `secureContext` is the fallback. */
@@ -174,7 +178,8 @@ export class HttpFront {
 
   async #route (head: RequestHead, visitor: Visitor, _proto: string): Promise<{ target: FrontTarget } | { status: ErrorStatus, detail?: string }> {
     if (head.host === undefined) return { status: 400, detail: 'the request has no Host header' }
-    const target = this.#opts.lookup(routeHost(head.host, this.#opts.domain))
+    const route = routeHost(head.host, this.#opts.domain)
+    const target = this.#opts.lookup(route) ?? await this.#opts.findTarget?.(route)
     if (target === undefined || target.kind !== 'http') return { status: 404, detail: `no tunnel is named ${head.host}` }
     if (!target.filter.allows(visitor.addr)) {
       target.filtered(visitor)

@@ -36,6 +36,7 @@ export interface PublicTunnel {
   totalConnections: number
 }
 
+/** A client's hold on its tunnels, by id and ticket secret; `holder` is its connection while connected. */
 export class Lease<Conn> {
   readonly id: string
   readonly principal: Principal
@@ -57,6 +58,14 @@ export class Lease<Conn> {
     const secret = randomBytes(24).toString('base64url')
     return { lease: new Lease<C>(id, hash(secret), principal), ticket: { id, secret } }
   }
+
+  /** A lease another relay of the cluster issued, taken over here with the same id and secret. */
+  static adopt<C> (id: string, secretHash: Buffer, principal: Principal): Lease<C> {
+    return new Lease<C>(id, secretHash, principal)
+  }
+
+  /** SHA-256 of the ticket's secret: what a cluster publishes so another node can adopt the lease. */
+  get secretHash (): Buffer { return this.#secretHash }
 
   /** True when `ticket` proves this lease and was issued to the same principal. */
   matches (ticket: LeaseTicket, principal: Principal): boolean {
@@ -83,6 +92,7 @@ export class Lease<Conn> {
   }
 }
 
+/** SHA-256 of a ticket's secret. */
 function hash (secret: string): Buffer {
   return createHash('sha256').update(secret).digest()
 }

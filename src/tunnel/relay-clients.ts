@@ -11,6 +11,7 @@ import type { MuxConfig } from '../mux/config.js'
 import { ReceiveBufferPool } from '../mux/receive-buffers.js'
 import { Session } from '../mux/session.js'
 import type { Account, Accounts } from './accounts.js'
+import type { ClusterHooks } from './cluster-hooks.js'
 import { RELAY_AGENT } from './constants.js'
 import type { ControlChannel } from './control.js'
 import type { Lease } from './lease.js'
@@ -73,6 +74,8 @@ export interface RelayClientsOptions {
   leases: LeaseTable<ClientConn>
   tunnels: TunnelRegistry
   events: RelayEmitter
+  /** The cluster, when this relay is one node of several: a ticket another node issued is adopted. */
+  cluster: ClusterHooks | undefined
 }
 
 export class RelayClients {
@@ -163,8 +166,16 @@ export class RelayClients {
     const account = await this.#o.accounts.for(principal)
     if (session.closed) throw new SessionClosedError('client left during the handshake')
 
+    // A ticket another node issued: its client moved here (that node died or dropped it); take the lease over.
+    const cluster = this.#o.cluster
+    if (cluster !== undefined && hello.lease !== undefined && this.#o.leases.get(hello.lease.id) === undefined) {
+      const found = await cluster.findLease(hello.lease).catch((err: Error) => { this.#o.events.emit('warning', err); return undefined })
+      if (session.closed) throw new SessionClosedError('client left during the handshake')
+      if (found !== undefined && found.principalId === principal.id) this.#o.leases.adopt(found, principal)
+    }
     // Reclaim the lease if the ticket proves it, replacing a stale connection still holding it.
     const { lease, ticket, resumed } = this.#o.leases.take(hello.lease, principal)
+    cluster?.leaseHeld({ id: lease.id, principalId: principal.id, secretHash: lease.secretHash })
     const stale = lease.holder
     const conn: ClientConn = {
       info: { id: `c${this.#nextClientId++}`, principal, remoteAddress, resumed, agent: hello.agent },

@@ -5,6 +5,7 @@
  * hook. The tunnels on a lease are the tunnel registry's (relay-tunnels.ts).
  */
 import type { Principal } from './auth.js'
+import type { ClusterLease } from './cluster-hooks.js'
 import { Lease } from './lease.js'
 import type { LeaseTicket } from './messages.js'
 
@@ -26,6 +27,11 @@ export class LeaseTable<Conn> {
     const created = Lease.create<Conn>(principal)
     this.#leases.set(created.lease.id, created.lease)
     return { ...created, resumed: false }
+  }
+
+  /** Takes over a lease another node of the cluster issued (its client moved here); take() then finds it. */
+  adopt (found: ClusterLease, principal: Principal): void {
+    if (!this.#leases.has(found.id)) this.#leases.set(found.id, Lease.adopt<Conn>(found.id, found.secretHash, principal))
   }
 
   get (id: string): Lease<Conn> | undefined {

@@ -1,6 +1,7 @@
 /** The relay's options, and the defaults that fill them in. */
 import type { AcmeChallengeResponder, CertificateSource } from '../http/certificates.js'
 import type { MuxConfig } from '../mux/config.js'
+import type { ClusterHooks } from './cluster-hooks.js'
 import type { RelayPolicy } from './accounts.js'
 import type { Authenticator } from './auth.js'
 import { DEFAULT_CONTROL_PORT } from './constants.js'
@@ -65,12 +66,14 @@ export interface RelayOptions {
   mux?: Partial<MuxConfig>
   /** Told the size of every socket read that arrived in a new Buffer (`mport/gc-tuning`'s meter); default: nothing. */
   onFreshRead?: FreshReadMeter
+  /** Several relays behind one name (mport-relay's cluster): claims, leases and names shared through its registry; none: this relay alone. */
+  cluster?: ClusterHooks
 }
 
 /** RelayOptions with the defaults filled in. */
 export type ResolvedRelayOptions =
-  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'onFreshRead' | 'certificates' | 'acmeChallenges'>> &
-  Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'certificates' | 'acmeChallenges'> &
+  Required<Omit<RelayOptions, 'mux' | 'publicHost' | 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'onFreshRead' | 'certificates' | 'acmeChallenges' | 'cluster'>> &
+  Pick<RelayOptions, 'domain' | 'httpPort' | 'httpsPort' | 'httpsCert' | 'httpsKey' | 'policy' | 'connectionsPerIpPerMinute' | 'certificates' | 'acmeChallenges' | 'cluster'> &
   { mux: Partial<MuxConfig>, publicHost: string, onFreshRead: FreshReadMeter | undefined }
 
 export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOptions {
@@ -101,5 +104,6 @@ export function resolveRelayOptions (options: RelayOptions): ResolvedRelayOption
     authenticator: options.authenticator,
     mux: options.mux ?? {},
     onFreshRead: options.onFreshRead,
+    cluster: options.cluster,
   }
 }

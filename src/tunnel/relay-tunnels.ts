@@ -42,7 +42,7 @@ export interface SharedPorts {
 export type OpenedMessage = Extract<RelayMessage, { t: 'opened' }>
 
 export interface TunnelRegistryOptions {
-  opts: Pick<ResolvedRelayOptions, 'bindHost' | 'portRange' | 'maxTunnelsPerClient' | 'publicHost' | 'httpPort' | 'httpsCert' | 'policy' | 'domain'>
+  opts: Pick<ResolvedRelayOptions, 'bindHost' | 'portRange' | 'maxTunnelsPerClient' | 'publicHost' | 'httpPort' | 'httpsCert' | 'policy' | 'domain' | 'cluster'>
   leases: LeaseTable<TunnelOwner>
   accounts: Accounts
   visitors: VisitorForwarder
@@ -126,10 +126,15 @@ export class TunnelRegistry {
       tunnel = { id: msg.id, name: msg.name, kind, port: 0, filter, auth, rate: conn.account.rateLimiter(), connections: new Set(), bytesIn: 0, bytesOut: 0, totalConnections: 0 }
       const t = tunnel
       if (msg.group !== undefined) await this.#joinGroup(lease, t, { ...msg, group: msg.group })
-      else if (kind === 'tcp') {
-        t.server = await this.#bindPort(lease, msg.port, socket => this.#visitors.accept(lease, t, socket))
-        t.port = (t.server.address() as net.AddressInfo).port
-      } else this.#claimNames(lease, lease, this.#visitors.frontTarget(lease, t), t, msg)
+      else {
+        if (kind === 'tcp') {
+          t.server = await this.#bindPort(lease, msg.port, socket => this.#visitors.accept(lease, t, socket))
+          t.port = (t.server.address() as net.AddressInfo).port
+        } else this.#claimNames(lease, lease, this.#visitors.frontTarget(lease, t), t, msg)
+        // One of several relays: the port or names, and the user's tunnel count, across all of
+        // them. A load-balancing group is one node's (docs/CLUSTER.md): its members are not claimed.
+        await this.#opts.cluster?.claim(lease, t, conn.account.limits.maxTunnels)
+      }
       if (this.#stopped || lease.holder !== conn) {
         this.#release(lease, t)
         return
@@ -154,8 +159,11 @@ export class TunnelRegistry {
     const owner = lease.principal.id
     const reservedByOther = (port: number): boolean => { const u = this.#accounts.reservedBy('port', port); return u !== undefined && u !== owner }
     if (requested !== 0 && reservedByOther(requested)) throw new PortInUseError(requested, `port ${requested} is reserved by another user`)
+    const cluster = this.#opts.cluster
+    if (requested !== 0) await cluster?.freePort(requested) // this node's forwarding listener for it, if any
+    const skip = cluster === undefined ? reservedByOther : (port: number): boolean => reservedByOther(port) || cluster.heldElsewhere(port)
     try {
-      return await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, onVisitor, reservedByOther)
+      return await bindPublicPort(this.#opts.bindHost, requested, this.#opts.portRange, onVisitor, skip)
     } catch (err) {
       const by = err instanceof PortInUseError && requested !== 0 ? this.#heldBy(lease, x => x.kind === 'tcp' && x.port === requested) : undefined
       throw by === undefined ? err : new PortInUseError(requested, `port ${requested} is already in use by ${by}`)
@@ -310,6 +318,7 @@ export class TunnelRegistry {
     lease.cancelExpiry()
     for (const id of [...lease.tunnels.keys()]) this.close(lease, id, reason)
     this.#leases.delete(lease)
+    this.#opts.cluster?.leaseReleased({ id: lease.id, principalId: lease.principal.id, secretHash: lease.secretHash })
   }
 
   /** The client on `lease` is stopping: its group members take no new visitors (the relay answers `draining`). */
@@ -351,6 +360,7 @@ export class TunnelRegistry {
     }
     t.server?.close()
     this.#routes.release(lease, t.subdomain, t.hostname)
+    this.#opts.cluster?.release(lease, t)
   }
 }
 

@@ -26,6 +26,7 @@ import { TunnelRegistry } from './relay-tunnels.js'
 import { RelayWebSocketRoute } from './relay-websocket.js'
 import { SelfSignedNames } from './self-signed-names.js'
 import { VisitorForwarder } from './visitor-forwarder.js'
+import type { LocalTunnels } from './cluster-hooks.js'
 
 /** A live tunnel as `Relay.tunnels` lists it. */
 export type TunnelListing = TunnelInfo & {
@@ -89,6 +90,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       leases: this.#leases,
       tunnels: this.#tunnels,
       events: this,
+      cluster: opts.cluster,
     })
     this.#accounting = new RelayAccounting({
       accounts: this.#accounts,
@@ -102,6 +104,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       },
       warn: err => this.emit('warning', err),
     })
+    opts.cluster?.attach(localTunnels(this.#leases, this.#visitors, this.#tunnels))
   }
 
   /** The shared HTTP port's address, when it is on. */
@@ -213,7 +216,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       const o = this.#opts
       this.#front = new HttpFront({
         domain: o.domain,
-        lookup: route => this.#tunnels.lookup(route),
+        lookup: route => this.#tunnels.lookup(route) ?? o.cluster?.cachedTarget(route),
+        findTarget: o.cluster === undefined ? undefined : route => o.cluster!.findTarget(route),
         secureContext: o.httpsCert !== undefined && o.httpsKey !== undefined ? tls.createSecureContext({ cert: o.httpsCert, key: o.httpsKey }) : undefined,
         // A custom hostname never matches the wildcard: without a certificate from `certificates`, a self-signed one for its exact name.
         certificates: chainCertificates(o.certificates, new SelfSignedNames(name => routeHost(name, o.domain).kind === 'hostname' && this.terminatesName(name))),
@@ -257,5 +261,35 @@ export class Relay extends EventEmitter<RelayEvents> {
     await this.#front?.close()
     await listener?.close()
     this.#accounts.sampleAll() // the last counts
+  }
+}
+
+/** How a cluster reaches this relay's tunnels (for visitors another node forwards here). */
+function localTunnels (leases: LeaseTable<ClientConn>, visitors: VisitorForwarder, tunnels: TunnelRegistry): LocalTunnels {
+  return {
+    target: (leaseId, tunnelId) => {
+      const lease = leases.get(leaseId)
+      const t = lease?.tunnels.get(tunnelId)
+      return lease === undefined || t === undefined ? undefined : visitors.frontTarget(lease, t)
+    },
+    close: (leaseId, tunnelId, err) => {
+      const lease = leases.get(leaseId)
+      if (lease !== undefined) tunnels.closeAndTell(lease, tunnelId, err)
+    },
+    * held () {
+      for (const lease of leases.values()) for (const tunnel of lease.tunnels.values()) yield { lease, tunnel }
+    },
+    * leases () {
+      for (const lease of leases.values()) yield { id: lease.id, principalId: lease.principal.id, secretHash: lease.secretHash }
+    },
+    drop: async (leaseId, reason) => {
+      const lease = leases.get(leaseId)
+      if (lease === undefined) return
+      const servers = [...lease.tunnels.values()].flatMap(t => t.server?.listening === true ? [t.server] : [])
+      const closed = Promise.all(servers.map(s => new Promise<void>(resolve => s.once('close', () => resolve()))))
+      tunnels.releaseLease(lease, reason) // closes the listeners and cuts their visitors
+      lease.holder?.session.destroy() // a stale connection: the client is on the other node now
+      await closed
+    },
   }
 }

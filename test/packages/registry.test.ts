@@ -26,7 +26,7 @@ const PACKAGES = ['mport', 'mport-connect', 'mport-relay'] as const
 /** The client's install must stay under this (node_modules of the npx install, bytes on disk). */
 const CLIENT_MAX_BYTES = 15 * 1024 * 1024
 /** Packages a client never needs. */
-const SERVER_ONLY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', 'kysely', 'libsql', 'pg', 'acme-client', 'prom-client']
+const SERVER_ONLY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', 'kysely', 'libsql', 'pg', 'acme-client', 'prom-client', 'ioredis']
 
 const version = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'packages/mport/package.json'), 'utf8')) as { version: string }).version
 const tmp = path.join(os.tmpdir(), `mport-registry-${process.pid}`)

@@ -17,6 +17,9 @@ export {
   type SettingFlag, type NamedTokenSetting, type SettingSpec, type SettingName, type SettingValues, type RelaySettings, type FileSettings, type SettingProblem, type SettingSources,
 } from './config/relay-settings.js'
 export { relayUsers } from './cli/relay-users.js'
+export type { ClusterNode, ClusterNodeOptions } from './cluster/index.js'
+// The supervisor alone, without the registry (ioredis): a worker loads that when its service starts.
+export { superviseWorkers, isSupervisor, workerIndex, WORKER_ENV, type SupervisorLog } from './cluster/workers.js'
 export { AcmeCertificates, type AcmeCertificatesOptions, type AcmeSettings, type AcmeStats, type AcmeClock, type StoredPair } from './acme/index.js'
 export { logRelayEvents, logApiRequests, databasePassword, relaySecrets, type RelayLogOptions } from './log/relay-log.js'
 export { ClientDownloads, sha256sums, CLIENT_BUNDLE, CLIENT_EXECUTABLE, BUNDLE_MIN_NODE, DEFAULT_DOWNLOAD_DIR, type ClientFile, type ClientDownloadsOptions, type ExecutableSource } from './downloads/client-downloads.js'

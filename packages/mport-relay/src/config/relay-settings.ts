@@ -85,6 +85,14 @@ export const RELAY_SETTINGS = {
   'reserved-names': { type: 'list', check: 'label', live: true, describe: 'Subdomains nobody may take besides the built-in www, api, admin…, comma-separated (a live tunnel on a newly reserved one closes on reload)' },
   'client-allow-ip': { type: 'list', check: 'cidr', live: true, describe: 'Only these addresses or networks (comma-separated CIDRs) may open a client session on the control port' },
   'client-deny-ip': { type: 'list', check: 'cidr', live: true, describe: 'These addresses or networks may never open a client session (deny wins over allow)' },
+  'cluster-redis': { type: 'string', env: 'MPORT_CLUSTER_REDIS', indirect: true, secret: 'url', describe: 'Run as one node of a cluster: redis://… of the shared routing registry (env MPORT_CLUSTER_REDIS; needs --cluster-key and a postgres:// --database; see docs/CLUSTER.md)' },
+  'cluster-key': { type: 'string', env: 'MPORT_CLUSTER_KEY', indirect: true, secret: 'mask', check: 'non-empty', describe: 'The secret every node of the cluster shares to authenticate its links (env MPORT_CLUSTER_KEY)' },
+  'cluster-node': { type: 'string', check: 'non-empty', describe: 'This node\'s id in the cluster (default: the host name and a random suffix)' },
+  'cluster-link-host': { type: 'string', default: '0.0.0.0', describe: 'Address the link listener (visitors forwarded by other nodes, TLS) binds to' },
+  'cluster-link-port': { type: 'number', default: 7838, check: 'port', describe: 'Port of the link listener (0: a free one)' },
+  'cluster-advertise': { type: 'string', describe: 'Host other nodes dial this node\'s link at (default: --public-host)' },
+  workers: { type: 'number', default: 1, check: 'non-negative', describe: 'Relay processes on this host sharing its control and HTTP(S) ports (node:cluster), each a node of the cluster: needs --cluster-redis' },
+  'cluster-ttl': { type: 'number', default: 15, check: 'seconds', describe: 'Seconds a dead node\'s ports, names and leases stay in the registry (refreshed every third of it)' },
   tokens: { type: 'tokens', live: true, secret: 'mask', describe: 'Config file only: more static tokens besides the owner\'s, a list of { name, token_file } or { name, token_env }; each name is its own principal' },
 } as const satisfies Record<string, SettingSpec>
 
@@ -292,6 +300,9 @@ export function settingProblem (v: Record<string, unknown>, sources: SettingSour
     if ((v['https-cert'] === undefined) !== (v['https-key'] === undefined)) return { key: 'https-cert', message: '--https-cert and --https-key go together' }
     const acme = acmeProblem(v)
     if (acme !== undefined) return acme
+    if (Number(v.workers ?? 1) > 1 && v['cluster-redis'] === undefined && env.MPORT_CLUSTER_REDIS === undefined) return { key: 'workers', message: '--workers above 1 needs --cluster-redis: the workers find each other\'s tunnels in the registry' }
+    if ((v['cluster-redis'] !== undefined || env.MPORT_CLUSTER_REDIS !== undefined) && v['cluster-key'] === undefined && env.MPORT_CLUSTER_KEY === undefined) return { key: 'cluster-redis', message: '--cluster-redis needs --cluster-key (or MPORT_CLUSTER_KEY, cluster_key_file)' }
+    if ((v['cluster-redis'] !== undefined || env.MPORT_CLUSTER_REDIS !== undefined) && !/^postgres(ql)?:\/\//.test(String(v.database ?? env.MPORT_DATABASE ?? ''))) return { key: 'cluster-redis', message: '--cluster-redis needs a postgres:// --database every node shares' }
     if ((v['http-port'] !== undefined || v['https-port'] !== undefined) && v.domain === undefined) return { key: v['http-port'] !== undefined ? 'http-port' : 'https-port', message: '--http-port and --https-port need --domain' }
     for (const n of SETTING_NAMES) {
       const check = (SPECS[n] as SettingSpec).check
@@ -415,7 +426,7 @@ function readPem (flag: SettingName, file: string): string {
  * only the process knows (`extra`: version, GC meter…). Throws InvalidConfigError for an
  * unreadable file.
  */
-export function serviceOptions (s: RelaySettings, extra: Partial<RelayServiceOptions> = {}): RelayServiceOptions {
+export function serviceOptions (s: RelaySettings, extra: Partial<RelayServiceOptions> = {}, worker?: number): RelayServiceOptions {
   return {
     dataDir: s['data-dir'],
     host: s.host,
@@ -439,6 +450,7 @@ export function serviceOptions (s: RelaySettings, extra: Partial<RelayServiceOpt
     ...(s['reserved-names'].length > 0 ? { reservedNames: s['reserved-names'] } : {}),
     ...(s['client-allow-ip'].length > 0 || s['client-deny-ip'].length > 0 ? { clientIpFilter: { allow: s['client-allow-ip'], deny: s['client-deny-ip'] } } : {}),
     ...(s['acme-directory'] !== undefined ? { acme: acmeOptions(s, s['acme-directory']) } : {}),
+    ...(s['cluster-redis'] !== undefined && s['cluster-key'] !== undefined ? { cluster: clusterOptions(s, s['cluster-redis'], s['cluster-key'], worker) } : {}),
     ...extra,
   }
 }
@@ -469,6 +481,19 @@ function acmeOptions (s: RelaySettings, directoryUrl: string): NonNullable<Relay
     ...(s['acme-allow'] !== undefined ? { allow: parseAllowList(s['acme-allow']) } : {}),
     ...(s['acme-dns-hook'] !== undefined ? { dnsHook: s['acme-dns-hook'] } : {}),
     ...(s['acme-rate-per-hour'] !== undefined ? { ratePerHour: s['acme-rate-per-hour'] } : {}),
+  }
+}
+
+/** The `cluster_*` settings; worker `i` of `--workers` is node `<id>-w<i>` with link port `cluster_link_port + i` (or a free one for 0). */
+function clusterOptions (s: RelaySettings, redis: string, clusterKey: string, worker: number | undefined): NonNullable<RelayServiceOptions['cluster']> {
+  const node = s['cluster-node']
+  const linkPort = s['cluster-link-port']
+  return {
+    redis,
+    clusterKey,
+    ...(node !== undefined ? { node: worker === undefined ? node : `${node}-w${worker}` } : {}),
+    link: { host: s['cluster-link-host'], port: worker === undefined || linkPort === 0 ? linkPort : linkPort + worker, advertiseHost: s['cluster-advertise'] ?? s['public-host'] },
+    ttlMs: s['cluster-ttl'] * 1000,
   }
 }
 

@@ -98,8 +98,8 @@ export function logApiRequests (out: Printer): (r: ApiRequestLog) => void {
 }
 
 /** The secrets a relay's settings hold, for the logger to mask (Printer.secret): its token, the database password, the static tokens. */
-export function relaySecrets (s: { readonly token?: string | undefined, readonly database?: string | undefined, readonly tokens?: ReadonlyArray<{ readonly token: string }> }): string[] {
-  return [s.token, databasePassword(s.database), ...(s.tokens ?? []).map(t => t.token)].filter((v): v is string => v !== undefined)
+export function relaySecrets (s: { readonly token?: string | undefined, readonly database?: string | undefined, readonly tokens?: ReadonlyArray<{ readonly token: string }>, readonly 'cluster-key'?: string | undefined, readonly 'cluster-redis'?: string | undefined }): string[] {
+  return [s.token, databasePassword(s.database), ...(s.tokens ?? []).map(t => t.token), s['cluster-key'], databasePassword(s['cluster-redis'])].filter((v): v is string => v !== undefined)
 }
 
 /** The password in a database URL (`postgres://user:password@host/db`), to mask in every line; undefined for a file name. */

@@ -7,6 +7,7 @@
 import { isIPv6, type AddressInfo } from 'node:net'
 import type { ApiOptions, createApi } from '../api/index.js'
 import { AcmeCertificates, type AcmeCertificatesOptions } from '../acme/index.js'
+import type { ClusterNode, ClusterNodeOptions } from '../cluster/index.js'
 import { RelayOps, healthSummary, type RelayOpsOptions } from '../ops/index.js'
 import { openStore, StoreAuthenticator, StoreRelayPolicy, UsageRecorder, type SqlStore } from '../store/index.js'
 import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
@@ -23,7 +24,7 @@ import { ClientDownloads } from '../downloads/client-downloads.js'
 import { ClientExecutable, executableUnsupported } from '../downloads/client-executable.js'
 
 /** The relay's options plus the data dir, the database, plans and the REST API listener. */
-export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy'> {
+export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy' | 'cluster'> {
   dataDir: string
   /** Control-listener certificate; default: the data dir's self-signed one. */
   cert?: string
@@ -53,6 +54,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   onAcmeLog?: (line: string) => void
   /** Told one line when the client executable (GET /dl/mport-connect-linux-x64) is being made, is ready or failed; default: nothing. */
   onDownloadsLog?: (line: string) => void
+  /** Run as one node of a cluster sharing the store (PostgreSQL) and a Redis routing registry (docs/CLUSTER.md); none: alone. */
+  cluster?: Omit<ClusterNodeOptions, 'cert' | 'key' | 'bindHost' | 'leaseTtlMs' | 'onWarning'>
 }
 
 /** A running relay service: the relay, its store and API, and how to close them in order. */
@@ -78,6 +81,8 @@ export interface RelayService {
   ops: RelayOps | undefined
   /** Where the ops listener listens, when it is on. */
   opsAddress: AddressInfo | undefined
+  /** This node of the cluster, when `cluster` is set. */
+  cluster: ClusterNode | undefined
   /** Drains: readiness drops first, then the API and the relay close, the ops listener last. */
   close (graceMs?: number): Promise<void>
 }
@@ -89,7 +94,7 @@ function controlAddress (host: string, port: number): string {
 
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, onDownloadsLog, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, onDownloadsLog, cluster: clusterOpts, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
   const ops = opsOpts !== undefined ? new RelayOps(opsOpts) : undefined
@@ -115,7 +120,17 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     onSoonestExpiry: pair => ops?.metrics.certificates.set('acme', pair.cert),
   })
   await acme?.start()
+  // ioredis only when this relay is a node of a cluster.
+  const cluster = clusterOpts === undefined ? undefined : new (await import('../cluster/index.js')).ClusterNode({
+    ...clusterOpts,
+    cert: cert ?? data.cert,
+    key: key ?? data.key,
+    bindHost: relayOpts.bindHost ?? '0.0.0.0',
+    leaseTtlMs: relayOpts.leaseGrace ?? 120_000,
+    onWarning: err => built.relay?.emit('warning', err),
+  })
   const relay = new Relay({
+    ...(cluster !== undefined ? { cluster } : {}),
     ...relayOpts,
     ...https,
     ...(acme !== undefined ? { certificates: acme, acmeChallenges: acme } : {}),
@@ -144,6 +159,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     trackClients(relay, seen)
     const visitors = new VisitorLog(relay, api?.recentVisitors)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
+    built.relay = relay
+    await cluster?.start() // links up and announced before clients arrive
     await relay.listen()
     if (api !== undefined) {
       const { createApi } = await import('../api/index.js') // fastify only when the API is on
@@ -191,6 +208,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   } catch (err) {
     acme?.close()
     await relay.close(0)
+    await cluster?.close()
     await app?.close()
     await usage.close()
     await store.close()
@@ -208,11 +226,13 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
     acme,
     ops,
     opsAddress,
+    cluster,
     close: async (graceMs = 10_000) => {
       ops?.drain() // not ready first, while every listener still serves
       acme?.close()
       await app?.close()
       await relay.close(graceMs)
+      await cluster?.close() // after the relay: its tunnels' keys are released, then this node's own
       await usage.close()
       await store.close()
       await ops?.close()
