@@ -169,6 +169,7 @@ t.test('the image, built by its own scripts and started as the Dockerfile says',
     for (const pkg of ['mport', 'mport-relay']) {
       const dir = path.join(app, 'packages', pkg)
       t.ok(existsSync(path.join(dir, 'dist/index.js')), `${pkg}: its build`)
+      if (pkg === 'mport-relay') t.ok(existsSync(path.join(dir, 'dist/dl/mport-connect.mjs')) && existsSync(path.join(dir, 'dist/dl/mport-connect.cjs')), 'mport-relay: the client bundles it hands out (GET /dl/…)')
       for (const f of ['src', 'test', 'bench', 'tsconfig.json', 'tsconfig.build.json']) t.notOk(existsSync(path.join(dir, f)), `${pkg}: no ${f}`)
     }
     const all = filesUnder(rootfs)

@@ -101,6 +101,8 @@ t.test('download the bundle from the relay, verify it, run it with node alone, t
   const head = await fetch(`${api}/dl/${CLIENT_BUNDLE}`, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.headers.get('x-content-sha256'), digest, 'HEAD gives the checksum without the body')
+  t.equal(head.headers.get('content-length'), String(body.length), 'and the size')
+  t.equal((await head.arrayBuffer()).byteLength, 0)
 
   const sums = await fetch(`${api}/dl/SHA256SUMS`)
   t.equal(sums.headers.get('content-type'), 'text/plain; charset=utf-8')
