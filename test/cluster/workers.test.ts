@@ -56,7 +56,7 @@ t.test('two workers share the listeners of one relay host', skip !== undefined ?
   t.equal(workers.length, 2, 'two worker processes under the supervisor')
   process.kill(workers[0]!, 'SIGKILL')
   await relay.waitEvent('worker-exit')
-  await waitFor(() => relay.jsonLines().filter(o => o.event === 'listening').length === 3, { what: 'the worker started again', timeoutMs: 90_000 })
+  await waitFor(() => relay.jsonLines().filter(o => o.event === 'listening').length === 3, { what: 'the worker started again', timeoutMs: 120_000, diag: () => `stdout:\n${relay.stdout.slice(-3000)}\nstderr:\n${relay.stderr.slice(-3000)}` })
   // Until the client (if it was on the killed worker) has reconnected and claimed its name again, a
   // visitor on the restarted worker may find the name still registered to the dead one: wait for
   // ten visitors in a row to be served, bounded.
