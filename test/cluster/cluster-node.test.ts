@@ -77,6 +77,29 @@ t.test('cluster nodes in process', skip !== undefined ? { skip } : {}, async t =
     await t.rejects(intruder.session('one', n1.linkAddress), { code: 'MPORT_ERR_AUTH_FAILED' }, 'the dial is refused')
   })
 
+  await t.test('Redis away: live tunnels keep serving, a new one is refused with MPORT_ERR_UNAVAILABLE, then allowed again', async t => {
+    const prefix = `mport:t${++prefixes}:`
+    const warnings: Error[] = []
+    const [, r1] = await startNode(t, redis, prefix, 'one', '127.0.0.1', err => warnings.push(err))
+    const up = clientOf(r1, [{ name: 'a', localHost: '127.0.0.1', localPort: echo.port, remotePort: 0 }])
+    t.teardown(() => up.close())
+    const [a] = await up.start()
+    await redis.stop()
+    t.teardown(() => redis.restart()) // for the tests after this one
+    t.equal(String(await roundTrip(await connectTo(a!.remotePort!), Buffer.from('still'))), 'still', 'the live tunnel keeps serving')
+    const late = clientOf(r1, [{ name: 'b', localHost: '127.0.0.1', localPort: echo.port, remotePort: 0 }], { tunnelRetry: false })
+    t.teardown(() => late.close())
+    const [b] = await late.start()
+    t.equal(b?.error?.code, 'MPORT_ERR_UNAVAILABLE', 'a new tunnel cannot be claimed')
+    t.match(b?.error?.message, /cluster registry/)
+    await waitFor(() => warnings.length > 0, { what: 'a warning about the registry' })
+    await redis.restart()
+    const again = clientOf(r1, [{ name: 'c', localHost: '127.0.0.1', localPort: echo.port, remotePort: 0 }])
+    t.teardown(() => again.close())
+    const [c] = await again.start()
+    t.equal(c?.state, 'online', 'with Redis back, tunnels open again')
+  })
+
   await t.test('a released tunnel leaves nothing in the registry', async t => {
     const prefix = `mport:t${++prefixes}:`
     const [, r1] = await startNode(t, redis, prefix, 'one', '127.0.0.1')
@@ -93,10 +116,10 @@ t.test('cluster nodes in process', skip !== undefined ? { skip } : {}, async t =
 })
 
 /** A relay on loopback with a ClusterNode on `redis` under `prefix`. */
-async function startNode (t: Test, redis: RedisServer, prefix: string, id: string, bindHost: string): Promise<[ClusterNode, Relay]> {
+async function startNode (t: Test, redis: RedisServer, prefix: string, id: string, bindHost: string, onWarning: (err: Error) => void = () => {}): Promise<[ClusterNode, Relay]> {
   const node = new ClusterNode({
     redis: redis.url, clusterKey: KEY, node: id, prefix, ttlMs: 1500, leaseTtlMs: 60_000,
-    link: { host: '127.0.0.1', port: 0, advertiseHost: '127.0.0.1' }, cert, key, bindHost, onWarning: () => {},
+    link: { host: '127.0.0.1', port: 0, advertiseHost: '127.0.0.1' }, cert, key, bindHost, onWarning,
   })
   const relay = await startRelay({ cluster: node, bindHost, domain: 'cluster.test', httpPort: 0 })
   await node.start()
