@@ -38,6 +38,17 @@ async function echoThrough (port: number, size: number): Promise<net.Socket> {
   return socket
 }
 
+/** True when a visitor to `port` is closed on without getting its bytes back (refused by the relay). */
+async function refusedVisitor (port: number): Promise<boolean> {
+  const socket = net.connect(port, '127.0.0.1')
+  let got = 0
+  socket.on('data', (c: Buffer) => { got += c.length })
+  socket.on('error', () => {})
+  socket.on('connect', () => socket.write('knock'))
+  await new Promise(resolve => socket.once('close', resolve))
+  return got === 0
+}
+
 /** Polls a page check (bounded, with a clear message). */
 async function until (check: () => Promise<boolean>, what: string): Promise<void> {
   await waitFor(check, { what, timeoutMs: 60_000, intervalMs: 100 })
@@ -209,6 +220,25 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   t.ok(Number(await page.locator('#quota').getAttribute('value')) > 0, 'the quota bar shows the month\'s bytes')
   t.same(await unlabelled(page), [], 'every control on the account page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'account.png'), fullPage: true })
+
+  // ---- "Allow my current IP" on a tunnel whose client allows only 10.0.0.0/8 ----
+  const { raw: privateToken } = await service.store.createToken(alice.id, 'private')
+  const restricted = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: privateToken, tunnels: [{ name: 'private', localHost: '127.0.0.1', localPort: echo.port, remotePort: 0, allowIp: ['10.0.0.0/8'] }], fingerprint: certFingerprint, backoff: { initial: 50, max: 200 } })
+  restricted.on('error', () => {})
+  t.teardown(() => restricted.close())
+  await restricted.start()
+  const priv = service.relay.tunnels.find(x => x.name === 'private')!
+  t.ok(await refusedVisitor(priv.port), 'a visitor from 127.0.0.1 is refused at first')
+  await page.goto(`${api}/#/tunnels/${encodeURIComponent(priv.key)}`)
+  await page.locator('#access .filter', { hasText: 'allow 10.0.0.0/8' }).waitFor()
+  await page.getByLabel('Hours').fill('2')
+  await page.getByRole('button', { name: 'Allow my current IP' }).click()
+  await page.locator('#grants li', { hasText: '127.0.0.1' }).waitFor()
+  const allowed = await echoThrough(priv.port, 16)
+  allowed.destroy()
+  t.pass('after "Allow my current IP", the same visitor gets through')
+  await page.screenshot({ path: path.join(SHOTS, 'allow-ip.png') })
+  await restricted.close()
 
   // ---- A user reaches no admin page ----
   await page.goto(`${api}/#/admin`)

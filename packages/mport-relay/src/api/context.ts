@@ -29,6 +29,12 @@ export interface LiveTunnel {
   clientAgent?: string
   /** When the tunnel came up (ms since the epoch). */
   since?: number
+  /** The client's visitor filter in one line. */
+  filter?: string
+  /** The client gave an allow list (so "allow my IP" grants matter). */
+  restricted?: boolean
+  /** Addresses let through the allow list until a time (ms since the epoch). */
+  grants?: Array<{ address: string, until: number }>
 }
 
 /** One recent visitor connection of a tunnel: metadata only. */
@@ -63,6 +69,8 @@ export interface ApiOptions {
    * dashboard's push channel); returns the unsubscribe. Without it, the channel only ticks.
    */
   watchTunnels?: (changed: () => void) => () => void
+  /** Lets an address through a live tunnel's allow list until a time; the tunnel's grants, or undefined when it is gone. Without it POST /v1/tunnels/:id/allow answers 503. */
+  grantVisitor?: (id: string, address: string, until: number) => Array<{ address: string, until: number }> | undefined
   /** A live tunnel's recent visitors, newest first (GET /v1/tunnels/:id/visitors); without it the route answers 503. */
   tunnelVisitors?: (id: string) => RecentVisitor[]
   /** The relay's health (GET /v1/admin/health); without it the route answers 503. */

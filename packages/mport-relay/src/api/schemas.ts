@@ -114,7 +114,18 @@ export const tunnelSchema = {
     clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
     clientAgent: { type: 'string', description: 'the client\'s software and version (mport-connect/0.1.0), while it is connected' },
     since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
+    filter: { type: 'string', description: 'the client\'s visitor filter in one line (allow 10.0.0.0/8, or open to every address)' },
+    restricted: { type: 'boolean', description: 'the client gave an allow list, so grants matter' },
+    grants: { type: 'array', items: { $ref: 'Grant#' } },
   },
+} as const
+
+export const grantSchema = {
+  $id: 'Grant',
+  type: 'object',
+  description: 'An address let through a tunnel\'s allow list until a time.',
+  required: ['address', 'until'],
+  properties: { address: { type: 'string' }, until: time },
 } as const
 
 export const usageBucketSchema = {
@@ -148,7 +159,7 @@ export const auditEntrySchema = {
   },
 } as const
 
-export const sharedSchemas = [errorSchema, userSchema, tokenSchema, reservationSchema, limitsSchema, limitOverridesSchema, tunnelSchema, usageBucketSchema, auditEntrySchema]
+export const sharedSchemas = [errorSchema, userSchema, tokenSchema, reservationSchema, limitsSchema, limitOverridesSchema, grantSchema, tunnelSchema, usageBucketSchema, auditEntrySchema]
 
 export const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` })
 

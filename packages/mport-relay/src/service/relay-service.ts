@@ -155,6 +155,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
             id: t.key, name: t.name, userId: t.principalId, userName: t.principal, port: t.port, kind: t.kind,
             ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
             ...(holder !== undefined ? { clientAddress: holder.remoteAddress, clientAgent: holder.agent } : {}), ...(since !== undefined ? { since } : {}),
+            filter: t.filter, restricted: t.restricted, grants: t.grants,
           }
         }),
         watchTunnels: changed => {
@@ -164,6 +165,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         },
         closeTunnel: id => relay.closeTunnel(id),
         tunnelVisitors: id => visitors.recent(id),
+        grantVisitor: (id, address, until) => relay.grantVisitor(id, address, until),
         relayHealth: async () => {
           const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)
           if (ops !== undefined) return { ...await healthSummary(ops.metrics), streams }
