@@ -11,18 +11,11 @@ import { IpFilter, riskyPortHint, parseBasicAuthValue } from 'mport/access'
 import { createLogger, LOG_LEVELS, oneLine, formatBytes, packageVersion, ExitCode, lastValueWins, explainUsage, strayReporter, type LogLevel } from 'mport/cli'
 import { InvalidConfigError, MportError } from 'mport/errors'
 import { tuneGcForForwarding } from 'mport/gc-tuning'
-import { loginForRelay, validateClientConfig, reloadLine, restartLine, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
+import { connectAccount, loginForRelay, validateClientConfig, reloadLine, restartLine, type ClientFileConfig, type LoginForRelay } from 'mport-connect'
 import { INSPECT_FLAGS, inspectSettings, createInspector, serveInspector, StatusDisplay, type InspectSettings } from 'mport-connect'
 
 // Account commands (login, logout, tokens) go to the REST API; forget edits known_relays.json (packages/mport-connect).
-if (['login', 'logout', 'tokens', 'forget'].includes(process.argv[2] ?? '')) {
-  const { connectAccount } = await import('mport-connect')
-  process.exit(await connectAccount(process.argv.slice(2)))
-}
-
-// A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module);
-// its read meter goes to the data path through the options.
-const gc = tuneGcForForwarding()
+const ACCOUNT_COMMANDS = ['login', 'logout', 'tokens', 'forget']
 
 const env = process.env
 
@@ -81,7 +74,7 @@ const OPTIONS = {
 
 // Environment fallbacks are read explicitly (not with yargs .env()): other MPORT_* variables,
 // such as the relay's MPORT_DATA_DIR, must not turn into unknown-flag errors here.
-const argv = yargs(hideBin(process.argv))
+const parseArgs = () => yargs(hideBin(process.argv))
   .scriptName('mport-connect')
   .usage('$0 [http|tls] <tunnel..> [options]\n\nExpose local services through an mport relay.\n\nTunnels: 5555 | web=8080 | 5555:45555 (ask for public port 45555) | 192.168.1.20:5555 | [::1]:22\n"http 3000" gets https://<name>.<relay domain>; "tls 8443" routes TLS by SNI to a service that terminates TLS itself.\n\nAccounts: mport-connect login | logout | tokens … --api <relay API URL>\nA relay whose certificate changed on purpose: mport-connect forget <relay>')
   .command('$0 [tunnels..]', false)
@@ -98,6 +91,8 @@ const argv = yargs(hideBin(process.argv))
   .version(packageVersion())
   .help()
   .parseSync()
+/** The command line, parsed when main() starts (account commands have their own parser). */
+let argv: ReturnType<typeof parseArgs>
 
 interface Settings {
   relay: string
@@ -251,6 +246,10 @@ function hintFor (err: unknown, s: Settings): string | undefined {
 }
 
 async function main (): Promise<void> {
+  argv = parseArgs()
+  // A process of its own: set the forwarding GC tuning (process-wide V8 flags, see the module);
+  // its read meter goes to the data path through the options.
+  const gc = tuneGcForForwarding()
   let s: Settings
   try {
     s = await settings()
@@ -433,7 +432,9 @@ async function main (): Promise<void> {
   exitIfHopeless()
 }
 
-main().catch(err => {
+// No top-level await: the same source also bundles to CommonJS for the single executable (scripts/bundle-client.ts).
+const run = ACCOUNT_COMMANDS.includes(process.argv[2] ?? '') ? connectAccount(process.argv.slice(2)).then(code => process.exit(code)) : main()
+run.catch(err => {
   process.stderr.write(`mport-connect: ${oneLine(err)}\n`)
   process.exit(ExitCode.Failure)
 })

@@ -123,7 +123,7 @@ async function main (): Promise<void> {
   })
   let opts: RelayServiceOptions
   try {
-    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}) })
+    opts = serviceOptions(settings, { version: packageVersion(), onFreshRead: gc.onFreshRead, onAcmeLog: line => out.event('acme', line, {}), onDownloadsLog: line => out.event('client-executable', line, {}) })
   } catch (err) {
     if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') usageExit(oneLine(err))
     throw err

@@ -181,6 +181,13 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   const command = (await page.locator('#command').textContent())!
   t.match(command, new RegExp(`^curl -fsSLO ${api.replace(/\./g, '\\.')}/dl/mport-connect\\.mjs && MPORT_TOKEN=mpt_\\S+ node mport-connect\\.mjs `), 'download from this relay; the token rides in the environment, not in the arguments')
   t.match(command, new RegExp(`mport-connect(\\.mjs)? ${echo.port} --relay 127\\.0\\.0\\.1:${service.relay.address.port}`), 'the relay address and the port')
+  const aliceSession = (await service.store.createSession(alice.id, 60_000)).raw
+  const info = await (await fetch(`${api}/v1/connect-info`, { headers: { authorization: `Bearer ${aliceSession}` } })).json() as { executable?: { name: string } }
+  if (info.executable !== undefined) {
+    t.match(await page.locator('#executable-command').textContent(), new RegExp(`&& chmod \\+x ${info.executable.name} && MPORT_TOKEN=mpt_\\S+ \\./${info.executable.name} ${echo.port} --relay `), 'the executable\'s command, as this relay offers one')
+  } else {
+    t.equal(await page.locator('#executable-command').count(), 0, 'no executable command where the relay offers none')
+  }
   t.same(await unlabelled(page), [], 'every control on the connect page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'connect.png') })
   t.match(await page.locator('#connect-result').textContent(), new RegExp(`certificate ${service.fingerprint}`), 'the certificate fingerprint to check')
@@ -195,7 +202,8 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.goto(`${api}/#/tokens`)
   await page.getByRole('button', { name: 'Revoke nas' }).click()
   await page.locator('#tokens-status', { hasText: 'revoked' }).waitFor()
-  t.match(await page.locator('#tokens tr[data-name=nas] .token-state').textContent(), /^revoked/)
+  await page.locator('#tokens tr[data-name=nas] .token-state', { hasText: /^revoked/ }).waitFor()
+  t.pass('the token is listed as revoked')
   const exit = await nas.waitExit(60_000)
   t.equal(exit.code, 1, 'the disconnected client exits 1')
   t.match(nas.stderr, /authentication failed: wrong or revoked token \[MPORT_ERR_AUTH_FAILED\]/, 'and says why')
@@ -209,7 +217,8 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.getByRole('button', { name: 'Create token' }).click()
   await page.locator('#new-token').waitFor()
   t.match(await page.locator('#new-token').textContent(), /^mpt_/, 'the new token is shown once')
-  t.match(await page.locator('#tokens tr[data-name=ci-week] .token-state').textContent(), /^active, expires /)
+  await page.locator('#tokens tr[data-name=ci-week] .token-state', { hasText: /^active, expires / }).waitFor()
+  t.pass('listed as active, with its expiry')
   const week = (await service.store.listTokens(alice.id)).find(x => x.name === 'ci-week')
   t.ok(week?.expiresAt !== null && week!.expiresAt! > Date.now() + 167 * 3_600_000, 'stored with its expiry, a week out')
   await page.screenshot({ path: path.join(SHOTS, 'tokens.png') })

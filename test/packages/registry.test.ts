@@ -314,6 +314,20 @@ t.test('publish to a local registry, then npx mport-relay and npx mport-connect 
     tt.ok((await roundTrip(await connectTo(opened.remotePort as number), payload)).equals(payload), '64 KiB through the downloaded client\'s tunnel came back intact')
     downloaded.signal('SIGTERM')
     await downloaded.waitExit()
+
+    // The installed relay makes the Linux executable from its host's Node (postject from its own node_modules).
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      const exeRes = await fetch(`${api}/dl/mport-connect-linux-x64`, { signal: AbortSignal.timeout(300_000) })
+      tt.equal(exeRes.status, 200, 'GET /dl/mport-connect-linux-x64 from the installed relay')
+      const exe = Buffer.from(await exeRes.arrayBuffer())
+      tt.equal(exeRes.headers.get('x-content-sha256'), createHash('sha256').update(exe).digest('hex'), 'its SHA-256 header matches')
+      tt.comment(`the executable: ${exe.length} bytes (${mib(exe.length)})`)
+      const exeFile = path.join(cwd, 'mport-connect-linux-x64')
+      writeFileSync(exeFile, exe, { mode: 0o755 })
+      const exeVersion = await run(exeFile, ['--version'], cwd, { HOME: home, PATH: '/nonexistent' }, 60_000)
+      mustSucceed(exeVersion, 'mport-connect-linux-x64 --version')
+      tt.equal(exeVersion.stdout.trim(), version, 'the executable runs without node on the PATH and knows the version')
+    } else tt.comment(`no executable check: the host is ${process.platform}-${process.arch}, not linux-x64`)
   })
 
   await t.test('the installed bins answer --help and --version', async tt => {

@@ -6,17 +6,15 @@
  * empty HOME and no node_modules anywhere above — and a real TCP service is reached through the
  * tunnel it opens. A relay without the bundle answers a typed 404 and keeps serving.
  */
-import { execFile } from 'node:child_process'
-import { readdirSync } from 'node:fs'
-import { promisify } from 'node:util'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { startRelayService, ClientDownloads, CLIENT_BUNDLE } from '../../packages/mport-relay/src/index.js'
 import { VERSION } from '../../src/version.js'
 import { bundleClient } from '../../scripts/bundle-client.js'
+import { runCommand as run } from '../helpers/run-command.js'
 import { cleanup, REPO_ROOT, spawnBin } from '../helpers/spawn.js'
 import { connectTo, roundTrip, startEcho } from '../helpers/tunnel.js'
 import { startApi } from '../api/fixtures/api.js'
@@ -37,17 +35,6 @@ function noNodeModulesAbove (dir: string): boolean {
 /** An environment with nothing of this process in it: PATH (for node and curl), an empty HOME. */
 function bareEnv (home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), NO_COLOR: '1', ...extra }
-}
-
-/** Runs a command to its end without blocking this process (the relay under test answers it). */
-async function run (file: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number, stdout: string, stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(file, args, { cwd, env, encoding: 'utf8', timeout: 60_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code?: number, stdout?: string, stderr?: string, message: string }
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? e.message }
-  }
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -114,6 +101,8 @@ t.test('download the bundle from the relay, verify it, run it with node alone, t
   const head = await fetch(`${api}/dl/${CLIENT_BUNDLE}`, { method: 'HEAD' })
   t.equal(head.status, 200)
   t.equal(head.headers.get('x-content-sha256'), digest, 'HEAD gives the checksum without the body')
+  t.equal(head.headers.get('content-length'), String(body.length), 'and the size')
+  t.equal((await head.arrayBuffer()).byteLength, 0)
 
   const sums = await fetch(`${api}/dl/SHA256SUMS`)
   t.equal(sums.headers.get('content-type'), 'text/plain; charset=utf-8')

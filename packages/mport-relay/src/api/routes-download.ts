@@ -45,7 +45,8 @@ function sendFile (req: FastifyRequest, reply: FastifyReply, f: ClientFile, vers
     void reply.removeHeader('content-length')
     return reply.code(304).send()
   }
-  return reply.send(createReadStream(f.path))
+  // HEAD: the headers (size, checksum) without reading the file.
+  return req.method === 'HEAD' ? reply.send() : reply.send(createReadStream(f.path))
 }
 
 /** The origin the caller reached the API on, for download URLs (the socket's own address when the Host header is not a plain host). */
@@ -103,14 +104,18 @@ export function downloadRoutes (app: FastifyInstance, ctx: ApiContext): void {
 
   /** A file route: public, with ETag revalidation and a typed 404 when the file is not there. */
   const fileRoute = (name: string, summary: string, type: string, get: () => Promise<ClientFile>): void => {
-    app.get(`/dl/${name}`, {
+    // HEAD of its own: fastify's automatic one would read the whole file to discard it.
+    app.route({
+      method: ['GET', 'HEAD'],
+      url: `/dl/${name}`,
       config: { auth: 'public' },
       schema: {
         tags: ['downloads'],
         summary,
         response: { 200: binary(type, 'The file; ETag and x-content-sha256 carry its SHA-256.'), 304: { description: 'The caller\'s copy (If-None-Match) is this one.', type: 'null' }, ...errors(404) },
       },
-    }, async (req, reply) => sendFile(req, reply, await get(), opts.version))
+      handler: async (req, reply) => sendFile(req, reply, await get(), opts.version),
+    })
   }
   fileRoute(CLIENT_BUNDLE, 'The client in one file: `curl -fsSLO …/dl/mport-connect.mjs && node mport-connect.mjs 5555 --relay … --fingerprint …` with only Node >= 20.19.',
     'text/javascript', () => downloads.bundle())

@@ -18,6 +18,8 @@ export const DEFAULT_DOWNLOAD_DIR = fileURLToPath(new URL('../../dist/dl/', impo
 export const CLIENT_BUNDLE = 'mport-connect.mjs'
 /** The oldest Node the bundle runs on: the packages' engines (yargs 18 needs 20.19). */
 export const BUNDLE_MIN_NODE = '20.19'
+/** The client as CommonJS (next to the bundle): what the executable is made from; Node's SEA takes only a CommonJS main. */
+export const EXECUTABLE_SOURCE = 'mport-connect.cjs'
 /** The Linux x64 executable's file name. */
 export const CLIENT_EXECUTABLE = 'mport-connect-linux-x64'
 
@@ -39,7 +41,7 @@ export interface ExecutableSource {
   /** The executable's path once it exists; rejects with DownloadMissingError when this host cannot make it. */
   file (): Promise<string>
   /** The path if it exists now, without starting anything. */
-  ready (): string | undefined
+  ready (): Promise<string | undefined>
 }
 
 /** Where the bundle is, and the executable when this relay offers one. */
@@ -50,8 +52,8 @@ export interface ClientDownloadsOptions {
   executable?: ExecutableSource
 }
 
-/** SHA-256 of a file, read as a stream. */
-async function hashFile (file: string): Promise<string> {
+/** Hex SHA-256 of a file, read as a stream. */
+export async function hashFile (file: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
   return hash.digest('hex')
@@ -95,7 +97,7 @@ export class ClientDownloads {
     const files: ClientFile[] = []
     const bundle = await this.#describe(CLIENT_BUNDLE, path.join(this.dir, CLIENT_BUNDLE), 'text/javascript; charset=utf-8', `Node >= ${BUNDLE_MIN_NODE}`)
     if (bundle !== undefined) files.push(bundle)
-    const exe = this.#executable?.ready()
+    const exe = await this.#executable?.ready()
     const executable = exe === undefined ? undefined : await this.#describe(CLIENT_EXECUTABLE, exe, 'application/octet-stream', 'Linux x64')
     if (executable !== undefined) files.push(executable)
     return files

@@ -18,6 +18,9 @@ import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
 import type { ClientInfo, PlanLimits } from 'mport/relay'
 import path from 'node:path'
+import { packageVersion } from 'mport/cli'
+import { ClientDownloads } from '../downloads/client-downloads.js'
+import { ClientExecutable, executableUnsupported } from '../downloads/client-executable.js'
 
 /** The relay's options plus the data dir, the database, plans and the REST API listener. */
 export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' | 'authenticator' | 'policy'> {
@@ -48,6 +51,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   acme?: Omit<AcmeCertificatesOptions, 'dataDir' | 'domain' | 'held' | 'log' | 'onSoonestExpiry'>
   /** Told one line per ACME event (obtained, renewed, failed); default: nothing. */
   onAcmeLog?: (line: string) => void
+  /** Told one line when the client executable (GET /dl/mport-connect-linux-x64) is being made, is ready or failed; default: nothing. */
+  onDownloadsLog?: (line: string) => void
 }
 
 /** A running relay service: the relay, its store and API, and how to close them in order. */
@@ -84,7 +89,7 @@ function controlAddress (host: string, port: number): string {
 
 /** Starts the whole relay service (data dir, store, relay, usage recorder, REST API) and returns it once listening. */
 export async function startRelayService (opts: RelayServiceOptions): Promise<RelayService> {
-  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, ...relayOpts } = opts
+  const { dataDir, cert, key, token: givenToken, database, api, ops: opsOpts, usageFlushInterval, version, planDefaults, tokens, reservedNames, clientIpFilter, acme: acmeOpts, onAcmeLog, onDownloadsLog, ...relayOpts } = opts
   const data = await prepareRelayData(dataDir, [opts.publicHost ?? 'localhost'])
   const token = givenToken ?? data.token
   const ops = opsOpts !== undefined ? new RelayOps(opsOpts) : undefined
@@ -174,7 +179,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         },
         ...(api.reload !== undefined ? { reload: api.reload } : {}),
         ...(api.onResponse !== undefined ? { onResponse: api.onResponse } : {}),
-        ...(api.downloads !== undefined ? { downloads: api.downloads } : {}),
+        downloads: api.downloads ?? clientDownloads(dataDir, version ?? packageVersion(), onDownloadsLog),
         onRevoke: ({ userId, tokenId: revoked }) => {
           if (revoked === undefined) relay.disconnect(userId)
           else void relay.revalidate(userId)
@@ -224,6 +229,12 @@ function trackClients (relay: Relay, seen: SeenClients): void {
   relay.on('client-closed', info => seen.clients.delete(info.id))
   relay.on('tunnel-up', t => { const key = `${t.client}:${t.id}`; if (!seen.since.has(key)) seen.since.set(key, Date.now()) })
   relay.on('tunnel-down', t => seen.since.delete(`${t.client}:${t.id}`))
+}
+
+/** The bundle from the package, and on a linux-x64 host the executable, made in `<data dir>/downloads` on first request. */
+function clientDownloads (dataDir: string, version: string, log: ((line: string) => void) | undefined): ClientDownloads {
+  if (executableUnsupported() !== undefined) return new ClientDownloads()
+  return new ClientDownloads({ executable: new ClientExecutable({ dir: path.join(dataDir, 'downloads'), version, ...(log !== undefined ? { log } : {}) }) })
 }
 
 /** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */
