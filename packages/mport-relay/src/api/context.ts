@@ -29,6 +29,8 @@ export interface LiveTunnel {
   clientAgent?: string
   /** When the tunnel came up (ms since the epoch). */
   since?: number
+  /** When the tunnel's client was last connected (ms since the epoch): now while it is, else when it left. */
+  lastSeen?: number
   /** The client's visitor filter in one line. */
   filter?: string
   /** The client gave an allow list (so "allow my IP" grants matter). */

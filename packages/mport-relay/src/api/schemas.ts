@@ -114,6 +114,7 @@ export const tunnelSchema = {
     clientAddress: { type: 'string', description: 'the client machine\'s address, while it is connected' },
     clientAgent: { type: 'string', description: 'the client\'s software and version (mport-connect/0.1.0), while it is connected' },
     since: { type: 'integer', description: 'when the tunnel came up (ms since the Unix epoch)' },
+    lastSeen: { type: 'integer', description: 'when the tunnel\'s client was last connected (ms since the Unix epoch): now while it is, else when it left' },
     filter: { type: 'string', description: 'the client\'s visitor filter in one line (allow 10.0.0.0/8, or open to every address)' },
     restricted: { type: 'boolean', description: 'the client gave an allow list, so grants matter' },
     grants: { type: 'array', items: { $ref: 'Grant#' } },

@@ -110,7 +110,8 @@ export const tunnelPage: Page = (main, ctx) => {
       ...row('Rate', rate(rates.of(t.id)), 'rate'),
       ...row('Client address', t.clientAddress ?? '—', 'client'),
       ...row('Client software', t.clientAgent ?? '—', 'agent'),
-      ...row('Up since', when(t.since), 'since'))
+      ...row('Up since', when(t.since), 'since'),
+      ...row('Client last seen', t.online === false ? when(t.lastSeen) : 'connected now', 'last-seen'))
     const grants = t.grants ?? []
     filterText.textContent = t.filter ?? 'open to every address'
     allowForm.hidden = t.restricted !== true
