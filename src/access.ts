@@ -3,5 +3,5 @@
  *
  * @packageDocumentation
  */
-export { IpFilter, parseCidr, parseIp, normalizeIp, riskyPortHint, type IpFilterOptions } from './access/cidr.js'
+export { IpFilter, parseCidr, parseIp, normalizeIp, riskyPortHint, type IpFilterOptions, type IpGrant } from './access/cidr.js'
 export { BasicAuthChecker, hashPassword, verifyBasicAuth, parseBasicAuthValue } from './access/basic-auth.js'

@@ -107,12 +107,23 @@ export interface IpFilterOptions {
   deny?: readonly string[]
 }
 
-/** Per-tunnel visitor filter: deny wins; with an allow list, only the listed networks pass. */
+/** An address let through an allow list until a time (the owner's "allow my IP for N hours"). */
+export interface IpGrant { address: string, until: number }
+
+/** Most grants one filter holds; the oldest goes first. */
+const MAX_GRANTS = 32
+
+/**
+ * Per-tunnel visitor filter: deny wins; with an allow list, only the listed networks pass, and
+ * the addresses granted until a time (grants widen an allow list; they never open a denied
+ * address, and a filter without an allow list lets everyone in anyway).
+ */
 export class IpFilter {
   /** Networks allowed; empty means every address not denied. */
   readonly allow: readonly Cidr[]
   /** Networks refused; deny wins over allow. */
   readonly deny: readonly Cidr[]
+  #grants: Array<{ cidr: Cidr, grant: IpGrant }> = []
 
   constructor (opts: IpFilterOptions = {}) {
     this.allow = (opts.allow ?? []).map(e => parseCidr(e, 'allow-ip'))
@@ -124,13 +135,26 @@ export class IpFilter {
     return this.allow.length === 0 && this.deny.length === 0
   }
 
-  /** May a visitor from `addr` connect? Unparseable or missing addresses are refused unless the filter is open. */
-  allows (addr: string | undefined): boolean {
+  /** May a visitor from `addr` connect (at `now`, for grants)? Unparseable or missing addresses are refused unless the filter is open. */
+  allows (addr: string | undefined, now = Date.now()): boolean {
     if (this.open) return true
     const ip = addr === undefined ? undefined : parseIp(addr)
     if (ip === undefined) return false
     if (this.deny.some(c => cidrContains(c, ip))) return false
-    return this.allow.length === 0 || this.allow.some(c => cidrContains(c, ip))
+    return this.allow.length === 0 || this.allow.some(c => cidrContains(c, ip)) || this.#grants.some(g => g.grant.until > now && cidrContains(g.cidr, ip))
+  }
+
+  /** Lets `address` (an IP or CIDR) through the allow list until `until` (ms); a grant for the same address is replaced. InvalidConfigError for a malformed one. */
+  grant (address: string, until: number, now = Date.now()): void {
+    const cidr = parseCidr(address, 'allow-ip')
+    this.#grants = this.#grants.filter(g => g.grant.until > now && g.grant.address !== address)
+    this.#grants.push({ cidr, grant: { address, until } })
+    if (this.#grants.length > MAX_GRANTS) this.#grants.shift()
+  }
+
+  /** The grants still in force at `now`. */
+  grants (now = Date.now()): IpGrant[] {
+    return this.#grants.filter(g => g.grant.until > now).map(g => ({ ...g.grant }))
   }
 
   /** The rules as CIDR strings (what the constructor takes), to hand the same filter to another process. */

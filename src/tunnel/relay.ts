@@ -11,7 +11,7 @@ import { SessionClosedError } from '../errors.js'
 import { chainCertificates } from '../http/certificates.js'
 import { routeHost } from '../http/names.js'
 import { listenTls, type TlsListener } from '../transport/tls.js'
-import { IpFilter } from '../access/cidr.js'
+import { IpFilter, type IpGrant } from '../access/cidr.js'
 import { Accounts } from './accounts.js'
 import { FailureLimiter } from './auth.js'
 import { HttpFront } from './http-front.js'
@@ -31,6 +31,12 @@ import type { LocalTunnels } from './cluster-hooks.js'
 /** A live tunnel as `Relay.tunnels` lists it. */
 export type TunnelListing = TunnelInfo & {
   key: string, principalId: string, kind: 'tcp' | 'http' | 'tls', url: string | undefined, connections: number, bytesIn: number, bytesOut: number, online: boolean
+  /** The client's visitor filter in one line (`allow 10.0.0.0/8`, or `open to every address`). */
+  filter: string
+  /** True when the client gave an allow list (so grants matter). */
+  restricted: boolean
+  /** Addresses let through the allow list until a time (grantVisitor). */
+  grants: IpGrant[]
   /** A load-balancing group's member: the group, with every member (this one included). */
   group?: GroupInfo
 }
@@ -135,6 +141,9 @@ export class Relay extends EventEmitter<RelayEvents> {
           bytesOut: t.bytesOut + open.bytesOut,
           online: lease.holder !== undefined,
           ...groupOf(this.#tunnels.groupInfo(t)),
+          filter: t.filter.describe(),
+          restricted: t.filter.allow.length > 0,
+          grants: t.filter.grants(),
         })
       }
     }
@@ -149,6 +158,20 @@ export class Relay extends EventEmitter<RelayEvents> {
     if (lease === undefined || !lease.tunnels.has(tid)) return false
     this.#tunnels.closeAndTell(lease, tid, { code: 'MPORT_ERR_SESSION_CLOSED', message: reason })
     return true
+  }
+
+  /**
+   * Lets `address` through the allow list of one tunnel (named by the `key` of `tunnels`) until
+   * `until` (ms): "allow my current IP for N hours". Returns the tunnel's grants, or undefined
+   * when there is no such tunnel. A tunnel without an allow list lets everyone in anyway; a
+   * denied address stays denied. InvalidConfigError for a malformed address.
+   */
+  grantVisitor (key: string, address: string, until: number): IpGrant[] | undefined {
+    const [leaseId, id] = key.split(':')
+    const t = this.#leases.get(leaseId ?? '')?.tunnels.get(Number(id))
+    if (t === undefined) return undefined
+    t.filter.grant(address, until)
+    return t.filter.grants()
   }
 
   /** Checks the user's live sessions against the policy now (after a token was revoked). */

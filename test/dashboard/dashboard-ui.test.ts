@@ -38,6 +38,17 @@ async function echoThrough (port: number, size: number): Promise<net.Socket> {
   return socket
 }
 
+/** True when a visitor to `port` is closed on without getting its bytes back (refused by the relay). */
+async function refusedVisitor (port: number): Promise<boolean> {
+  const socket = net.connect(port, '127.0.0.1')
+  let got = 0
+  socket.on('data', (c: Buffer) => { got += c.length })
+  socket.on('error', () => {})
+  socket.on('connect', () => socket.write('knock'))
+  await new Promise(resolve => socket.once('close', resolve))
+  return got === 0
+}
+
 /** Polls a page check (bounded, with a clear message). */
 async function until (check: () => Promise<boolean>, what: string): Promise<void> {
   await waitFor(check, { what, timeoutMs: 60_000, intervalMs: 100 })
@@ -170,6 +181,13 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   const command = (await page.locator('#command').textContent())!
   t.match(command, new RegExp(`^curl -fsSLO ${api.replace(/\./g, '\\.')}/dl/mport-connect\\.mjs && MPORT_TOKEN=mpt_\\S+ node mport-connect\\.mjs `), 'download from this relay; the token rides in the environment, not in the arguments')
   t.match(command, new RegExp(`mport-connect(\\.mjs)? ${echo.port} --relay 127\\.0\\.0\\.1:${service.relay.address.port}`), 'the relay address and the port')
+  const aliceSession = (await service.store.createSession(alice.id, 60_000)).raw
+  const info = await (await fetch(`${api}/v1/connect-info`, { headers: { authorization: `Bearer ${aliceSession}` } })).json() as { executable?: { name: string } }
+  if (info.executable !== undefined) {
+    t.match(await page.locator('#executable-command').textContent(), new RegExp(`&& chmod \\+x ${info.executable.name} && MPORT_TOKEN=mpt_\\S+ \\./${info.executable.name} ${echo.port} --relay `), 'the executable\'s command, as this relay offers one')
+  } else {
+    t.equal(await page.locator('#executable-command').count(), 0, 'no executable command where the relay offers none')
+  }
   t.same(await unlabelled(page), [], 'every control on the connect page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'connect.png') })
   t.match(await page.locator('#connect-result').textContent(), new RegExp(`certificate ${service.fingerprint}`), 'the certificate fingerprint to check')
@@ -184,7 +202,8 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.goto(`${api}/#/tokens`)
   await page.getByRole('button', { name: 'Revoke nas' }).click()
   await page.locator('#tokens-status', { hasText: 'revoked' }).waitFor()
-  t.match(await page.locator('#tokens tr[data-name=nas] .token-state').textContent(), /^revoked/)
+  await page.locator('#tokens tr[data-name=nas] .token-state', { hasText: /^revoked/ }).waitFor()
+  t.pass('the token is listed as revoked')
   const exit = await nas.waitExit(60_000)
   t.equal(exit.code, 1, 'the disconnected client exits 1')
   t.match(nas.stderr, /authentication failed: wrong or revoked token \[MPORT_ERR_AUTH_FAILED\]/, 'and says why')
@@ -198,7 +217,8 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   await page.getByRole('button', { name: 'Create token' }).click()
   await page.locator('#new-token').waitFor()
   t.match(await page.locator('#new-token').textContent(), /^mpt_/, 'the new token is shown once')
-  t.match(await page.locator('#tokens tr[data-name=ci-week] .token-state').textContent(), /^active, expires /)
+  await page.locator('#tokens tr[data-name=ci-week] .token-state', { hasText: /^active, expires / }).waitFor()
+  t.pass('listed as active, with its expiry')
   const week = (await service.store.listTokens(alice.id)).find(x => x.name === 'ci-week')
   t.ok(week?.expiresAt !== null && week!.expiresAt! > Date.now() + 167 * 3_600_000, 'stored with its expiry, a week out')
   await page.screenshot({ path: path.join(SHOTS, 'tokens.png') })
@@ -209,6 +229,25 @@ t.test('dashboard: login, live tunnels, traffic, connect a machine, revoke, admi
   t.ok(Number(await page.locator('#quota').getAttribute('value')) > 0, 'the quota bar shows the month\'s bytes')
   t.same(await unlabelled(page), [], 'every control on the account page has a label')
   await page.screenshot({ path: path.join(SHOTS, 'account.png'), fullPage: true })
+
+  // ---- "Allow my current IP" on a tunnel whose client allows only 10.0.0.0/8 ----
+  const { raw: privateToken } = await service.store.createToken(alice.id, 'private')
+  const restricted = new Client({ relay: `127.0.0.1:${service.relay.address.port}`, token: privateToken, tunnels: [{ name: 'private', localHost: '127.0.0.1', localPort: echo.port, remotePort: 0, allowIp: ['10.0.0.0/8'] }], fingerprint: certFingerprint, backoff: { initial: 50, max: 200 } })
+  restricted.on('error', () => {})
+  t.teardown(() => restricted.close())
+  await restricted.start()
+  const priv = service.relay.tunnels.find(x => x.name === 'private')!
+  t.ok(await refusedVisitor(priv.port), 'a visitor from 127.0.0.1 is refused at first')
+  await page.goto(`${api}/#/tunnels/${encodeURIComponent(priv.key)}`)
+  await page.locator('#access .filter', { hasText: 'allow 10.0.0.0/8' }).waitFor()
+  await page.getByLabel('Hours').fill('2')
+  await page.getByRole('button', { name: 'Allow my current IP' }).click()
+  await page.locator('#grants li', { hasText: '127.0.0.1' }).waitFor()
+  const allowed = await echoThrough(priv.port, 16)
+  allowed.destroy()
+  t.pass('after "Allow my current IP", the same visitor gets through')
+  await page.screenshot({ path: path.join(SHOTS, 'allow-ip.png') })
+  await restricted.close()
 
   // ---- A user reaches no admin page ----
   await page.goto(`${api}/#/admin`)

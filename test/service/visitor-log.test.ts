@@ -63,6 +63,27 @@ t.test('recent visitors: bytes, refusals, owner only, bounded, none for a closed
   refused?.destroy()
 
   t.equal((await visitors('open', bobSession)).status, 404, 'another user: not found')
+
+  // "Allow my current IP for 2 hours" on the restricted tunnel lets this address in.
+  const allow = async (name: string, body: unknown, session = aliceSession): Promise<{ status: number, body: { grants: Array<{ address: string, until: number }> } }> => {
+    const r = await fetch(`${api}/v1/tunnels/${encodeURIComponent(tunnel(name).key)}/allow`, { method: 'POST', headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: r.status, body: await r.json() as never }
+  }
+  t.equal((await allow('closed', { hours: 2 }, bobSession)).status, 404, 'not on another user\'s tunnel')
+  t.equal((await allow('closed', { hours: 2, address: 'not-an-ip' })).status, 400)
+  t.equal((await allow('closed', { hours: 0 })).status, 400)
+  const before = Date.now()
+  const granted = await allow('closed', { hours: 2 })
+  t.equal(granted.status, 200)
+  t.equal(granted.body.grants.length, 1)
+  t.equal(granted.body.grants[0]!.address, '127.0.0.1', 'the caller\'s own address')
+  t.ok(granted.body.grants[0]!.until >= before + 2 * 3_600_000, 'for two hours')
+  const inside = await connectTo(tunnel('closed').port)
+  t.same(await roundTrip(inside, Buffer.from('let me in')), Buffer.from('let me in'), 'the granted address gets through')
+  inside.end()
+  const listed = await (await fetch(`${api}/v1/tunnels`, { headers: { authorization: `Bearer ${aliceSession}` } })).json() as Array<{ name: string, restricted: boolean, filter: string, grants: unknown[] }>
+  t.match(listed.find(x => x.name === 'closed'), { restricted: true, filter: 'allow 10.0.0.0/8', grants: [{ address: '127.0.0.1' }] })
+  t.match(listed.find(x => x.name === 'open'), { restricted: false, filter: 'open to every address', grants: [] })
   const openKey = tunnel('open').key
   await client.close()
   await waitFor(() => service.relay.tunnels.length === 0, { what: 'the tunnels to close', timeoutMs: 30_000 })

@@ -6,7 +6,8 @@
 export interface User { id: string, name: string, role: 'admin' | 'user', createdAt: number, disabled: boolean }
 export interface Tunnel {
   id: string, name: string, userId: string, userName?: string, port?: number, url?: string, online?: boolean,
-  connections?: number, bytesIn?: number, bytesOut?: number, kind?: 'tcp' | 'http' | 'tls', clientAddress?: string, clientAgent?: string, since?: number
+  connections?: number, bytesIn?: number, bytesOut?: number, kind?: 'tcp' | 'http' | 'tls', clientAddress?: string, clientAgent?: string, since?: number,
+  lastSeen?: number, filter?: string, restricted?: boolean, grants?: Array<{ address: string, until: number }>
 }
 export interface Token { id: string, name: string, tokenId: string, createdAt: number, lastUsedAt: number | null, revokedAt: number | null, expiresAt: number | null }
 export interface Limits { maxTunnels: number | null, maxConnections: number | null, monthlyBytes: number | null, bandwidthBytesPerSecond: number | null, connectionsPerMinute: number | null }

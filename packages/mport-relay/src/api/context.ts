@@ -31,6 +31,14 @@ export interface LiveTunnel {
   since?: number
   /** A load-balancing group's member: the group and all its members. */
   group?: LiveTunnelGroup
+  /** When the tunnel's client was last connected (ms since the epoch): now while it is, else when it left. */
+  lastSeen?: number
+  /** The client's visitor filter in one line. */
+  filter?: string
+  /** The client gave an allow list (so "allow my IP" grants matter). */
+  restricted?: boolean
+  /** Addresses let through the allow list until a time (ms since the epoch). */
+  grants?: Array<{ address: string, until: number }>
 }
 
 /** One recent visitor connection of a tunnel: metadata only. */
@@ -85,6 +93,8 @@ export interface ApiOptions {
    * dashboard's push channel); returns the unsubscribe. Without it, the channel only ticks.
    */
   watchTunnels?: (changed: () => void) => () => void
+  /** Lets an address through a live tunnel's allow list until a time; the tunnel's grants, or undefined when it is gone. Without it POST /v1/tunnels/:id/allow answers 503. */
+  grantVisitor?: (id: string, address: string, until: number) => Array<{ address: string, until: number }> | undefined
   /** A live tunnel's recent visitors, newest first (GET /v1/tunnels/:id/visitors); without it the route answers 503. */
   tunnelVisitors?: (id: string) => RecentVisitor[]
   /** The relay's health (GET /v1/admin/health); without it the route answers 503. */

@@ -1,6 +1,6 @@
 /** Routes for the caller's resources: tokens, live tunnels, reservations, usage; health; audit log (admin). */
 import type { FastifyInstance } from 'fastify'
-import { InvalidInputError, NotFoundError } from 'mport/errors'
+import { InvalidInputError, MportError, NotFoundError } from 'mport/errors'
 import { DAY, HOUR } from '../store/time.js'
 import type { ApiToken, ReservationKind } from '../store/types.js'
 import type { ApiContext, LiveTunnel } from './context.js'
@@ -121,6 +121,40 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     if (tunnel === undefined || !await opts.closeTunnel(tunnel.id)) throw new NotFoundError('tunnel', req.params.id)
     await ctx.audit(req, 'tunnel.close', tunnel.id, { name: tunnel.name, owner: tunnel.userId })
     return reply.code(204).send()
+  })
+
+  app.post<{ Params: { id: string }, Body: { hours: number, address?: string } }>('/v1/tunnels/:id/allow', {
+    config: { auth: 'user' },
+    schema: {
+      tags: ['tunnels'],
+      summary: 'Let an address (default: the caller\'s own) through a live tunnel\'s allow list for some hours: "allow my current IP". The caller\'s own tunnel; admins any. A tunnel without an allow list lets everyone in anyway; a denied address stays denied; grants last while the tunnel does.',
+      security: secured,
+      params: idParams,
+      body: {
+        type: 'object',
+        required: ['hours'],
+        additionalProperties: false,
+        properties: { hours: { type: 'integer', minimum: 1, maximum: 168 }, address: { type: 'string', maxLength: 64, description: 'an IP address or CIDR; default: the address this request came from' } },
+      },
+      response: { 200: { type: 'object', required: ['grants'], properties: { grants: { type: 'array', items: ref('Grant') } } }, ...errors(400, 401, 404, 503) },
+    },
+  }, async req => {
+    const c = ctx.caller(req)
+    if (opts.grantVisitor === undefined) throw new UnavailableError('allowing addresses')
+    const tunnel = (await visibleTunnels(c.user.id, c.user.role === 'admin')).find(t => t.id === req.params.id)
+    if (tunnel === undefined) throw new NotFoundError('tunnel', req.params.id)
+    const address = req.body.address ?? req.ip
+    const until = Date.now() + req.body.hours * HOUR
+    let grants: Array<{ address: string, until: number }> | undefined
+    try {
+      grants = opts.grantVisitor(tunnel.id, address, until)
+    } catch (err) {
+      if (err instanceof MportError && err.code === 'MPORT_ERR_INVALID_CONFIG') throw new InvalidInputError(`not an IP address or CIDR: ${address}`, 'address')
+      throw err
+    }
+    if (grants === undefined) throw new NotFoundError('tunnel', req.params.id)
+    await ctx.audit(req, 'tunnel.allow', tunnel.id, { name: tunnel.name, address, until })
+    return { grants }
   })
 
   app.get<{ Params: { id: string } }>('/v1/tunnels/:id/visitors', {

@@ -140,7 +140,19 @@ export const tunnelSchema = {
         },
       },
     },
+    lastSeen: { type: 'integer', description: 'when the tunnel\'s client was last connected (ms since the Unix epoch): now while it is, else when it left' },
+    filter: { type: 'string', description: 'the client\'s visitor filter in one line (allow 10.0.0.0/8, or open to every address)' },
+    restricted: { type: 'boolean', description: 'the client gave an allow list, so grants matter' },
+    grants: { type: 'array', items: { $ref: 'Grant#' } },
   },
+} as const
+
+export const grantSchema = {
+  $id: 'Grant',
+  type: 'object',
+  description: 'An address let through a tunnel\'s allow list until a time.',
+  required: ['address', 'until'],
+  properties: { address: { type: 'string' }, until: time },
 } as const
 
 export const usageBucketSchema = {
@@ -174,7 +186,7 @@ export const auditEntrySchema = {
   },
 } as const
 
-export const sharedSchemas = [errorSchema, userSchema, tokenSchema, reservationSchema, limitsSchema, limitOverridesSchema, tunnelSchema, usageBucketSchema, auditEntrySchema]
+export const sharedSchemas = [errorSchema, userSchema, tokenSchema, reservationSchema, limitsSchema, limitOverridesSchema, grantSchema, tunnelSchema, usageBucketSchema, auditEntrySchema]
 
 export const ref = (id: string): { $ref: string } => ({ $ref: `${id}#` })
 

@@ -143,7 +143,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   ops?.metrics.certificates.set('control', cert ?? data.cert)
   const httpsCert = https.httpsCert ?? opts.httpsCert
   if (httpsCert !== undefined && opts.httpsPort !== undefined) ops?.metrics.certificates.set('https', httpsCert)
-  const seen: SeenClients = { clients: new Map(), since: new Map() }
+  const seen: SeenClients = { clients: new Map(), since: new Map(), left: new Map() }
   let app: Awaited<ReturnType<typeof createApi>> | undefined
   let apiAddress: AddressInfo | undefined
   let opsAddress: AddressInfo | undefined
@@ -178,6 +178,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
             ...(t.url !== undefined ? { url: t.url } : {}), online: t.online, connections: t.connections, bytesIn: t.bytesIn, bytesOut: t.bytesOut,
             ...(holder !== undefined ? { clientAddress: holder.remoteAddress, clientAgent: holder.agent } : {}), ...(since !== undefined ? { since } : {}),
             ...(t.group !== undefined ? { group: t.group } : {}),
+            filter: t.filter, restricted: t.restricted, grants: t.grants,
+            lastSeen: t.online ? Date.now() : seen.left.get(t.key) ?? Date.now(),
           }
         }),
         watchTunnels: changed => {
@@ -187,6 +189,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         },
         closeTunnel: id => relay.closeTunnel(id),
         tunnelVisitors: id => visitors.recent(id),
+        grantVisitor: (id, address, until) => relay.grantVisitor(id, address, until),
         relayHealth: async () => {
           const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)
           if (ops !== undefined) return { ...await healthSummary(ops.metrics), streams }
@@ -240,20 +243,28 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   }
 }
 
+/** What the API lists beside the relay's own counters: each client connection, when each tunnel came up, and when its client left (while the relay waits for it). */
+interface SeenClients { clients: Map<string, ClientInfo>, since: Map<string, number>, left: Map<string, number> }
+
+function trackClients (relay: Relay, seen: SeenClients): void {
+  relay.on('client', info => seen.clients.set(info.id, info))
+  relay.on('client-closed', info => {
+    seen.clients.delete(info.id)
+    // The lease still names this connection here: its tunnels are the ones now waiting.
+    for (const t of relay.tunnels) if (t.session === info.id) seen.left.set(t.key, Date.now())
+  })
+  relay.on('tunnel-up', t => {
+    const key = `${t.client}:${t.id}`
+    if (!seen.since.has(key)) seen.since.set(key, Date.now())
+    seen.left.delete(key)
+  })
+  relay.on('tunnel-down', t => { seen.since.delete(`${t.client}:${t.id}`); seen.left.delete(`${t.client}:${t.id}`) })
+}
+
 /** The bundle from the package, and on a linux-x64 host the executable, made in `<data dir>/downloads` on first request. */
 function clientDownloads (dataDir: string, version: string, log: ((line: string) => void) | undefined): ClientDownloads {
   if (executableUnsupported() !== undefined) return new ClientDownloads()
   return new ClientDownloads({ executable: new ClientExecutable({ dir: path.join(dataDir, 'downloads'), version, ...(log !== undefined ? { log } : {}) }) })
-}
-
-/** What the API lists beside the relay's own counters: each client connection's address, and when each tunnel came up. */
-interface SeenClients { clients: Map<string, ClientInfo>, since: Map<string, number> }
-
-function trackClients (relay: Relay, seen: SeenClients): void {
-  relay.on('client', info => seen.clients.set(info.id, info))
-  relay.on('client-closed', info => seen.clients.delete(info.id))
-  relay.on('tunnel-up', t => { const key = `${t.client}:${t.id}`; if (!seen.since.has(key)) seen.since.set(key, Date.now()) })
-  relay.on('tunnel-down', t => seen.since.delete(`${t.client}:${t.id}`))
 }
 
 /** `<label>.<domain>` is a subdomain someone reserved (the store's reservations). */

@@ -14,6 +14,8 @@ interface ConnectInfo {
   pinFingerprint: boolean
   downloads: Array<{ name: string, url: string, size: number, sha256: string }>
   sha256sums: string
+  /** The Linux x64 executable, when this relay offers it (made on first request). */
+  executable?: { name: string, url: string, ready: boolean }
 }
 
 const BUNDLE = 'mport-connect.mjs'
@@ -25,6 +27,14 @@ export function connectCommand (info: ConnectInfo | undefined, relay: string, po
   const bundle = info?.downloads.find(d => d.name === BUNDLE)
   if (bundle === undefined) return `MPORT_TOKEN=${token} npx mport-connect ${args}`
   return `curl -fsSLO ${bundle.url} && MPORT_TOKEN=${token} node ${BUNDLE} ${args}`
+}
+
+/** The same for the Linux x64 executable (no Node needed on the machine). */
+export function executableCommand (info: ConnectInfo, port: number, token: string): string | undefined {
+  const exe = info.executable
+  if (exe === undefined) return undefined
+  const pin = info.pinFingerprint ? ` --fingerprint ${info.fingerprint}` : ''
+  return `curl -fsSLO ${exe.url} && chmod +x ${exe.name} && MPORT_TOKEN=${token} ./${exe.name} ${port} --relay ${info.relay}${pin}`
 }
 
 export const connectPage: Page = main => {
@@ -50,11 +60,16 @@ export const connectPage: Page = main => {
       notice(`Token "${made.info.name}" created. It is shown only now: copy the command before leaving this page.`, 'ok'),
       h('h2', {}, 'Run this on the machine'),
       h('pre', { class: 'command', id: 'command', tabindex: 0 }, command), copyButton(command, 'Copy command'),
+      ...exeBlock(info === undefined ? undefined : executableCommand(info, Number(port.value), made.token)),
       info !== undefined
         ? h('p', { class: 'hint' }, `Relay ${info.relay}, certificate ${info.fingerprint}. Check the download: `, h('code', {}, `curl -fsSLO ${info.sha256sums} && sha256sum -c --ignore-missing SHA256SUMS`))
         : h('p', { class: 'hint' }, 'This relay offers no client download: the command installs mport-connect from npm.'),
       h('p', { class: 'hint' }, 'The token is passed in MPORT_TOKEN so it stays out of the process list. For a service, put it in a file and use token_file in a config file instead.'))
   }
+  const exeBlock = (cmd: string | undefined): Node[] => cmd === undefined
+    ? []
+    : [h('h2', {}, 'Or, on Linux x64 without Node'), h('pre', { class: 'command', id: 'executable-command', tabindex: 0 }, cmd), copyButton(cmd, 'Copy executable command'),
+        h('p', { class: 'hint' }, 'The relay makes the executable on its first download, which takes a moment.')]
   fill(main,
     h('h1', {}, 'Connect a machine'),
     h('p', {}, 'Creates a token for the machine behind NAT and shows the command that downloads the client from this relay and exposes a local port.'),

@@ -26,15 +26,15 @@ export const tokensPage: Page = main => {
   const revoke = async (t: Token): Promise<void> => {
     try {
       await call('DELETE', `/v1/tokens/${encodeURIComponent(t.id)}`)
-      fill(status, notice(`Token "${t.name}" revoked: clients using it were disconnected.`, 'ok'))
       await load()
+      fill(status, notice(`Token "${t.name}" revoked: clients using it were disconnected.`, 'ok'))
     } catch (err) { fill(status, notice((err as Error).message)) }
   }
   const create = async (): Promise<void> => {
     try {
       const made = await call<{ token: string, info: Token }>('POST', '/v1/tokens', tokenBody(name.value, expires.value))
-      fill(status, notice(`Token "${made.info.name}" created. It is shown only now:`, 'ok'), h('pre', { class: 'command', id: 'new-token' }, made.token), copyButton(made.token))
       await load()
+      fill(status, notice(`Token "${made.info.name}" created. It is shown only now:`, 'ok'), h('pre', { class: 'command', id: 'new-token' }, made.token), copyButton(made.token))
     } catch (err) { fill(status, notice((err as Error).message)) }
   }
   fill(main,

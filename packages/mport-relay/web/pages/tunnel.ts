@@ -6,7 +6,7 @@
  */
 import { call, get, type RecentVisitor, type Tunnel, type Usage } from '../api.js'
 import { timeChart } from '../chart.js'
-import { bytes, fill, h, notice, rate, when } from '../dom.js'
+import { bytes, field, fill, h, notice, rate, when } from '../dom.js'
 import { onSnapshot } from '../live.js'
 import { Rates } from '../rates.js'
 import { copyButton, publicAddress, state } from '../tunnel-view.js'
@@ -26,7 +26,18 @@ export const tunnelPage: Page = (main, ctx) => {
     h('option', { value: 'hour' }, 'Last 24 hours, by hour'), h('option', { value: 'day' }, 'Last 30 days, by day'))
   const title = h('h1', {}, 'Tunnel')
   const closeBtn = h('button', { type: 'button', class: 'danger', id: 'close-tunnel' }, 'Close tunnel')
-  fill(main, title, facts, closeBtn, status,
+  const hours = h('input', { name: 'hours', type: 'number', min: 1, max: 168, value: 8, required: true })
+  const filterText = h('p', { class: 'filter' })
+  const grantList = h('ul', { id: 'grants' })
+  const openHint = h('p', { class: 'hint' }, 'The client gave no allow list, so every address may connect (allow_ip on the client restricts it).')
+  const allowForm = h('form', { class: 'card', id: 'allow-ip' }, field('Hours', hours), h('button', { type: 'submit' }, 'Allow my current IP'))
+  allowForm.addEventListener('submit', e => {
+    e.preventDefault()
+    call<{ grants: Array<{ address: string }> }>('POST', `/v1/tunnels/${encodeURIComponent(id)}/allow`, { hours: Number(hours.value) })
+      .then(r => fill(status, notice(`Allowed ${r.grants.at(-1)?.address ?? ''} for ${hours.value} h.`, 'ok')), (err: unknown) => fill(status, notice((err as Error).message)))
+  })
+  const access = h('section', { id: 'access' }, h('h2', {}, 'Who may connect'), filterText, allowForm, grantList, openHint)
+  fill(main, title, facts, closeBtn, status, access,
     h('section', {}, h('h2', {}, 'Live traffic'), liveBox),
     h('section', {}, h('h2', {}, 'History'), range, historyBox, totals),
     h('section', {}, h('h2', {}, 'Recent visitors'), h('div', { class: 'scroll' }, h('table', { id: 'visitors' },
@@ -99,7 +110,13 @@ export const tunnelPage: Page = (main, ctx) => {
       ...row('Rate', rate(rates.of(t.id)), 'rate'),
       ...row('Client address', t.clientAddress ?? '—', 'client'),
       ...row('Client software', t.clientAgent ?? '—', 'agent'),
-      ...row('Up since', when(t.since), 'since'))
+      ...row('Up since', when(t.since), 'since'),
+      ...row('Client last seen', t.online === false ? when(t.lastSeen) : 'connected now', 'last-seen'))
+    const grants = t.grants ?? []
+    filterText.textContent = t.filter ?? 'open to every address'
+    allowForm.hidden = t.restricted !== true
+    openHint.hidden = t.restricted === true
+    fill(grantList, ...grants.map(g => h('li', {}, h('code', {}, g.address), ` may connect until ${when(g.until)}`)))
     if (first) void loadHistory()
     loadVisitors(`${bi}:${bo}:${t.connections ?? 0}`).catch(() => undefined)
   })

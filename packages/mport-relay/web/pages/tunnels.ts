@@ -23,7 +23,7 @@ export const tunnelsPage: Page = (main, ctx) => {
     empty.hidden = mine.length > 0
     fill(body, ...mine.map(t => h('tr', { 'data-id': t.id, 'data-state': state(t) },
       h('td', { class: 'name' }, h('a', { href: `#/tunnels/${encodeURIComponent(t.id)}` }, t.name)),
-      h('td', { class: 'state' }, h('span', { class: `badge ${state(t)}` }, state(t))),
+      h('td', { class: 'state' }, h('span', { class: `badge ${state(t)}` }, state(t)), state(t) === 'reconnecting' && t.lastSeen !== undefined ? h('div', { class: 'hint last-seen' }, `last seen ${ago(t.lastSeen, s.at)}`) : null),
       h('td', { class: 'address' }, h('code', {}, publicAddress(t)), ' ', copyButton(publicAddress(t))),
       h('td', { class: 'kind' }, t.kind ?? 'tcp'),
       h('td', { class: 'connections num' }, t.connections ?? 0),
