@@ -7,9 +7,10 @@
 import t, { type Test } from 'tap'
 import http from 'node:http'
 import net from 'node:net'
+import tls from 'node:tls'
 import { StaticTokens, generateSelfSigned, type Client, type ClientOptions, type Relay, type TunnelSpec, type TunnelStatus } from '../../src/index.js'
 import { ManualClock } from '../helpers/manual-clock.js'
-import { makeClient, startRelay, tcpSpec, TOKEN } from '../helpers/tunnel.js'
+import { cert, key, makeClient, startRelay, tcpSpec, TOKEN } from '../helpers/tunnel.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
 
 const DOMAIN = 'groups.test'
@@ -304,4 +305,37 @@ t.test('an http (subdomain) group spreads visitors and survives a member leaving
   t.equal((await started(cc)).url, first.url, 'a new member joins under the same name')
   const later = await visitors(10, 2, () => visit(port, { host }))
   t.equal(count(later, 'C'), 10, 'and takes every visitor while B stays away')
+})
+
+/** A TLS service that terminates TLS itself and says its name on every connection. */
+async function startTlsService (name: string): Promise<{ port: number, close (): void }> {
+  const server = tls.createServer({ cert, key }, s => { s.on('error', () => {}); s.end(name) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { port: (server.address() as net.AddressInfo).port, close: () => { server.close() } }
+}
+
+/** A TLS visitor through the relay's HTTPS port by SNI; resolves with what the service said. */
+function visitTls (port: number, servername: string): Promise<string> {
+  return withTimeout(new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {})
+    const chunks: Buffer[] = []
+    s.on('data', (c: Buffer) => chunks.push(c))
+    s.on('end', () => { s.end(); resolve(Buffer.concat(chunks).toString()) })
+    s.on('error', reject)
+  }), { what: `tls visitor for ${servername}` })
+}
+
+t.test('a tls (SNI passthrough) group spreads visitors over its members', async t => {
+  const wildcard = await generateSelfSigned([`*.${DOMAIN}`, DOMAIN])
+  const relay = await startRelay({ domain: DOMAIN, httpsPort: 0, httpsCert: wildcard.cert, httpsKey: wildcard.key })
+  const a = await startTlsService('A')
+  const b = await startTlsService('B')
+  const spec = (port: number): TunnelSpec => groupSpec(port, { kind: 'tls', subdomain: 'vault' })
+  const ca = makeClient(relay, [spec(a.port)])
+  const cb = makeClient(relay, [spec(b.port)])
+  t.teardown(async () => { await ca.close(); await cb.close(); await relay.close(0); a.close(); b.close() })
+  const first = await started(ca)
+  t.equal((await started(cb)).url, first.url, 'one tls:// address for both')
+  const answers = await visitors(10, 1, () => visitTls(relay.httpsAddress!.port, `vault.${DOMAIN}`))
+  t.same([count(answers, 'A'), count(answers, 'B')], [5, 5], 'the encrypted connections alternate between the members')
 })
