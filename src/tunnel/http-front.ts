@@ -269,9 +269,23 @@ export class HttpFront {
       socket.pause()
       if (result.state === 'not-tls') return fail(new HttpError('MPORT_ERR_BAD_REQUEST', 'not a TLS connection on the HTTPS port'))
       const name = result.serverName
-      const target = name === undefined ? undefined : this.#opts.lookup(routeHost(name, this.#opts.domain))
+      const route = name === undefined ? undefined : routeHost(name, this.#opts.domain)
+      const target = route === undefined ? undefined : this.#opts.lookup(route)
       if (target?.kind === 'tls') return this.#passThrough(socket, hello.buffered, target, visitor)
-      // http tunnels, and pages for unknown names, need our certificate.
+      const findTarget = this.#opts.findTarget
+      if (target === undefined && route !== undefined && findTarget !== undefined) {
+        // One of several relays: a tls tunnel held on another node is passed through to it.
+        findTarget(route).then(remote => {
+          if (socket.destroyed) return
+          if (remote?.kind === 'tls') this.#passThrough(socket, hello.buffered, remote, visitor)
+          else terminate(name)
+        }, fail)
+        return
+      }
+      terminate(name)
+    }
+    // http tunnels, and pages for unknown names, need our certificate.
+    const terminate = (name: string | undefined): void => {
       this.#secureContextFor(name).then(secureContext => {
         if (socket.destroyed) return
         if (secureContext === undefined) return fail(new HttpError('MPORT_ERR_BAD_REQUEST', `no tls tunnel named ${name ?? '(no SNI)'}`))

@@ -1,18 +1,20 @@
 /**
  * ClusterNode in process: relays from the library, each with a ClusterNode on one real Redis
  * (its own key prefix per test). What the three-process test does not reach: a lease moving
- * while its old node is alive, claims refused across nodes, and the links' authentication.
+ * while its old node is alive, claims refused across nodes, the links' authentication, and a
+ * tls (SNI pass-through) name forwarded to the node that holds it.
  */
 import t, { type Test } from 'tap'
 import net from 'node:net'
-import { randomBytes } from 'node:crypto'
+import tls from 'node:tls'
+import crypto, { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { Client, type Relay } from '../../src/index.js'
+import { Client, generateSelfSigned, type Relay } from '../../src/index.js'
 import { ClusterNode } from '../../packages/mport-relay/src/cluster/index.js'
 import { NodeLinks } from '../../packages/mport-relay/src/cluster/node-link.js'
 import { redisTestOptions, startRedis, type RedisServer } from '../helpers/redis.js'
 import { cert, certFingerprint, key, roundTrip, connectTo, startEcho, startRelay, TOKEN } from '../helpers/tunnel.js'
-import { waitFor } from '../helpers/wait.js'
+import { waitFor, withTimeout } from '../helpers/wait.js'
 
 const KEY = randomBytes(24).toString('base64url')
 let prefixes = 0
@@ -100,6 +102,34 @@ t.test('cluster nodes in process', skip !== undefined ? { skip } : {}, async t =
     t.equal(c?.state, 'online', 'with Redis back, tunnels open again')
   })
 
+  await t.test('a tls (SNI pass-through) name held on node one is reached through node two\'s HTTPS port, still end-to-end encrypted', async t => {
+    const prefix = `mport:t${++prefixes}:`
+    const wildcard = await generateSelfSigned(['*.cluster.test', 'cluster.test'])
+    const https = { httpsPort: 0, httpsCert: wildcard.cert, httpsKey: wildcard.key }
+    const [, r1] = await startNode(t, redis, prefix, 'one', '127.0.0.1', undefined, https)
+    const [, r2] = await startNode(t, redis, prefix, 'two', '::1', undefined, https)
+    // The service terminates TLS itself with its own certificate: the relays never hold its key.
+    const service = tls.createServer({ cert, key }, s => { s.on('error', () => {}); s.once('data', (c: Buffer) => s.end(`vault says ${String(c)}`)) })
+    await new Promise<void>(resolve => service.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => service.close())
+    const c = clientOf(r1, [{ name: 'v', kind: 'tls', localHost: '127.0.0.1', localPort: (service.address() as net.AddressInfo).port, remotePort: 0, subdomain: 'vault' }])
+    t.teardown(() => c.close())
+    await c.start()
+    const visit = (host: string, port: number): Promise<{ text: string, fingerprint: string }> => withTimeout(new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port, servername: 'vault.cluster.test', rejectUnauthorized: false }, () => s.write('hello'))
+      const chunks: Buffer[] = []
+      s.on('data', (b: Buffer) => chunks.push(b))
+      s.on('end', () => { resolve({ text: String(Buffer.concat(chunks)), fingerprint: s.getPeerCertificate().fingerprint256 }); s.end() })
+      s.on('error', reject)
+    }), { what: 'a tls visitor of vault.cluster.test', timeoutMs: 20_000 })
+    const direct = await visit('127.0.0.1', r1.httpsAddress!.port)
+    t.equal(direct.text, 'vault says hello', 'on the holding node')
+    const forwarded = await visit('::1', r2.httpsAddress!.port)
+    t.equal(forwarded.text, 'vault says hello', 'through the other node')
+    t.equal(forwarded.fingerprint, direct.fingerprint, 'the visitor saw the service\'s own certificate, not a relay\'s')
+    t.not(forwarded.fingerprint, new crypto.X509Certificate(wildcard.cert).fingerprint256, 'and not the relays\' wildcard')
+  })
+
   await t.test('a released tunnel leaves nothing in the registry', async t => {
     const prefix = `mport:t${++prefixes}:`
     const [, r1] = await startNode(t, redis, prefix, 'one', '127.0.0.1')
@@ -116,12 +146,13 @@ t.test('cluster nodes in process', skip !== undefined ? { skip } : {}, async t =
 })
 
 /** A relay on loopback with a ClusterNode on `redis` under `prefix`. */
-async function startNode (t: Test, redis: RedisServer, prefix: string, id: string, bindHost: string, onWarning: (err: Error) => void = () => {}): Promise<[ClusterNode, Relay]> {
+async function startNode (t: Test, redis: RedisServer, prefix: string, id: string, bindHost: string, onWarning: (err: Error) => void = () => {},
+  https: { httpsPort: number, httpsCert: string, httpsKey: string } | Record<string, never> = {}): Promise<[ClusterNode, Relay]> {
   const node = new ClusterNode({
     redis: redis.url, clusterKey: KEY, node: id, prefix, ttlMs: 1500, leaseTtlMs: 60_000,
     link: { host: '127.0.0.1', port: 0, advertiseHost: '127.0.0.1' }, cert, key, bindHost, onWarning,
   })
-  const relay = await startRelay({ cluster: node, bindHost, domain: 'cluster.test', httpPort: 0 })
+  const relay = await startRelay({ cluster: node, bindHost, domain: 'cluster.test', httpPort: 0, ...https })
   await node.start()
   t.teardown(async () => { await relay.close(100); await node.close() })
   return [node, relay]
@@ -154,3 +185,4 @@ async function forwarder (port: number): Promise<{ port: number, cut (): void, c
     close: () => new Promise<void>(resolve => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }),
   }
 }
+
