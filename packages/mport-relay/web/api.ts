@@ -7,7 +7,13 @@ export interface User { id: string, name: string, role: 'admin' | 'user', create
 export interface Tunnel {
   id: string, name: string, userId: string, userName?: string, port?: number, url?: string, online?: boolean,
   connections?: number, bytesIn?: number, bytesOut?: number, kind?: 'tcp' | 'http' | 'tls', clientAddress?: string, clientAgent?: string, since?: number,
+  group?: TunnelGroup,
   lastSeen?: number, filter?: string, restricted?: boolean, grants?: Array<{ address: string, until: number }>
+}
+/** A load-balancing group a tunnel is a member of (GET /v1/tunnels `group`). */
+export interface TunnelGroup {
+  name: string, policy: 'roundrobin' | 'leastconn', keyed: boolean
+  members: Array<{ client: string, session?: string, remoteAddress?: string, agent?: string, state: 'ready' | 'draining' | 'unhealthy' | 'gone', connections: number, healthDetail?: string }>
 }
 export interface Token { id: string, name: string, tokenId: string, createdAt: number, lastUsedAt: number | null, revokedAt: number | null, expiresAt: number | null }
 export interface Limits { maxTunnels: number | null, maxConnections: number | null, monthlyBytes: number | null, bandwidthBytesPerSecond: number | null, connectionsPerMinute: number | null }

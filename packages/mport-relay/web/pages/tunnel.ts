@@ -9,7 +9,7 @@ import { timeChart } from '../chart.js'
 import { bytes, field, fill, h, notice, rate, when } from '../dom.js'
 import { onSnapshot } from '../live.js'
 import { Rates } from '../rates.js'
-import { copyButton, publicAddress, state } from '../tunnel-view.js'
+import { copyButton, groupMembers, groupSummary, publicAddress, state } from '../tunnel-view.js'
 import type { Page } from '../main.js'
 
 const LIVE_POINTS = 600
@@ -111,7 +111,8 @@ export const tunnelPage: Page = (main, ctx) => {
       ...row('Client address', t.clientAddress ?? '—', 'client'),
       ...row('Client software', t.clientAgent ?? '—', 'agent'),
       ...row('Up since', when(t.since), 'since'),
-      ...row('Client last seen', t.online === false ? when(t.lastSeen) : 'connected now', 'last-seen'))
+      ...row('Client last seen', t.online === false ? when(t.lastSeen) : 'connected now', 'last-seen'),
+      ...(t.group !== undefined ? row('Load balancing', h('span', {}, groupSummary(t) ?? '', groupMembers(t)), 'group') : []))
     const grants = t.grants ?? []
     filterText.textContent = t.filter ?? 'open to every address'
     allowForm.hidden = t.restricted !== true

@@ -2,7 +2,7 @@
 import { bytes, fill, h, rate, ago } from '../dom.js'
 import { onSnapshot } from '../live.js'
 import { Rates } from '../rates.js'
-import { copyButton, publicAddress, state } from '../tunnel-view.js'
+import { copyButton, groupSummary, publicAddress, state } from '../tunnel-view.js'
 import type { Page } from '../main.js'
 
 export const tunnelsPage: Page = (main, ctx) => {
@@ -25,7 +25,7 @@ export const tunnelsPage: Page = (main, ctx) => {
       h('td', { class: 'name' }, h('a', { href: `#/tunnels/${encodeURIComponent(t.id)}` }, t.name)),
       h('td', { class: 'state' }, h('span', { class: `badge ${state(t)}` }, state(t)), state(t) === 'reconnecting' && t.lastSeen !== undefined ? h('div', { class: 'hint last-seen' }, `last seen ${ago(t.lastSeen, s.at)}`) : null),
       h('td', { class: 'address' }, h('code', {}, publicAddress(t)), ' ', copyButton(publicAddress(t))),
-      h('td', { class: 'kind' }, t.kind ?? 'tcp'),
+      h('td', { class: 'kind' }, t.kind ?? 'tcp', t.group !== undefined ? h('div', { class: 'hint group' }, groupSummary(t)) : null),
       h('td', { class: 'connections num' }, t.connections ?? 0),
       h('td', { class: 'bytes-in num', 'data-bytes': t.bytesIn ?? 0 }, bytes(t.bytesIn ?? 0)),
       h('td', { class: 'bytes-out num', 'data-bytes': t.bytesOut ?? 0 }, bytes(t.bytesOut ?? 0)),
