@@ -116,13 +116,14 @@ module.exports = {
     },
     {
       name: 'client-loads-no-relay',
-      // src/http/proxy-protocol.ts is the one client-side module in http/: the client writes
-      // PROXY headers towards its local services; the relay never does.
+      // Two modules of http/ are the client's too: proxy-protocol.ts (the client writes PROXY
+      // headers towards its local services) and message-parser.ts (the inspector's HTTP parser,
+      // which the relay's request metadata also uses).
       comment: 'nothing the client bin or package loads leads to relay-side code',
       severity: 'error',
       from: { path: '^(bin/mport-connect\\.ts|packages/mport-connect/)' },
       to: {
-        path: '^(packages/mport-relay/|src/relay\\.ts$|src/tunnel/(relay|lease|routes|http-front|visitor-forwarder|accounts|login)|src/limits|src/http/(?!proxy-protocol\\.ts$))',
+        path: '^(packages/mport-relay/|src/relay\\.ts$|src/tunnel/(relay|lease|routes|http-front|visitor-forwarder|accounts|login)|src/limits|src/http/(?!(proxy-protocol|message-parser)\\.ts$))',
         reachable: true,
       },
     },

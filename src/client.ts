@@ -12,6 +12,8 @@ export type { ClientEvents, TunnelState, TunnelStatus, VisitorInfo, VisitorStats
 export type { TunnelRetryOptions } from './tunnel/client-retries.js'
 export type { TunnelChanges } from './tunnel/client-tunnel-set.js'
 export type { HttpVisitorTap } from './tunnel/client-tap.js'
+// The HTTP/1.1 message parser the inspector records with (the relay's request metadata uses it too).
+export { HttpMessageParser, HttpParseError, MAX_HEAD_BYTES, declaredFraming, headerValue, type BodyFraming, type MessageHead, type ParserSink } from './http/message-parser.js'
 export { LeaseFile, memoryOnlyLeaseStore, type LeaseFileOptions, type LeaseStore, type RememberedTunnel, type StoredLease } from './tunnel/client-lease-store.js'
 export { parseTunnelSpec, parseHostPort, relayAddress, type TunnelSpec, type HostPort } from './tunnel/spec.js'
 export { KnownRelays, type KnownRelay } from './transport/known-relays.js'

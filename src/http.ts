@@ -1,6 +1,7 @@
 /**
- * `mport/http`: the relay's HTTP and TLS front: request-head and ClientHello parsers, names and
- * routes, PROXY protocol headers, and the pages visitors see.
+ * `mport/http`: the relay's HTTP and TLS front: request-head and ClientHello parsers, the
+ * exchange meter behind recent requests, names and routes, PROXY protocol headers, and the
+ * pages visitors see.
  *
  * @packageDocumentation
  */
@@ -10,4 +11,5 @@ export { randomName, validateSubdomain, validateHostname, routeHost, type Route 
 export { HttpRequestStream, type HttpRequestStreamOptions } from './http/request-stream.js'
 export { RequestHeadParser, parseRequestHead, rewriteHead, type RequestHead } from './http/request-head.js'
 export { ClientHelloParser, parseClientHello } from './http/sni.js'
+export { ExchangeMeter, type ExchangeRecord } from './http/exchange-meter.js'
 export { ACME_CHALLENGE_PATH, acmeChallengeToken, acmeChallengeResponse, chainCertificates, type CertificateSource, type AcmeChallengeResponder } from './http/certificates.js'

@@ -18,6 +18,7 @@ import { errorResponse, type ErrorStatus } from '../http/pages.js'
 import { RequestHeadParser, type RequestHead } from '../http/request-head.js'
 import { HttpRequestStream } from '../http/request-stream.js'
 import { ClientHelloParser } from '../http/sni.js'
+import { ExchangeMeter, type ExchangeRecord } from '../http/exchange-meter.js'
 import { HttpError, MportError } from '../errors.js'
 import { proxy, type FreshReadMeter } from './proxy.js'
 
@@ -48,6 +49,8 @@ export interface FrontTarget {
   filtered (visitor: Visitor): void
   /** The visitor connection ended; bytes are visitor → service and back. */
   finished (socket: net.Socket, stats: { bytesIn: number, bytesOut: number, error?: Error }): void
+  /** Where each HTTP exchange's metadata goes (method, path, status, duration, sizes); undefined: nobody records them, so none are read. */
+  exchanges? (): ((visitor: Visitor, r: ExchangeRecord) => void) | undefined
 }
 
 export interface HttpFrontOptions {
@@ -235,8 +238,12 @@ export class HttpFront {
       }
     }
     socket.once('close', () => target.finished(socket, { bytesIn: counters.aToB, bytesOut: counters.bToA, ...(failed !== undefined ? { error: failed } : {}) }))
-    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length; this.#meter(c.length) })
-    stream.on('data', (c: Buffer) => { counters.bToA += c.length })
+    const record = target.exchanges?.()
+    const exchanges = record === undefined ? undefined : new ExchangeMeter(r => record(visitor, r))
+    exchanges?.fromVisitor(initial)
+    visitorIo.on('data', (c: Buffer) => { counters.aToB += c.length; this.#meter(c.length); exchanges?.fromVisitor(c) })
+    stream.on('data', (c: Buffer) => { counters.bToA += c.length; exchanges?.fromService(c) })
+    if (exchanges !== undefined) stream.once('end', () => exchanges.serviceEnded())
     visitorIo.on('error', fail)
     rewriter.on('error', fail)
     stream.on('error', fail)

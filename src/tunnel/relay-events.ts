@@ -5,6 +5,7 @@
 import type { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import type { MportError } from '../errors.js'
+import type { ExchangeRecord } from '../http/exchange-meter.js'
 import type { StrayFrame } from '../mux/stray.js'
 import type { Principal } from './auth.js'
 import type { Visitor } from './http-front.js'
@@ -81,6 +82,8 @@ export interface RelayEvents {
   connection: [info: ConnectionInfo]
   /** A visitor connection finished, with its byte counts. */
   'connection-closed': [info: ConnectionInfo, stats: ConnectionStats]
+  /** An exchange on an http tunnel finished: method, path (no query), status, duration, sizes. Read only while something listens. */
+  'http-exchange': [info: ConnectionInfo, exchange: ExchangeRecord]
   /** A client from `remoteAddress` failed to authenticate (counted towards its failure limit). */
   'auth-failed': [remoteAddress: string, err: MportError]
   /**

@@ -71,6 +71,8 @@ export class Relay extends EventEmitter<RelayEvents> {
       onConnectionClosed: (info, stats) => this.emit('connection-closed', info, stats),
       onRefused: (info, err) => this.emit('visitor-refused', info, err),
       onWarning: err => this.emit('warning', err),
+      onExchange: (info, r) => this.emit('http-exchange', info, r),
+      wantsExchanges: () => this.listenerCount('http-exchange') > 0,
     }, opts.onFreshRead)
     this.#accounts = new Accounts(options.policy, options.connectionsPerIpPerMinute ?? null)
     this.#tunnels = new TunnelRegistry({

@@ -10,6 +10,7 @@ import { Throttle } from '../limits/throttle.js'
 import type { Session } from '../mux/session.js'
 import type { MuxStream } from '../mux/stream.js'
 import type { Account, LiveConnection, LiveCounters, RelayPolicy } from './accounts.js'
+import type { ExchangeRecord } from '../http/exchange-meter.js'
 import type { FrontTarget, Visitor } from './http-front.js'
 import type { Lease, PublicTunnel } from './lease.js'
 import { encodeStreamHeader } from './messages.js'
@@ -35,6 +36,9 @@ export interface VisitorEvents {
   /** Not allowed by the tunnel's IP filter, or over a rate limit or the user's plan. */
   onRefused (info: ConnectionInfo, err: MportError): void
   onWarning (err: Error): void
+  /** An http tunnel's exchange finished; only asked for while `wantsExchanges()` (someone records them). */
+  onExchange? (info: ConnectionInfo, r: ExchangeRecord): void
+  wantsExchanges? (): boolean
 }
 
 export class VisitorForwarder {
@@ -173,6 +177,7 @@ export class VisitorForwarder {
       },
       finished: (socket, stats) => this.#finished(lease, tunnel, socket, stats),
       filtered: visitor => this.#refused(lease, tunnel, visitor, new VisitorFilteredError(visitor.addr)),
+      exchanges: () => this.#events.wantsExchanges?.() === true ? (visitor, r) => this.#events.onExchange?.(connectionInfo(lease, tunnel, visitor), r) : undefined,
     }
   }
 

@@ -4,19 +4,15 @@
  * tunnel page lists each member with its state; when one member's client leaves, the tunnels
  * page shows that only one member takes visitors, without a reload. Without Chromium the test skips locally and fails under CI.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { chromium } from 'playwright-core'
 import { Client, type TunnelSpec } from '../../src/index.js'
 import { startRelayService } from '../../packages/mport-relay/src/index.js'
 import { cert, certFingerprint, key, startEcho } from '../helpers/tunnel.js'
 import { waitFor } from '../helpers/wait.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install -y chromium)`
+import { chromiumMissing as missing, logIn, openPage } from '../helpers/browser.js'
 
 t.test('dashboard: a load-balancing group\'s members and their states, live', { skip: missing !== undefined && process.env.CI !== 'true' ? missing : false }, async t => {
   if (missing !== undefined) { t.fail(missing); return }
@@ -43,16 +39,8 @@ t.test('dashboard: a load-balancing group\'s members and their states, live', { 
   })
   for (const c of clients) await c.start()
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
-  page.setDefaultTimeout(30_000)
-  const errors: string[] = []
-  page.on('pageerror', err => errors.push(err.message))
-  await page.goto(`http://127.0.0.1:${service.apiAddress!.port}/`)
-  await page.getByLabel('User name').fill('alice')
-  await page.getByLabel('Password').fill('correct horse battery')
-  await page.getByRole('button', { name: 'Log in' }).click()
+  const { page, errors } = await openPage(t)
+  await logIn(page, `http://127.0.0.1:${service.apiAddress!.port}`, 'alice', 'correct horse battery')
 
   // One row per member tunnel, each naming the group and its two ready members.
   const rows = page.locator('#tunnels tbody tr', { hasText: 'web' })

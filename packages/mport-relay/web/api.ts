@@ -15,6 +15,8 @@ export interface TunnelGroup {
   name: string, policy: 'roundrobin' | 'leastconn', keyed: boolean
   members: Array<{ client: string, session?: string, remoteAddress?: string, agent?: string, state: 'ready' | 'draining' | 'unhealthy' | 'gone', connections: number, healthDetail?: string }>
 }
+/** One recent request of an http tunnel (GET /v1/tunnels/:id/requests): metadata only. */
+export interface RecentRequest { at: number, method: string, path: string, status: number, durationMs: number, requestBytes: number, responseBytes: number, address: string }
 export interface Token { id: string, name: string, tokenId: string, createdAt: number, lastUsedAt: number | null, revokedAt: number | null, expiresAt: number | null }
 export interface Limits { maxTunnels: number | null, maxConnections: number | null, monthlyBytes: number | null, bandwidthBytesPerSecond: number | null, connectionsPerMinute: number | null }
 export interface UsageBucket { start: number, userId: string, tunnel: string, bytesIn: number, bytesOut: number, connections: number, activeSeconds: number }

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream'
 import type { HttpVisitorTap } from 'mport/client'
 import { CappedBody, type Exchange, type RecordedMessage } from './exchange.js'
-import { declaredFraming, headerValue, HttpMessageParser, HttpParseError, type BodyFraming, type MessageHead } from './http-parser.js'
+import { declaredFraming, headerValue, HttpMessageParser, HttpParseError, type BodyFraming, type MessageHead } from 'mport/client'
 import { WebSocketFrameReader, type FrameSummary } from './websocket-frames.js'
 
 /** What a connection recorder needs from the inspector that owns it. */

@@ -4,7 +4,7 @@
  * filters. The page and the status screen read the same shapes.
  */
 import type { CappedBody, Exchange, RecordedMessage } from './exchange.js'
-import { headerValue } from './http-parser.js'
+import { headerValue } from 'mport/client'
 
 /** One exchange in the list and the live feed. */
 export interface ExchangeSummary {

@@ -24,7 +24,7 @@ import { pageRoutes } from '../dashboard/page-routes.js'
 import { TunnelFeed } from '../dashboard/tunnel-feed.js'
 import { downloadRoutes } from './routes-download.js'
 
-export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel, LiveTunnelGroup, RelayHealth, RecentVisitor } from './context.js'
+export type { ApiContext, ApiOptions, ApiRequestLog, AuthLevel, Caller, LiveTunnel, LiveTunnelGroup, RelayHealth, RecentRequest, RecentVisitor } from './context.js'
 
 /** Builds the REST API's fastify app (routes, auth, OpenAPI, Swagger UI); the caller listens on it. */
 export async function createApi (options: ApiOptions): Promise<FastifyInstance> {

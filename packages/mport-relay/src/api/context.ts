@@ -4,6 +4,7 @@
  * the route modules all import it, so none of them imports another.
  */
 import type { FastifyRequest } from 'fastify'
+import type { ExchangeRecord } from 'mport/http'
 import type { FailureLimiter } from 'mport/relay'
 import type { Store, User } from '../store/types.js'
 import type { ClientDownloads } from '../downloads/client-downloads.js'
@@ -52,6 +53,9 @@ export interface RecentVisitor {
   refused?: string
 }
 
+/** One recent HTTP request of an http tunnel: mport/http's ExchangeRecord (metadata only) and the visitor's address. */
+export type RecentRequest = ExchangeRecord & { address: string }
+
 /** The relay's health for the admin page: from the metrics when the relay has them (same series as /metrics). */
 export interface RelayHealth {
   sessions: number
@@ -97,6 +101,8 @@ export interface ApiOptions {
   grantVisitor?: (id: string, address: string, until: number) => Array<{ address: string, until: number }> | undefined
   /** A live tunnel's recent visitors, newest first (GET /v1/tunnels/:id/visitors); without it the route answers 503. */
   tunnelVisitors?: (id: string) => RecentVisitor[]
+  /** A live http tunnel's recent requests, newest first (GET /v1/tunnels/:id/requests); without it that route answers 503. */
+  tunnelRequests?: (id: string) => RecentRequest[]
   /** The relay's health (GET /v1/admin/health); without it the route answers 503. */
   relayHealth?: () => Promise<RelayHealth>
   /** Closes a live tunnel; false when it is not there. Without it, DELETE /v1/tunnels/:id answers 503. */

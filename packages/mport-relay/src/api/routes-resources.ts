@@ -157,32 +157,36 @@ export function resourceRoutes (app: FastifyInstance, ctx: ApiContext): void {
     return { grants }
   })
 
-  app.get<{ Params: { id: string } }>('/v1/tunnels/:id/visitors', {
-    config: { auth: 'user' },
-    schema: {
-      tags: ['tunnels'],
-      summary: 'A live tunnel\'s recent visitor connections, newest first (the caller\'s own tunnel; admins any): address, time, bytes, and the refusal code of a refused one. Metadata only, a bounded ring per tunnel.',
-      security: secured,
-      params: idParams,
-      response: {
-        200: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['at', 'address', 'bytesIn', 'bytesOut'],
-            properties: { at: { type: 'integer' }, address: { type: 'string' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' }, refused: { type: 'string', description: 'MPORT_ERR_* code' } },
-          },
-        },
-        ...errors(401, 404, 503),
-      },
+  /** GET /v1/tunnels/:id/<what>: a bounded ring of a live tunnel's recent entries, newest first (the caller's own tunnel; admins any). */
+  const recent = (what: string, summary: string, item: { required: string[], properties: Record<string, unknown> }, entries: ((id: string) => unknown[]) | undefined): void => {
+    app.get<{ Params: { id: string } }>(`/v1/tunnels/:id/${what}`, {
+      config: { auth: 'user' },
+      schema: { tags: ['tunnels'], summary, security: secured, params: idParams, response: { 200: { type: 'array', items: { type: 'object', ...item } }, ...errors(401, 404, 503) } },
+    }, async req => {
+      const c = ctx.caller(req)
+      if (entries === undefined) throw new UnavailableError(`recent ${what}`)
+      const tunnel = (await visibleTunnels(c.user.id, c.user.role === 'admin')).find(t => t.id === req.params.id)
+      if (tunnel === undefined) throw new NotFoundError('tunnel', req.params.id)
+      return entries(tunnel.id)
+    })
+  }
+  recent('visitors', 'A live tunnel\'s recent visitor connections, newest first (the caller\'s own tunnel; admins any): address, time, bytes, and the refusal code of a refused one. Metadata only, a bounded ring per tunnel.', {
+    required: ['at', 'address', 'bytesIn', 'bytesOut'],
+    properties: { at: { type: 'integer' }, address: { type: 'string' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' }, refused: { type: 'string', description: 'MPORT_ERR_* code' } },
+  }, opts.tunnelVisitors)
+  recent('requests', 'A live http tunnel\'s recent requests, newest first (the caller\'s own tunnel; admins any): method, path without its query string, status, duration, sizes and the visitor\'s address. Metadata only, never headers or bodies; a bounded ring per tunnel, none when the relay keeps none (RelayServiceOptions api.recentRequests: 0).', {
+    required: ['at', 'method', 'path', 'status', 'durationMs', 'requestBytes', 'responseBytes', 'address'],
+    properties: {
+      at: { type: 'integer', description: 'when the request head arrived (ms since the Unix epoch)' },
+      method: { type: 'string' },
+      path: { type: 'string', description: 'the request target without its query string (it may carry secrets), at most 256 characters' },
+      status: { type: 'integer' },
+      durationMs: { type: 'integer', description: 'from the request head to the end of the response' },
+      requestBytes: { type: 'integer', description: 'request head and body as the visitor sent them' },
+      responseBytes: { type: 'integer', description: 'response head(s) and body payload as the service sent them' },
+      address: { type: 'string', description: 'the visitor\'s address' },
     },
-  }, async req => {
-    const c = ctx.caller(req)
-    if (opts.tunnelVisitors === undefined) throw new UnavailableError('recent visitors')
-    const tunnel = (await visibleTunnels(c.user.id, c.user.role === 'admin')).find(t => t.id === req.params.id)
-    if (tunnel === undefined) throw new NotFoundError('tunnel', req.params.id)
-    return opts.tunnelVisitors(tunnel.id)
-  })
+  }, opts.tunnelRequests)
 
   // ---- Reservations ----
 

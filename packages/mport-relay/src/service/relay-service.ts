@@ -14,6 +14,7 @@ import { fingerprint, loadOrCreateCertificate } from 'mport/transport'
 import { AnyAuthenticator } from 'mport/relay'
 import { RelayTokens, type NamedToken } from './relay-tokens.js'
 import { VisitorLog } from './visitor-log.js'
+import { RequestLog } from './request-log.js'
 import { reloader, type RelayReload, type RelayReloadResult } from './relay-reload.js'
 import { prepareRelayData, type RelayData } from 'mport/relay'
 import { Relay, type RelayOptions } from 'mport/relay'
@@ -33,8 +34,8 @@ export interface RelayServiceOptions extends Omit<RelayOptions, 'cert' | 'key' |
   token?: string
   /** `postgres://…` or a SQLite path; default `mport.db` in the data dir. */
   database?: string
-  /** The REST API's listener (and the dashboard on it); none: no API. `recentVisitors`: visitor connections kept per live tunnel for the tunnel page (default 50; 0: none). */
-  api?: { host: string, port: number, openSignup?: boolean, recentVisitors?: number, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
+  /** The REST API's listener (and the dashboard on it); none: no API. `recentVisitors`: visitor connections kept per live tunnel for the tunnel page (default 50; 0: none); `recentRequests`: HTTP requests kept per live http tunnel (default 50; 0: none, and no exchange is read). */
+  api?: { host: string, port: number, openSignup?: boolean, recentVisitors?: number, recentRequests?: number, reload?: ApiOptions['reload'], onResponse?: ApiOptions['onResponse'], downloads?: ApiOptions['downloads'] }
   /** More static tokens besides the owner's, each name its own principal (no plan limits); a reload replaces them. */
   tokens?: readonly NamedToken[]
   /** Subdomains nobody may take, besides the built-in ones. */
@@ -158,6 +159,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   try {
     trackClients(relay, seen)
     const visitors = new VisitorLog(relay, api?.recentVisitors)
+    const requests = new RequestLog(relay, api?.recentRequests)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     built.relay = relay
     await cluster?.start() // links up and announced before clients arrive
@@ -189,6 +191,7 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
         },
         closeTunnel: id => relay.closeTunnel(id),
         tunnelVisitors: id => visitors.recent(id),
+        tunnelRequests: id => requests.recent(id),
         grantVisitor: (id, address, until) => relay.grantVisitor(id, address, until),
         relayHealth: async () => {
           const streams = relay.tunnels.reduce((n, t) => n + t.connections, 0)

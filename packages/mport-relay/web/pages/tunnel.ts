@@ -4,7 +4,7 @@
  * (24 h by hour, 30 days by day), and its recent visitors (asked again when its counters move,
  * at most every 2 s).
  */
-import { call, get, type RecentVisitor, type Tunnel, type Usage } from '../api.js'
+import { call, get, type RecentRequest, type RecentVisitor, type Tunnel, type Usage } from '../api.js'
 import { timeChart } from '../chart.js'
 import { bytes, field, fill, h, notice, rate, when } from '../dom.js'
 import { onSnapshot } from '../live.js'
@@ -22,6 +22,7 @@ export const tunnelPage: Page = (main, ctx) => {
   const totals = h('p', { id: 'history-totals', class: 'hint' })
   const status = h('div')
   const visitorRows = h('tbody')
+  const requestRows = h('tbody')
   const range = h('select', { id: 'range', 'aria-label': 'History range' },
     h('option', { value: 'hour' }, 'Last 24 hours, by hour'), h('option', { value: 'day' }, 'Last 30 days, by day'))
   const title = h('h1', {}, 'Tunnel')
@@ -37,11 +38,15 @@ export const tunnelPage: Page = (main, ctx) => {
       .then(r => fill(status, notice(`Allowed ${r.grants.at(-1)?.address ?? ''} for ${hours.value} h.`, 'ok')), (err: unknown) => fill(status, notice((err as Error).message)))
   })
   const access = h('section', { id: 'access' }, h('h2', {}, 'Who may connect'), filterText, allowForm, grantList, openHint)
+  // http tunnels only: metadata the relay read from each exchange (never headers or bodies).
+  const requestsSection = h('section', { id: 'recent-requests', hidden: true }, h('h2', {}, 'Recent requests'), h('div', { class: 'scroll' }, h('table', { id: 'requests' },
+    h('thead', {}, h('tr', {}, ...['When', 'Method', 'Path', 'Status', 'Duration', 'Request', 'Response', 'Address'].map(c => h('th', { scope: 'col' }, c)))), requestRows)))
   fill(main, title, facts, closeBtn, status, access,
     h('section', {}, h('h2', {}, 'Live traffic'), liveBox),
     h('section', {}, h('h2', {}, 'History'), range, historyBox, totals),
     h('section', {}, h('h2', {}, 'Recent visitors'), h('div', { class: 'scroll' }, h('table', { id: 'visitors' },
-      h('thead', {}, h('tr', {}, ...['When', 'Address', 'In', 'Out', 'Refused'].map(c => h('th', { scope: 'col' }, c)))), visitorRows))))
+      h('thead', {}, h('tr', {}, ...['When', 'Address', 'In', 'Out', 'Refused'].map(c => h('th', { scope: 'col' }, c)))), visitorRows))),
+    requestsSection)
   const liveChart = timeChart(liveBox, 'Bytes per second (this tab)', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }], v => rate(v))
   const historyChart = timeChart(historyBox, 'Bytes per bucket', [{ label: 'in', stroke: '#1f6feb' }, { label: 'out', stroke: '#d4380d' }])
   const points: number[][] = [[], [], []]
@@ -71,6 +76,12 @@ export const tunnelPage: Page = (main, ctx) => {
     const list = await get<RecentVisitor[]>(`/v1/tunnels/${encodeURIComponent(id)}/visitors`)
     fill(visitorRows, ...list.map(v => h('tr', { class: v.refused !== undefined ? 'refused' : '' },
       h('td', {}, when(v.at)), h('td', { class: 'address' }, v.address), h('td', { class: 'num' }, bytes(v.bytesIn)), h('td', { class: 'num' }, bytes(v.bytesOut)), h('td', { class: 'reason' }, v.refused ?? ''))))
+    if (tunnel?.kind !== 'http') return
+    const requests = await get<RecentRequest[]>(`/v1/tunnels/${encodeURIComponent(id)}/requests`)
+    requestsSection.hidden = false
+    fill(requestRows, ...requests.map(r => h('tr', { class: r.status >= 500 ? 'refused' : '' },
+      h('td', {}, when(r.at)), h('td', { class: 'method' }, r.method), h('td', { class: 'path' }, h('code', {}, r.path)), h('td', { class: 'status num' }, r.status),
+      h('td', { class: 'num' }, `${r.durationMs} ms`), h('td', { class: 'num' }, bytes(r.requestBytes)), h('td', { class: 'num' }, bytes(r.responseBytes)), h('td', { class: 'address' }, r.address))))
   }
   closeBtn.addEventListener('click', () => {
     call('DELETE', `/v1/tunnels/${encodeURIComponent(id)}`).then(() => fill(status, notice('Tunnel closed.', 'ok')), (err: unknown) => fill(status, notice((err as Error).message)))

@@ -46,6 +46,7 @@ const enum State { Head, Fixed, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Un
 
 const CRLF2 = Buffer.from('\r\n\r\n')
 
+/** Parses one direction of an HTTP/1.1 connection incrementally; the sink decides each body's framing. */
 export class HttpMessageParser {
   readonly #sink: ParserSink
   #state = State.Head
