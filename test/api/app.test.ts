@@ -55,7 +55,7 @@ t.test('the OpenAPI document lists every route, with schemas and security', asyn
   t.same(routes.map(r => `${r.method} ${r.url}`).sort(), [
     'DELETE /v1/reservations/:id', 'DELETE /v1/session', 'DELETE /v1/tokens/:id', 'DELETE /v1/tunnels/:id',
     'GET /dl/SHA256SUMS', 'GET /dl/mport-connect-linux-x64', 'GET /dl/mport-connect.mjs',
-    'GET /v1/admin/health', 'GET /v1/audit', 'GET /v1/connect-info', 'GET /v1/events', 'GET /v1/health', 'GET /v1/limits', 'GET /v1/me', 'GET /v1/reservations', 'GET /v1/session', 'GET /v1/tokens', 'GET /v1/tunnels', 'GET /v1/tunnels/:id/visitors',
+    'GET /v1/admin/health', 'GET /v1/audit', 'GET /v1/connect-info', 'GET /v1/events', 'GET /v1/health', 'GET /v1/limits', 'GET /v1/me', 'GET /v1/reservations', 'GET /v1/session', 'GET /v1/tokens', 'GET /v1/tunnels', 'GET /v1/tunnels/:id/requests', 'GET /v1/tunnels/:id/visitors',
     'GET /v1/usage', 'GET /v1/users', 'GET /v1/users/:id', 'GET /v1/users/:id/limits',
     'PATCH /v1/users/:id',
     'POST /v1/admin/reload', 'POST /v1/login', 'POST /v1/logout', 'POST /v1/reservations', 'POST /v1/session', 'POST /v1/session/signup', 'POST /v1/signup', 'POST /v1/tokens', 'POST /v1/tunnels/:id/allow', 'POST /v1/users',
