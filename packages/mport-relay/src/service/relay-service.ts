@@ -159,7 +159,8 @@ export async function startRelayService (opts: RelayServiceOptions): Promise<Rel
   try {
     trackClients(relay, seen)
     const visitors = new VisitorLog(relay, api?.recentVisitors)
-    const requests = new RequestLog(relay, api?.recentRequests)
+    // Without the API nobody can read them: then no exchange is read at all.
+    const requests = new RequestLog(relay, api === undefined ? 0 : api.recentRequests)
     opsAddress = await ops?.listen() // before the relay: /healthz answers and /readyz says "starting" meanwhile
     built.relay = relay
     await cluster?.start() // links up and announced before clients arrive
