@@ -21,7 +21,8 @@ const RELAY_SIDE: RegExp[] = [
   /\/src\/tunnel\/(relay[^/]*|lease|routes|http-front|visitor-forwarder|accounts|login)\.ts$/,
   /\/src\/limits(\/|\.ts$)/,
   /\/src\/http\.ts$/,
-  /\/src\/http\/(?!proxy-protocol\.ts$)/,
+  // The two modules of http/ the client shares with the relay (as .dependency-cruiser.cjs says).
+  /\/src\/http\/(?!(proxy-protocol|message-parser)\.ts$)/,
   /\/packages\/mport-relay\//,
   /\/node_modules\/(fastify|@fastify|kysely|libsql|@libsql|pg|pg-[^/]+)\//,
 ]
