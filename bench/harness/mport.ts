@@ -9,7 +9,8 @@ import path from 'node:path'
 import { jsonOf } from './port-child.js'
 import { LineReader, ROOT, killChild, spawnLimited } from './procs.js'
 
-const START_TIMEOUT = 20_000
+/** A wrapper such as valgrind starts node slowly. */
+const startTimeout = (): number => process.env.BENCH_MPORT_WRAPPER === undefined ? 20_000 : 180_000
 
 /**
  * Builds mport so the contestant runs the real dist bins; falls back to the source bins (through
@@ -50,6 +51,12 @@ export function mportBins (root = ROOT): { cmd: string, pre: string[], relay: st
 /** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
 const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
+/** A command that runs mport's node (BENCH_MPORT_WRAPPER, e.g. "valgrind --tool=callgrind"): [cmd, ...its args before node]. */
+function wrapped (cmd: string): [string, string[]] {
+  const wrapper = (process.env.BENCH_MPORT_WRAPPER ?? '').split(' ').filter(Boolean)
+  return wrapper.length === 0 ? [cmd, []] : [wrapper[0]!, [...wrapper.slice(1), cmd]]
+}
+
 export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string, tokenFile?: string }
 export interface TunnelLine { remotePort?: number, url?: string }
 
@@ -76,7 +83,8 @@ export async function startMport (relayArgs: string[], connectArgs: string[] | (
   const home = path.join(tmp, 'home')
   mkdirSync(home)
   const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
-  const relay = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
+  const [cmd, wrapperArgs] = wrapped(bins.cmd)
+  const relay = spawnLimited(cmd, [...wrapperArgs, ...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
     '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json', ...relayArgs], { env })
   const relayOut = new LineReader(relay, 'mport-relay')
   let client: ChildProcess | undefined
@@ -85,14 +93,14 @@ export async function startMport (relayArgs: string[], connectArgs: string[] | (
     rmSync(tmp, { recursive: true, force: true })
   }
   try {
-    const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), START_TIMEOUT, 'listening'))
+    const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), startTimeout(), 'listening'))
     // The printed command names the token file (`--token $(cat …)`), not the token: read the file.
     const token = readFileSync(listening.tokenFile ?? path.join(tmp, 'data/token'), 'utf8').trim()
     const args = typeof connectArgs === 'function' ? connectArgs(listening) : connectArgs
-    client = spawnLimited(bins.cmd, [...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
+    client = spawnLimited(cmd, [...wrapperArgs, ...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
       '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
     const clientOut = new LineReader(client, 'mport-connect')
-    const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), START_TIMEOUT, 'tunnel'))
+    const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), startTimeout(), 'tunnel'))
     return { relay, client, listening, tunnel, stop }
   } catch (err) {
     await stop()

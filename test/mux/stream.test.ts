@@ -303,3 +303,45 @@ t.test('zero-length writes and zero-length Data frames', async t => {
   })
   t.end()
 })
+
+t.test('a forwarder takes received chunks without the Readable, holds credit while full, and is told when its writes drained', async t => {
+  const { client, server } = await sessions(t, tcpTransport(), { windowAutoTuning: false }, { windowAutoTuning: false })
+  const sender = noErrors(t, client.open(), 'client')
+  sender.write('x')
+  const receiver = noErrors(t, await withTimeout(server.accept(), { what: 'accepted stream', timeoutMs: WAIT_MS }), 'server')
+  await nextEvent(receiver, 'data', { what: 'the opening byte', timeoutMs: WAIT_MS })
+  const forwarded: Buffer[] = []
+  let full = false
+  let drained = 0
+  receiver.on('data', () => t.fail('a forwarded chunk was also emitted as \'data\''))
+  receiver.setForwarder({
+    forwardData: (stream, chunk) => { t.equal(stream, receiver); forwarded.push(Buffer.from(chunk)); return !full },
+    streamDrained: () => { drained++ },
+  })
+  const first = randomBytes(1000)
+  sender.write(first)
+  await waitFor(() => forwarded.length > 0, { what: 'the forwarder to get the chunk', timeoutMs: WAIT_MS })
+  t.same(Buffer.concat(forwarded), first, 'the bytes came through forwardData')
+  t.equal(receiver.readableLength, 0, 'nothing went into the Readable buffer')
+
+  // A full forwarder holds back credit: the sender runs out of window and stays there.
+  full = true
+  const rest = randomBytes(INITIAL_STREAM_WINDOW)
+  sender.write(rest)
+  await waitFor(() => sender.sendWindow === 0, { what: 'the sender\'s window to run out', timeoutMs: WAIT_MS })
+  await turns(20)
+  t.equal(sender.sendWindow, 0, 'no credit while the forwarder is full')
+  full = false
+  receiver.forwarderDrained()
+  await waitFor(() => sender.writableLength === 0 && Buffer.concat(forwarded).length === first.length + rest.length, { what: 'the rest to be forwarded', timeoutMs: WAIT_MS })
+  t.same(Buffer.concat(forwarded), Buffer.concat([first, rest]), 'credit came back, every byte in order')
+
+  // writeForwarded: false at the high-water mark, then streamDrained once the bytes were sent.
+  const big = randomBytes(sender.writableHighWaterMark)
+  t.notOk(receiver.writeForwarded(big), 'false once a high-water mark of bytes waits')
+  t.equal(receiver.writableLength, 0, 'nothing went into the Writable buffer')
+  const back = readAll(sender, 'the forwarded bytes at the sender')
+  await waitFor(() => drained === 1, { what: 'streamDrained', timeoutMs: WAIT_MS })
+  receiver.end()
+  t.same(await back, big, 'the forwarded write arrived whole, before the FIN')
+})

@@ -8,20 +8,8 @@ import net from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import { proxy, type FreshReadMeter, type ProxyResult } from '../../src/tunnel/proxy.js'
+import { socketPair } from '../helpers/socket-pair.js'
 import { nextEvent, waitFor, withTimeout } from '../helpers/wait.js'
-
-/** A connected pair of sockets on 127.0.0.1: [the end we dial, the end the server accepted]. */
-async function socketPair (t: Test): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ allowHalfOpen: true })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const accepted = nextEvent<[net.Socket]>(server, 'connection', { what: 'accepted connection' })
-  const dialed = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, allowHalfOpen: true })
-  const [inner] = await accepted
-  if (dialed.connecting) await nextEvent(dialed, 'connect', { what: 'connect' })
-  server.close()
-  t.teardown(() => { dialed.destroy(); inner.destroy() })
-  return [dialed, inner]
-}
 
 /**
  * visitor ⇄ a ═proxy═ b ⇄ service: `visitor` and `service` are the outer ends the test drives.
