@@ -5,8 +5,12 @@
  * change shows through it on a shared machine. A probe, not a benchmark: the kernel's part is
  * not counted, and valgrind runs the processes some 50× slower.
  *   npx tsx bench/tunnel/instruction-count.ts [round trips=3000] [warm-up=3000] [connections=1]
- * BENCH_MPORT_B=<built checkout>[,<another>…] counts those builds too, interleaved with this
- * one, each probed `BENCH_ROUNDS` times (default 2). BENCH_CALLGRIND_DIR keeps the dumps there
+ * The bare two-process Node TLS forwarder (forwarder.ts, the target's reference) is counted
+ * beside mport; BENCH_MPORT_B=<built checkout>[,<another>…] counts those builds too, all
+ * interleaved, each probed `BENCH_ROUNDS` times (default 2). Node runs with --single-threaded:
+ * valgrind runs one thread at a time, so V8's background compiler would otherwise lag far
+ * behind and still be optimising (and the main thread running unoptimised code) long after
+ * the warm-up; single-threaded, the warm-up reaches the steady state. BENCH_CALLGRIND_DIR keeps the dumps there
  * (for callgrind_annotate). Needs valgrind.
  */
 import { execFileSync } from 'node:child_process'
@@ -15,9 +19,14 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { startMport } from '../harness/mport.js'
+import { isJsonWith, jsonOf } from '../harness/port-child.js'
+import { killChild, LineReader, spawnLimited } from '../harness/procs.js'
 
 const [trips = 3000, warmup = 3000, connections = 1] = process.argv.slice(2).map(Number)
-const builds: Array<string | undefined> = [undefined, ...(process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean).map(p => path.resolve(p))]
+const NODE_TLS = 'node-tls'
+const NODE_FLAGS = ['--single-threaded']
+/** What is probed: this checkout (undefined), the bare Node TLS forwarder, other builds. */
+const contestants: Array<string | undefined> = [undefined, NODE_TLS, ...(process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean).map(p => path.resolve(p))]
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
 const MESSAGE = Buffer.alloc(64, 0x61)
 
@@ -65,20 +74,54 @@ function dumpedInstructions (pid: number, dir: string): Counted {
   return counted
 }
 
-async function probe (root: string | undefined): Promise<{ relay: Counted, client: Counted }> {
+interface Tunnel { port: number, relay: number, client: number, stop (): Promise<void> }
+
+/** The forwarder's two processes under `wrapper`: the entry takes the visitor (relay side), the exit dials the echo server. */
+async function startNodeTls (wrapper: string[]): Promise<Tunnel> {
+  const forwarder = path.join(path.dirname(new URL(import.meta.url).pathname), 'forwarder.ts')
+  const started: Array<ReturnType<typeof spawnLimited>> = []
+  const start = async (mode: string, target: number): Promise<{ pid: number, port: number }> => {
+    const child = spawnLimited(wrapper[0]!, [...wrapper.slice(1), process.execPath, ...NODE_FLAGS, '--import', 'tsx', forwarder, mode, String(target)])
+    started.push(child)
+    const line = await new LineReader(child, `node-tls ${mode}`).waitLine(isJsonWith('port'), 180_000, 'its port')
+    return { pid: child.pid!, port: jsonOf<{ port: number }>(line).port }
+  }
+  const stop = async (): Promise<void> => { await Promise.all(started.map(c => killChild(c, 5000))) }
+  try {
+    const exit = await start('tls-exit', echoPort)
+    const entry = await start('tls-entry', exit.port)
+    return { port: entry.port, relay: entry.pid, client: exit.pid, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+async function startContestant (who: string | undefined, wrapper: string): Promise<Tunnel> {
+  if (who === NODE_TLS) return await startNodeTls(wrapper.split(' '))
+  process.env.BENCH_MPORT_WRAPPER = wrapper
+  process.env.BENCH_MPORT_NODE_FLAGS = NODE_FLAGS.join(' ')
+  const m = await startMport([], [String(echoPort)], who)
+  const port = m.tunnel.remotePort
+  if (port === undefined) {
+    await m.stop()
+    throw new Error('the client\'s tunnel event has no remotePort')
+  }
+  return { port, relay: m.relay.pid!, client: m.client.pid!, stop: m.stop }
+}
+
+async function probe (who: string | undefined): Promise<{ relay: Counted, client: Counted }> {
   const keep = process.env.BENCH_CALLGRIND_DIR
   const dir = mkdtempSync(path.join(keep ?? os.tmpdir(), 'mport-callgrind-'))
-  process.env.BENCH_MPORT_WRAPPER = `valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=${dir}/cg.%p`
-  const m = await startMport([], [String(echoPort)], root)
+  const m = await startContestant(who, `valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=${dir}/cg.%p`)
   try {
-    const port = m.tunnel.remotePort
-    if (port === undefined) throw new Error('the client\'s tunnel event has no remotePort')
+    const port = m.port
     await roundTrips(port, warmup, connections)
-    for (const pid of [m.relay.pid!, m.client.pid!]) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' })
+    for (const pid of [m.relay, m.client]) execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' })
     await roundTrips(port, trips, connections)
     const total = trips * connections
     const per = (c: Counted): Counted => ({ main: c.main / total, others: c.others / total })
-    return { relay: per(dumpedInstructions(m.relay.pid!, dir)), client: per(dumpedInstructions(m.client.pid!, dir)) }
+    return { relay: per(dumpedInstructions(m.relay, dir)), client: per(dumpedInstructions(m.client, dir)) }
   } finally {
     await m.stop()
     if (keep === undefined) rmSync(dir, { recursive: true, force: true })
@@ -89,10 +132,10 @@ console.log(`instructions per 64-byte round trip (${trips} round trips on ${conn
 const results = new Map<string, { main: number[], others: number[] }>()
 const k = (n: number): string => `${(n / 1000).toFixed(1)}k`
 for (let r = 0; r < rounds; r++) {
-  for (const root of builds) {
-    const name = root ?? 'this checkout'
-    const { relay, client } = await probe(root)
-    console.log(`  ${name}: relay ${k(relay.main)} [${k(relay.others)}], client ${k(client.main)} [${k(client.others)}], both ${k(relay.main + client.main)} [${k(relay.others + client.others)}]`)
+  for (const who of contestants) {
+    const name = who ?? 'this checkout'
+    const { relay, client } = await probe(who)
+    console.log(`  ${name}: relay side ${k(relay.main)} [${k(relay.others)}], client side ${k(client.main)} [${k(client.others)}], both ${k(relay.main + client.main)} [${k(relay.others + client.others)}]`)
     const v = results.get(name) ?? { main: [], others: [] }
     v.main.push(relay.main + client.main)
     v.others.push(relay.others + client.others)

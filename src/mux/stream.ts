@@ -7,11 +7,6 @@
  * until the last byte has been handed to the session's writer, so write() returns false when
  * the peer's window or the socket is full, and 'drain' follows when it is not.
  *
- * A forwarder (proxy.ts) may move bytes without the Duplex in between (setForwarder): received
- * chunks go straight to it while nothing is buffered, and its writes queue behind the chunk
- * being sent. Node's per-chunk stream bookkeeping is then skipped on both paths; the windows
- * stay the same, the forwarder's destination socket taking the Readable buffer's place.
- *
  * A stream never touches the socket: the Session gives it a StreamLink, and calls it through
  * the symbol-keyed methods of internal.ts, which are not part of the API.
  */
@@ -64,21 +59,6 @@ export interface StreamLink {
   readonly receiveBuffers: ReceiveBufferPool
 }
 
-/**
- * Moves a stream's bytes to and from one socket without the stream's Readable and Writable
- * (MuxStream.setForwarder). It must also be the stream's one 'data' listener: while any other
- * listener is attached, or bytes wait in the Readable buffer, chunks go through 'data' instead.
- */
-export interface StreamForwarder {
-  /**
-   * A received chunk, under the 'data' contract (writeCallbackFor applies). Returns false when
-   * its destination is full: the peer gets no more credit until forwarderDrained() is called.
-   */
-  forwardData (stream: MuxStream, chunk: Buffer): boolean
-  /** writeForwarded() returned false, and the stream has taken its queued bytes since. */
-  streamDrained (stream: MuxStream): void
-}
-
 /** Payload views smaller than this share of their backing buffer are copied before being buffered. */
 const COMPACT_RATIO = 2
 const EMPTY = Buffer.alloc(0)
@@ -109,15 +89,6 @@ export class MuxStream extends Duplex {
   #outOffset = 0
   #outCallback: ((err?: Error | null) => void) | undefined
   #finCallback: ((err?: Error | null) => void) | undefined
-  /** Chunks waiting behind #out, each with its write callback (undefined for a forwarded one). */
-  #outQueue: Buffer[] = []
-  #outQueueCallbacks: Array<((err?: Error | null) => void) | undefined> = []
-  /** Bytes of forwarded writes not yet handed to the session's writer. */
-  #forwardedPending = 0
-  #forwardedFull = false
-  #forwarder: StreamForwarder | undefined
-  /** The forwarder's destination is full: credit waits for forwarderDrained(). */
-  #forwarderFull = false
   #localFin = false
   #remoteFin = false
   #resetByPeer = false
@@ -161,52 +132,11 @@ export class MuxStream extends Duplex {
     return this.#link.receiveBuffers.writeCallback(chunk)
   }
 
-  /**
-   * Lets `forwarder` take received chunks and be told when forwarded writes drained, or stops
-   * that (undefined). See StreamForwarder.
-   */
-  setForwarder (forwarder: StreamForwarder | undefined): void {
-    this.#forwarder = forwarder
-    if (forwarder === undefined) this.forwarderDrained()
-  }
-
-  /** The forwarder's destination has room again: credit the peer for what it took. */
-  forwarderDrained (): void {
-    if (!this.#forwarderFull) return
-    this.#forwarderFull = false
-    this.#grantCredit()
-  }
-
-  /**
-   * write() for a forwarder: the chunk is sent in order after everything written before, with
-   * no callback. Returns false when the stream holds its high-water mark of such bytes; the
-   * forwarder's streamDrained() follows once it has handed them on. A stream whose Writable is
-   * busy, ended or destroyed takes the chunk through write() (and its errors and 'drain').
-   */
-  writeForwarded (chunk: Buffer): boolean {
-    if (this.writableLength > 0 || this.writableEnded || this.destroyed || this.#state === StreamState.Reset) return this.write(chunk)
-    if (chunk.length === 0) return true
-    this.#forwardedPending += chunk.length
-    this.#send(chunk, undefined)
-    if (this.#forwardedPending < this.writableHighWaterMark) return true
-    this.#forwardedFull = true
-    return false
-  }
-
   // ---- Writable side ----
 
   override _write (chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (this.#state === StreamState.Reset) return callback(new StreamResetError(this.id))
     if (chunk.length === 0) return callback()
-    this.#send(chunk, callback)
-  }
-
-  #send (chunk: Buffer, callback: ((err?: Error | null) => void) | undefined): void {
-    if (this.#out !== undefined) {
-      this.#outQueue.push(chunk)
-      this.#outQueueCallbacks.push(callback)
-      return
-    }
     this.#out = chunk
     this.#outOffset = 0
     this.#outCallback = callback
@@ -234,13 +164,10 @@ export class MuxStream extends Duplex {
       this.#sendWindow -= n
       this.#outOffset += n
       if (this.#outOffset === out.length) {
-        const cb = this.#outCallback
-        const next = this.#outQueue.shift()
-        this.#out = next
-        this.#outOffset = 0
-        this.#outCallback = next === undefined ? undefined : this.#outQueueCallbacks.shift()
-        if (cb !== undefined) cb() // may call _write again synchronously with the next buffered chunk
-        else this.#forwardedSent(out.length)
+        const cb = this.#outCallback!
+        this.#out = undefined
+        this.#outCallback = undefined
+        cb() // may call _write again synchronously with the next buffered chunk
       }
       return this.#hasFrameToSend()
     }
@@ -260,13 +187,6 @@ export class MuxStream extends Duplex {
       this.#link.writeFrame(FrameType.WindowUpdate, this.#takeFlags(), this.id, 0)
     }
     return false
-  }
-
-  #forwardedSent (bytes: number): void {
-    this.#forwardedPending -= bytes
-    if (!this.#forwardedFull || this.#forwardedPending > 0) return
-    this.#forwardedFull = false
-    this.#forwarder?.streamDrained(this)
   }
 
   #hasFrameToSend (): boolean {
@@ -322,22 +242,11 @@ export class MuxStream extends Duplex {
     if ((this.readableLength > 0 || !this.readableFlowing) && chunk.length * COMPACT_RATIO < chunk.buffer.byteLength) {
       chunk = Buffer.from(chunk)
     }
-    if (!this.destroyed) this.#deliver(chunk)
+    if (!this.destroyed) this.push(chunk)
   }
 
   #pushGathered (chunk: Buffer): void {
-    if (!this.#remoteFin && this.#state !== StreamState.Reset && !this.destroyed) this.#deliver(chunk)
-  }
-
-  /** To the forwarder when it is the only reader and nothing waits before the chunk; else push(). */
-  #deliver (chunk: Buffer): void {
-    const f = this.#forwarder
-    if (f === undefined || this.readableLength > 0 || this.listenerCount('data') !== 1) {
-      this.push(chunk)
-      return
-    }
-    if (f.forwardData(this, chunk)) this.#grantCredit()
-    else this.#forwarderFull = true
+    if (!this.#remoteFin && this.#state !== StreamState.Reset && !this.destroyed) this.push(chunk)
   }
 
   /** @internal The current Data frame is complete: hand over what was gathered of it. */
@@ -378,7 +287,7 @@ export class MuxStream extends Duplex {
 
   /** Re-grant what the application consumed (hashicorp: max - buffered - window, sent at >= max/2). */
   #grantCredit (): void {
-    if (this.#remoteFin || this.#state === StreamState.Reset || this.#forwarderFull) return
+    if (this.#remoteFin || this.#state === StreamState.Reset) return
     // Whatever is buffered, gathered or still arriving of the current frame is not consumed yet.
     let delta = this.#recvMax - this.readableLength - (this.#gather?.held ?? 0) - this.#arriving - this.#recvWindow
     if (delta < this.#recvMax / 2) return
@@ -412,9 +321,6 @@ export class MuxStream extends Duplex {
     if (!this.#resetByPeer) this.#link.release(this)
     this.#out = undefined
     this.#outCallback = undefined
-    this.#outQueue = []
-    this.#outQueueCallbacks = []
-    this.#forwarder = undefined
     const fin = this.#finCallback
     this.#finCallback = undefined
     if (fin !== undefined) fin(err ?? new StreamResetError(this.id, `stream ${this.id} was destroyed before FIN was sent`))

@@ -8,15 +8,10 @@
  * closures, which would cost far more per connection. A direction is three listeners: 'data'
  * (write, pause the source when the destination is full), 'drain' (resume), 'end' (end the
  * destination).
- *
- * For a mux stream the link is also the stream's StreamForwarder: received frames go straight
- * to the socket (or shaping transform) after it, and reads straight into the stream's send
- * queue, without the stream's Readable and Writable in between. While another 'data' listener
- * watches the stream (an inspector's tap), its chunks take the events path.
  */
 import net from 'node:net'
 import type { Duplex, Transform } from 'node:stream'
-import { MuxStream, type StreamForwarder } from '../mux/stream.js'
+import { MuxStream } from '../mux/stream.js'
 
 export interface ProxyResult {
   /** Bytes from `a` to `b`. */
@@ -51,7 +46,7 @@ const kLink = Symbol('mport.proxyLink')
 type Linked = Duplex & { [kLink]?: ProxyLink }
 
 /** One proxied connection: a → (up) → b and b → (down) → a. */
-class ProxyLink implements StreamForwarder {
+class ProxyLink {
   readonly a: Duplex
   readonly b: Duplex
   readonly up: Transform | undefined
@@ -88,21 +83,6 @@ class ProxyLink implements StreamForwarder {
     return dst === this.up ? this.a : this.b
   }
 
-  /** A mux stream's received chunk, straight to what comes after it (see setForwarder in pipeBoth). */
-  forwardData (stream: MuxStream, chunk: Buffer): boolean {
-    if (stream === this.a) this.counters.aToB += chunk.length
-    else this.counters.bToA += chunk.length
-    const dst = this.next(stream)
-    // Only a socket reports when it let go of the bytes (see onData).
-    const written = dst instanceof net.Socket ? stream.writeCallbackFor(chunk) : undefined
-    return written === undefined ? dst.write(chunk) : dst.write(chunk, written)
-  }
-
-  /** A mux stream took the bytes written with writeForwarded(): its source may go on. */
-  streamDrained (stream: MuxStream): void {
-    this.prev(stream).resume()
-  }
-
   finish (): void {
     if (this.done) return
     this.done = true
@@ -135,19 +115,12 @@ function onData (this: Linked, chunk: Buffer): void {
   // A socket's write callback means it let go of the bytes, so a mux stream's chunk may go
   // back to its buffer pool then (MuxStream.writeCallbackFor). Other destinations (a shaping
   // transform) may keep chunks.
-  let more: boolean
-  if (dst instanceof MuxStream) more = dst.writeForwarded(chunk)
-  else {
-    const written = dst instanceof net.Socket && this instanceof MuxStream ? this.writeCallbackFor(chunk) : undefined
-    more = written === undefined ? dst.write(chunk) : dst.write(chunk, written)
-  }
-  if (!more) this.pause()
+  const written = dst instanceof net.Socket && this instanceof MuxStream ? this.writeCallbackFor(chunk) : undefined
+  if (!(written === undefined ? dst.write(chunk) : dst.write(chunk, written))) this.pause()
 }
 
 function onDrain (this: Linked): void {
-  const src = this[kLink]!.prev(this)
-  if (src instanceof MuxStream) src.forwarderDrained()
-  src.resume()
+  this[kLink]!.prev(this).resume()
 }
 
 function onEnd (this: Linked): void {
@@ -196,7 +169,6 @@ export function pipeBoth (a: Duplex, b: Duplex, counters: ProxyCounters, shaping
     s.on('error', onError)
     s.on('close', onClose)
   }
-  for (const s of [a, b]) if (s instanceof MuxStream) s.setForwarder(link)
   pump(link, a)
   if (link.up !== undefined) pump(link, link.up)
   pump(link, b)
