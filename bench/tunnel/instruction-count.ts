@@ -7,11 +7,13 @@
  *   npx tsx bench/tunnel/instruction-count.ts [round trips=3000] [warm-up=3000] [connections=1]
  * The bare two-process Node TLS forwarder (forwarder.ts, the target's reference) is counted
  * beside mport; BENCH_MPORT_B=<built checkout>[,<another>…] counts those builds too, all
- * interleaved, each probed `BENCH_ROUNDS` times (default 2). Node runs with --single-threaded:
- * valgrind runs one thread at a time, so V8's background compiler would otherwise lag far
- * behind and still be optimising (and the main thread running unoptimised code) long after
- * the warm-up; single-threaded, the warm-up reaches the steady state. BENCH_CALLGRIND_DIR keeps the dumps there
- * (for callgrind_annotate). Needs valgrind.
+ * interleaved, each probed `BENCH_ROUNDS` times (default 2); BENCH_CALLGRIND_DIR keeps the
+ * dumps there (for callgrind_annotate). Needs valgrind.
+ *
+ * Node runs with --single-threaded: valgrind runs one thread at a time, so V8's background
+ * compiler lags far behind and is still optimising long after the warm-up; single-threaded,
+ * that work is counted with the rest instead of landing on whichever thread, so compare
+ * builds probed with the same settings.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
