@@ -7,10 +7,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import os from 'node:os'
 import path from 'node:path'
 import { jsonOf } from './port-child.js'
-import { LineReader, ROOT, killChild, spawnLimited } from './procs.js'
+import { LineReader, ROOT, killChild, spawnNode, type NodeWrapper } from './procs.js'
 
-/** A wrapper such as valgrind starts node slowly. */
-const startTimeout = (): number => process.env.BENCH_MPORT_WRAPPER === undefined ? 20_000 : 180_000
+const START_TIMEOUT = 20_000
 
 /**
  * Builds mport so the contestant runs the real dist bins; falls back to the source bins (through
@@ -38,24 +37,18 @@ function builtBins (root: string): { relay: string, connect: string } | undefine
  * Where mport's bins are run from: the build when it is there (the benches build first), else
  * source through tsx. Another checkout (`root`, for an A/B) must be built.
  */
-export function mportBins (root = ROOT): { cmd: string, pre: string[], relay: string, connect: string } {
+export function mportBins (root = ROOT): { pre: string[], relay: string, connect: string } {
   const built = builtBins(root)
   if (root !== ROOT) {
     if (built === undefined) throw new Error(`${root} is not built: run npm ci && npm run build there`)
-    return { cmd: process.execPath, pre: [], ...built }
+    return { pre: [], ...built }
   }
-  if (built !== undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) return { cmd: process.execPath, pre: [], ...built }
-  return { cmd: process.execPath, pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
+  if (built !== undefined && process.env.BENCH_MPORT_FROM_SOURCE === undefined) return { pre: [], ...built }
+  return { pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
 }
 
 /** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
 const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-
-/** A command that runs mport's node (BENCH_MPORT_WRAPPER, e.g. "valgrind --tool=callgrind"): [cmd, ...its args before node]. */
-function wrapped (cmd: string): [string, string[]] {
-  const wrapper = (process.env.BENCH_MPORT_WRAPPER ?? '').split(' ').filter(Boolean)
-  return wrapper.length === 0 ? [cmd, []] : [wrapper[0]!, [...wrapper.slice(1), cmd]]
-}
 
 export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string, tokenFile?: string }
 export interface TunnelLine { remotePort?: number, url?: string }
@@ -74,18 +67,18 @@ export interface MportPair {
 /**
  * A relay with `relayArgs` beyond the loopback defaults, and one `mport-connect connectArgs…`
  * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up. `root` is
- * the checkout whose build runs (another one for an A/B: BENCH_MPORT_B).
+ * the checkout whose build runs (another one for an A/B: BENCH_MPORT_B); `wrapper` runs both
+ * processes under a tool.
  * `connectArgs` may depend on the relay's `listening` event (its shared ports, for ws).
  */
-export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[]), root = ROOT): Promise<MportPair> {
+export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[]), root = ROOT, wrapper?: NodeWrapper): Promise<MportPair> {
   const bins = mportBins(root)
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
   const home = path.join(tmp, 'home')
   mkdirSync(home)
   const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
-  const [cmd, wrapperArgs] = wrapped(bins.cmd)
-  const relay = spawnLimited(cmd, [...wrapperArgs, ...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
-    '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json', ...relayArgs], { env })
+  const relay = spawnNode([...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
+    '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json', ...relayArgs], { env }, wrapper)
   const relayOut = new LineReader(relay, 'mport-relay')
   let client: ChildProcess | undefined
   const stop = async (): Promise<void> => {
@@ -93,14 +86,14 @@ export async function startMport (relayArgs: string[], connectArgs: string[] | (
     rmSync(tmp, { recursive: true, force: true })
   }
   try {
-    const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), startTimeout(), 'listening'))
+    const listening = jsonOf<Listening>(await relayOut.waitLine(l => l.includes('"event":"listening"'), wrapper?.startTimeoutMs ?? START_TIMEOUT, 'listening'))
     // The printed command names the token file (`--token $(cat …)`), not the token: read the file.
     const token = readFileSync(listening.tokenFile ?? path.join(tmp, 'data/token'), 'utf8').trim()
     const args = typeof connectArgs === 'function' ? connectArgs(listening) : connectArgs
-    client = spawnLimited(cmd, [...wrapperArgs, ...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
-      '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env })
+    client = spawnNode([...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
+      '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env }, wrapper)
     const clientOut = new LineReader(client, 'mport-connect')
-    const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), startTimeout(), 'tunnel'))
+    const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), wrapper?.startTimeoutMs ?? START_TIMEOUT, 'tunnel'))
     return { relay, client, listening, tunnel, stop }
   } catch (err) {
     await stop()

@@ -1,6 +1,6 @@
 /** Children that announce their port as a JSON line, and reading such lines. */
 import type { ChildProcess } from 'node:child_process'
-import { LineReader, killChild, spawnTs } from './procs.js'
+import { LineReader, killChild, spawnTs, type NodeWrapper } from './procs.js'
 
 const START_TIMEOUT = 20_000
 
@@ -16,11 +16,11 @@ export const isJsonWith = (key: string) => (l: string): boolean => {
 }
 
 /** A TypeScript child that prints {"port": N}; killed again if it does not say so in time. */
-export async function portChild (file: URL, args: string[], label: string): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawnTs(file, args)
+export async function portChild (file: URL, args: string[], label: string, wrapper?: NodeWrapper): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawnTs(file, args, {}, wrapper)
   const out = new LineReader(child, label)
   try {
-    return { child, port: jsonOf<{ port: number }>(await out.waitLine(isJsonWith('port'), START_TIMEOUT, 'its port')).port }
+    return { child, port: jsonOf<{ port: number }>(await out.waitLine(isJsonWith('port'), wrapper?.startTimeoutMs ?? START_TIMEOUT, 'its port')).port }
   } catch (err) {
     await killChild(child)
     throw err

@@ -26,9 +26,26 @@ export function spawnLimited (cmd: string, args: string[], opts: SpawnOptions = 
   return child
 }
 
+/** Node children run under a tool (valgrind, for bench/tunnel/instruction-count.ts). */
+export interface NodeWrapper {
+  /** The tool's command line; node and its arguments follow it. */
+  command: string[]
+  /** Flags for node itself. */
+  nodeFlags: string[]
+  /** How long a child may take to say it is ready (node starts slowly under such a tool). */
+  startTimeoutMs: number
+}
+
+/** `node nodeArgs…`, under `wrapper` when one is given. */
+export function spawnNode (nodeArgs: string[], opts: SpawnOptions = {}, wrapper?: NodeWrapper): ChildProcess {
+  if (wrapper === undefined) return spawnLimited(process.execPath, nodeArgs, opts)
+  const [tool, ...toolArgs] = wrapper.command
+  return spawnLimited(tool!, [...toolArgs, process.execPath, ...wrapper.nodeFlags, ...nodeArgs], opts)
+}
+
 /** A TypeScript file as a Node child (through tsx): pass `new URL('./x.ts', import.meta.url)`. */
-export function spawnTs (file: URL, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  return spawnLimited(process.execPath, ['--import', 'tsx', fileURLToPath(file), ...args], opts)
+export function spawnTs (file: URL, args: string[], opts: SpawnOptions = {}, wrapper?: NodeWrapper): ChildProcess {
+  return spawnNode(['--import', 'tsx', fileURLToPath(file), ...args], opts, wrapper)
 }
 
 /** Kills a child (SIGTERM, then SIGKILL after `graceMs`) and waits until it has exited. */

@@ -21,12 +21,11 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { startMport } from '../harness/mport.js'
-import { isJsonWith, jsonOf } from '../harness/port-child.js'
-import { killChild, LineReader, spawnLimited } from '../harness/procs.js'
+import { portChild } from '../harness/port-child.js'
+import { killChild, type NodeWrapper } from '../harness/procs.js'
 
 const [trips = 3000, warmup = 3000, connections = 1] = process.argv.slice(2).map(Number)
 const NODE_TLS = 'node-tls'
-const NODE_FLAGS = ['--single-threaded']
 /** What is probed: this checkout (undefined), the bare Node TLS forwarder, other builds. */
 const contestants: Array<string | undefined> = [undefined, NODE_TLS, ...(process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean).map(p => path.resolve(p))]
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
@@ -79,31 +78,22 @@ function dumpedInstructions (pid: number, dir: string): Counted {
 interface Tunnel { port: number, relay: number, client: number, stop (): Promise<void> }
 
 /** The forwarder's two processes under `wrapper`: the entry takes the visitor (relay side), the exit dials the echo server. */
-async function startNodeTls (wrapper: string[]): Promise<Tunnel> {
-  const forwarder = path.join(path.dirname(new URL(import.meta.url).pathname), 'forwarder.ts')
-  const started: Array<ReturnType<typeof spawnLimited>> = []
-  const start = async (mode: string, target: number): Promise<{ pid: number, port: number }> => {
-    const child = spawnLimited(wrapper[0]!, [...wrapper.slice(1), process.execPath, ...NODE_FLAGS, '--import', 'tsx', forwarder, mode, String(target)])
-    started.push(child)
-    const line = await new LineReader(child, `node-tls ${mode}`).waitLine(isJsonWith('port'), 180_000, 'its port')
-    return { pid: child.pid!, port: jsonOf<{ port: number }>(line).port }
-  }
-  const stop = async (): Promise<void> => { await Promise.all(started.map(c => killChild(c, 5000))) }
+async function startNodeTls (wrapper: NodeWrapper): Promise<Tunnel> {
+  const forwarder = new URL('./forwarder.ts', import.meta.url)
+  const exit = await portChild(forwarder, ['tls-exit', String(echoPort)], 'node-tls exit', wrapper)
   try {
-    const exit = await start('tls-exit', echoPort)
-    const entry = await start('tls-entry', exit.port)
-    return { port: entry.port, relay: entry.pid, client: exit.pid, stop }
+    const entry = await portChild(forwarder, ['tls-entry', String(exit.port)], 'node-tls entry', wrapper)
+    const stop = async (): Promise<void> => { await Promise.all([entry.child, exit.child].map(c => killChild(c, 5000))) }
+    return { port: entry.port, relay: entry.child.pid!, client: exit.child.pid!, stop }
   } catch (err) {
-    await stop()
+    await killChild(exit.child, 5000)
     throw err
   }
 }
 
-async function startContestant (who: string | undefined, wrapper: string): Promise<Tunnel> {
-  if (who === NODE_TLS) return await startNodeTls(wrapper.split(' '))
-  process.env.BENCH_MPORT_WRAPPER = wrapper
-  process.env.BENCH_MPORT_NODE_FLAGS = NODE_FLAGS.join(' ')
-  const m = await startMport([], [String(echoPort)], who)
+async function startContestant (who: string | undefined, wrapper: NodeWrapper): Promise<Tunnel> {
+  if (who === NODE_TLS) return await startNodeTls(wrapper)
+  const m = await startMport([], [String(echoPort)], who, wrapper)
   const port = m.tunnel.remotePort
   if (port === undefined) {
     await m.stop()
@@ -115,7 +105,11 @@ async function startContestant (who: string | undefined, wrapper: string): Promi
 async function probe (who: string | undefined): Promise<{ relay: Counted, client: Counted }> {
   const keep = process.env.BENCH_CALLGRIND_DIR
   const dir = mkdtempSync(path.join(keep ?? os.tmpdir(), 'mport-callgrind-'))
-  const m = await startContestant(who, `valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=${dir}/cg.%p`)
+  const m = await startContestant(who, {
+    command: ['valgrind', '--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${dir}/cg.%p`],
+    nodeFlags: ['--single-threaded'],
+    startTimeoutMs: 180_000,
+  })
   try {
     const port = m.port
     await roundTrips(port, warmup, connections)
