@@ -127,11 +127,21 @@ function statFields (pid: number): string[] | undefined {
   }
 }
 
-/** user + system CPU seconds of one process (0 if gone). */
+/**
+ * user + system CPU seconds of one process and of its children that have exited and been
+ * reaped (0 if gone). Summed over a process tree sampled twice, this counts a forking
+ * server's short-lived children too: alive, each counts for itself, reaped, in its parent.
+ */
 export function cpuSeconds (pid: number): number {
   const f = statFields(pid)
   if (f === undefined) return 0
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK // utime (#14), stime (#15)
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK // utime, stime, cutime, cstime (#14–#17)
+}
+
+/** The whole machine's CPU time so far from /proc/stat, in clock ticks: idle (idle + iowait) and all. */
+export function machineTicks (): { idle: number, total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) }
 }
 
 function statusKiB (pid: number, key: 'VmRSS' | 'VmHWM'): number {

@@ -3,10 +3,13 @@
  *
  * redis-benchmark (SET/GET, pipelined and not) → redis-server, pgbench → PostgreSQL, wrk → nginx
  * (a small page) and curl → nginx (a large file), each through: direct (no tunnel), socat
- * (a plain forwarder), OpenSSH's ssh -R and mport, all on 127.0.0.1. The servers run for the
+ * (a plain forwarder), OpenSSH's ssh -R, the bare Node TLS forwarder (one TLS connection per
+ * visitor: what Node itself costs per socket operation) and mport, all on 127.0.0.1. The servers run for the
  * whole run; each round starts every contestant's tunnels afresh. Rounds are interleaved
  * (round 1 of every contestant, then round 2, …). Medians with (min–max) and the tunnel's CPU
- * seconds per case go to bench/results/real-<date>.{md,json}. A missing Debian package skips
+ * seconds per case go to bench/results/real-<date>.{md,json}, with the tunnel's CPU per request
+ * and the machine's idle share during each case: a case whose machine is idle is bound by
+ * latency, one with no idle left by the CPU every process on the path needs per request. A missing Debian package skips
  * its cases or contestant with a line saying what to install.
  *
  * Knobs (env): BENCH_ROUNDS (3), BENCH_ONLY (contestant keys), BENCH_CASES
@@ -16,10 +19,10 @@
  * BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B).
  */
 import { buildMport } from '../harness/mport.js'
-import { cpuSeconds } from '../harness/procs.js'
+import { cpuSeconds, machineTicks } from '../harness/procs.js'
 import { envNumber, finishMachine, interleave, log, machine, runBench, writeResults } from '../harness/run.js'
 import { cell, fmt, stat, sum } from '../harness/stats.js'
-import { direct, mport, mportOthers, prepareOpenSsh, sshStock, type Contestant, type Running } from '../tunnel/contestants.js'
+import { direct, mport, mportOthers, prepareOpenSsh, sshStock, tlsForwarder, type Contestant, type Running } from '../tunnel/contestants.js'
 import { missing, missingPostgres, startNginx, startPgbenchDatabase, startRedis, type PgService, type Service, type WebService } from './services.js'
 import { socat } from './socat.js'
 import { curlDownload, pgbench, redisBenchmark, wrk } from './workloads.js'
@@ -46,6 +49,9 @@ interface Case {
   run: (port: number, s: Servers) => Promise<Record<string, number>>
   /** A short unmeasured run through the fresh tunnel first, so that a JIT-compiled contestant is measured warm. */
   warm: (port: number, s: Servers) => Promise<unknown>
+  /** What the tunnel's CPU is counted per (`request`, `MiB`), and how many of them the measured run carried. */
+  unit: string
+  count: (figures: Record<string, number>, s: Servers) => number
 }
 
 const CASE_LIST: Case[] = [
@@ -54,41 +60,48 @@ const CASE_LIST: Case[] = [
     figures: [{ key: 'setP16', label: `redis-benchmark SET ops/s (-c 50 -P 16, ${REDIS_N})`, higherIsBetter: true }, { key: 'getP16', label: 'redis-benchmark GET ops/s (-c 50 -P 16)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, REDIS_N, 50, 16); return { setP16: r.setOps, getP16: r.getOps } },
     warm: port => redisBenchmark(port, 20_000, 50, 16),
+    unit: 'request', count: () => 2 * REDIS_N, // SET and GET
   },
   {
     key: 'redis-p1', server: 'redis',
     figures: [{ key: 'setP1', label: 'redis-benchmark SET ops/s (-c 50, no pipelining)', higherIsBetter: true }, { key: 'getP1', label: 'redis-benchmark GET ops/s (-c 50, no pipelining)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, Math.max(1000, Math.floor(REDIS_N / 2)), 50, 1); return { setP1: r.setOps, getP1: r.getOps } },
     warm: port => redisBenchmark(port, 5_000, 50, 1),
+    unit: 'request', count: () => 2 * Math.max(1000, Math.floor(REDIS_N / 2)),
   },
   {
     key: 'pgbench', server: 'pg',
     figures: [{ key: 'tps', label: `pgbench tps (-c 8 -j 2 -T ${PG_SECONDS}, scale 5)`, higherIsBetter: true }, { key: 'pgLatencyMs', label: 'pgbench mean latency ms', higherIsBetter: false, digits: 2 }],
     run: async (port, s) => { const r = await pgbench(port, (s.pg as PgService).database, 8, 2, PG_SECONDS); return { tps: r.tps, pgLatencyMs: r.latencyMs } },
     warm: (port, s) => pgbench(port, (s.pg as PgService).database, 8, 2, 2),
+    unit: 'transaction', count: f => (f.tps ?? 0) * PG_SECONDS,
   },
   {
     key: 'wrk', server: 'web',
     figures: [{ key: 'rps', label: `wrk req/s (-t2 -c50 -d${WRK_SECONDS}s, small nginx page)`, higherIsBetter: true }, { key: 'p99Ms', label: 'wrk p99 latency ms', higherIsBetter: false, digits: 2 }, { key: 'wrkErrors', label: 'wrk socket errors + non-2xx', higherIsBetter: false, digits: 0 }],
     run: async port => { const r = await wrk(port, 2, 50, WRK_SECONDS); return { rps: r.rps, p99Ms: r.p99Ms, wrkErrors: r.errors } },
     warm: port => wrk(port, 2, 50, 2),
+    unit: 'request', count: f => (f.rps ?? 0) * WRK_SECONDS,
   },
   {
     key: 'curl', server: 'web',
     figures: [{ key: 'downloadMBps', label: `curl ${DOWNLOAD / 1024 / 1024} MiB download MB/s`, higherIsBetter: true }],
     run: async (port, s) => { const r = await curlDownload(port, (s.web as WebService).bigBytes); return { downloadMBps: r.bytesPerSecond / 1e6 } },
     warm: (port, s) => curlDownload(port, (s.web as WebService).bigBytes),
+    unit: 'MiB', count: () => DOWNLOAD / 1024 / 1024,
   },
 ]
 
 type Round = Record<string, number>
 
-/** The tunnel's CPU seconds (relay and client side) while `f` runs. */
-async function withCpu (run: Running, f: () => Promise<Round>): Promise<{ figures: Round, cpu: number }> {
+/** The tunnel's CPU seconds (relay and client side) while `f` runs, and the machine's idle share (0–1) meanwhile. */
+async function withCpu (run: Running, f: () => Promise<Round>): Promise<{ figures: Round, cpu: number, idle: number }> {
   const cpu = (): number => { const p = run.pids(); return sum([...p.relay, ...p.client].map(cpuSeconds)) }
   const c0 = cpu()
+  const m0 = machineTicks()
   const figures = await f()
-  return { figures, cpu: cpu() - c0 }
+  const m1 = machineTicks()
+  return { figures, cpu: cpu() - c0, idle: m1.total > m0.total ? (m1.idle - m0.idle) / (m1.total - m0.total) : 0 }
 }
 
 async function oneRound (c: Contestant, cases: Case[], servers: Servers): Promise<Round> {
@@ -101,9 +114,12 @@ async function oneRound (c: Contestant, cases: Case[], servers: Servers): Promis
       tunnel = await c.start(target.port)
       const t = tunnel
       if (WARMUP) await k.warm(t.port, servers)
-      const { figures, cpu } = await withCpu(t, () => k.run(t.port, servers))
+      const { figures, cpu, idle } = await withCpu(t, () => k.run(t.port, servers))
       Object.assign(out, figures)
       out[`${k.key}Cpu`] = cpu
+      const n = k.count(figures, servers)
+      if (n > 0) out[`${k.key}CpuPer`] = 1e6 * cpu / n
+      out[`${k.key}Idle`] = 100 * idle
     } catch (err) {
       log(`  ${c.key} ${k.key}: ${(err as Error).message.split('\n').slice(0, 3).join(' | ')}`)
     } finally {
@@ -117,7 +133,7 @@ runBench('bench:real', async () => {
   const info = machine()
   buildMport(log)
   const sshSkip = prepareOpenSsh(log)
-  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, mport, ...mportOthers]
+  const contestants: Contestant[] = [direct, socat, { ...sshStock, ...(sshSkip !== undefined ? { skip: sshSkip } : {}) }, tlsForwarder, mport, ...mportOthers]
     .filter(c => ONLY === undefined || ONLY.includes(c.key))
   for (const c of contestants) if (c.skip !== undefined) log(`skipping ${c.key}: ${c.skip}`)
 
@@ -138,10 +154,15 @@ runBench('bench:real', async () => {
     if (cases.some(k => k.server === 'pg')) { log('initialising pgbench (scale 5) …'); servers.pg = await startPgbenchDatabase(5); stops.push(servers.pg.stop) }
     if (cases.some(k => k.server === 'web')) { servers.web = await startNginx(DOWNLOAD); stops.push(servers.web.stop) }
     const results = await interleave(contestants, ROUNDS, c => oneRound(c, cases, servers),
-      r => Object.entries(r).filter(([k]) => !k.endsWith('Cpu')).map(([k, v]) => `${k} ${fmt(v)}`).join(', '))
+      r => Object.entries(r).filter(([k]) => !/(Cpu|CpuPer|Idle)$/.test(k)).map(([k, v]) => `${k} ${fmt(v)}`).join(', '))
     finishMachine(info)
     const ran = contestants.filter(c => c.skip === undefined)
-    const figures = cases.flatMap(k => [...k.figures, { key: `${k.key}Cpu`, label: `tunnel CPU seconds during ${k.key}`, higherIsBetter: false, digits: 2 }])
+    const figures = cases.flatMap(k => [
+      ...k.figures,
+      { key: `${k.key}Cpu`, label: `tunnel CPU seconds during ${k.key}`, higherIsBetter: false, digits: 2 },
+      { key: `${k.key}CpuPer`, label: `tunnel CPU µs per ${k.unit} during ${k.key}`, higherIsBetter: false, digits: 1 },
+      { key: `${k.key}Idle`, label: `machine idle % during ${k.key}`, higherIsBetter: false, digits: 0 },
+    ])
     const rows = figures.map(f => `| ${f.label} | ${ran.map(c => cell(stat((results.get(c.key) ?? []).map(r => r[f.key])), f.digits)).join(' | ')} |`)
     const ratio = (f: Figure, a: string, b: string): string => {
       const x = stat((results.get(a) ?? []).map(r => r[f.key]))?.median
@@ -149,8 +170,10 @@ runBench('bench:real', async () => {
       return x === undefined || y === undefined || y === 0 ? '–' : `${fmt(x / y, 2)}×`
     }
     const date = new Date().toISOString().slice(0, 10)
-    const ratioRows = ran.some(c => c.key === 'ssh-R') && ran.some(c => c.key === 'mport')
-      ? ['', '| figure | mport ÷ ssh -R | better when |', '|---|---:|---|', ...figures.filter(f => !f.key.endsWith('Cpu')).map(f => `| ${f.label} | ${ratio(f, 'mport', 'ssh-R')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
+    const refs = [['ssh-R', 'ssh -R'], ['node-tls', 'Node TLS forwarder']].filter(([k]) => ran.some(c => c.key === k))
+    const ratioRows = refs.length > 0 && ran.some(c => c.key === 'mport')
+      ? ['', `| figure | ${refs.map(([, n]) => `mport ÷ ${n}`).join(' | ')} | better when |`, `|---|${refs.map(() => '---:').join('|')}|---|`,
+          ...figures.filter(f => !/(Cpu|Idle)$/.test(f.key)).map(f => `| ${f.label} | ${refs.map(([k]) => ratio(f, 'mport', k!)).join(' | ')} | ${f.higherIsBetter ? 'above 1' : 'below 1'} |`)]
       : []
     const others = ran.filter(c => mportOthers.includes(c))
     const abRows = others.length > 0

@@ -1,5 +1,5 @@
 /** socat as a contestant: a plain per-connection TCP forwarder (no crypto, no multiplexing), the floor of any tunnel. */
-import { LineReader, killChild, spawnLimited } from '../harness/procs.js'
+import { LineReader, killChild, processTree, spawnLimited } from '../harness/procs.js'
 import type { Contestant } from '../tunnel/contestants.js'
 import { freePort, missing, waitForPort } from './services.js'
 
@@ -19,6 +19,7 @@ export const socat: Contestant = {
       throw new Error(`${(err as Error).message}: ${out.lines.slice(-5).join(' | ')}`)
     }
     const pid = child.pid as number
-    return { port, pids: () => ({ relay: [pid], client: [] }), stop: () => killChild(child) }
+    // A child per connection: the tree, so that their CPU counts as the tunnel's.
+    return { port, pids: () => ({ relay: processTree(pid), client: [] }), stop: () => killChild(child) }
   },
 }
