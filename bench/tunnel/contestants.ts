@@ -11,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { startMport } from '../harness/mport.js'
 import { isJsonWith as hasKey, jsonOf as parseJsonLine, portChild } from '../harness/port-child.js'
-import { FD_LIMIT, LineReader, killChild, processTree, spawnLimited, spawnTs } from '../harness/procs.js'
+import { FD_LIMIT, LineReader, killChild, processTree, spawnLimited, spawnTs, type NodeWrapper } from '../harness/procs.js'
 import type { ChildProcess } from 'node:child_process'
 
 export interface Running {
@@ -34,8 +34,8 @@ export interface Contestant {
 
 const START_TIMEOUT = 20_000
 
-async function stopAll (children: ChildProcess[]): Promise<void> {
-  await Promise.all(children.map(c => killChild(c)))
+async function stopAll (children: ChildProcess[], graceMs?: number): Promise<void> {
+  await Promise.all(children.map(c => killChild(c, graceMs)))
 }
 
 export const direct: Contestant = {
@@ -57,24 +57,32 @@ export const tcpForwarder: Contestant = {
   },
 }
 
+/**
+ * The bare Node TLS forwarder's two processes, the exit dialling `sinkPort`: the entry takes
+ * the visitors (relay side). `wrapper` runs both under a tool (the instruction-count probe).
+ */
+export async function startTlsForwarder (sinkPort: number, wrapper?: NodeWrapper): Promise<Running> {
+  const file = new URL('./forwarder.ts', import.meta.url)
+  const graceMs = wrapper === undefined ? 2000 : 5000 // a process under valgrind exits slowly
+  const exit = await portChild(file, ['tls-exit', String(sinkPort)], 'tls exit', wrapper)
+  try {
+    const entry = await portChild(file, ['tls-entry', String(exit.port)], 'tls entry', wrapper)
+    return {
+      port: entry.port,
+      pids: () => ({ relay: [entry.child.pid as number], client: [exit.child.pid as number] }),
+      stop: () => stopAll([entry.child, exit.child], graceMs),
+    }
+  } catch (err) {
+    await killChild(exit.child, graceMs)
+    throw err
+  }
+}
+
 export const tlsForwarder: Contestant = {
   key: 'node-tls',
   fdsFor: n => 2 * n + 64,
   name: 'Node TLS forwarder',
-  async start (sinkPort) {
-    const exit = await portChild(new URL('./forwarder.ts', import.meta.url), ['tls-exit', String(sinkPort)], 'tls exit')
-    try {
-      const entry = await portChild(new URL('./forwarder.ts', import.meta.url), ['tls-entry', String(exit.port)], 'tls entry')
-      return {
-        port: entry.port,
-        pids: () => ({ relay: [entry.child.pid as number], client: [exit.child.pid as number] }),
-        stop: () => stopAll([entry.child, exit.child]),
-      }
-    } catch (err) {
-      await killChild(exit.child)
-      throw err
-    }
-  },
+  start: sinkPort => startTlsForwarder(sinkPort),
 }
 
 export const libp2pYamux: Contestant = {

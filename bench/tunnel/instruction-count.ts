@@ -21,8 +21,8 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { startMport } from '../harness/mport.js'
-import { portChild } from '../harness/port-child.js'
-import { killChild, type NodeWrapper } from '../harness/procs.js'
+import type { NodeWrapper } from '../harness/procs.js'
+import { startTlsForwarder } from './contestants.js'
 
 const [trips = 3000, warmup = 3000, connections = 1] = process.argv.slice(2).map(Number)
 const NODE_TLS = 'node-tls'
@@ -77,22 +77,12 @@ function dumpedInstructions (pid: number, dir: string): Counted {
 
 interface Tunnel { port: number, relay: number, client: number, stop (): Promise<void> }
 
-/** The forwarder's two processes under `wrapper`: the entry takes the visitor (relay side), the exit dials the echo server. */
-async function startNodeTls (wrapper: NodeWrapper): Promise<Tunnel> {
-  const forwarder = new URL('./forwarder.ts', import.meta.url)
-  const exit = await portChild(forwarder, ['tls-exit', String(echoPort)], 'node-tls exit', wrapper)
-  try {
-    const entry = await portChild(forwarder, ['tls-entry', String(exit.port)], 'node-tls entry', wrapper)
-    const stop = async (): Promise<void> => { await Promise.all([entry.child, exit.child].map(c => killChild(c, 5000))) }
-    return { port: entry.port, relay: entry.child.pid!, client: exit.child.pid!, stop }
-  } catch (err) {
-    await killChild(exit.child, 5000)
-    throw err
-  }
-}
-
 async function startContestant (who: string | undefined, wrapper: NodeWrapper): Promise<Tunnel> {
-  if (who === NODE_TLS) return await startNodeTls(wrapper)
+  if (who === NODE_TLS) {
+    const f = await startTlsForwarder(echoPort, wrapper)
+    const { relay, client } = f.pids()
+    return { port: f.port, relay: relay[0]!, client: client[0]!, stop: f.stop }
+  }
   const m = await startMport([], [String(echoPort)], who, wrapper)
   const port = m.tunnel.remotePort
   if (port === undefined) {
