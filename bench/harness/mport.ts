@@ -48,7 +48,15 @@ export function mportBins (root = ROOT): { pre: string[], relay: string, connect
 }
 
 /** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+export const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+
+/**
+ * Node flags for the other sides of an A/B (BENCH_MPORT_B): BENCH_MPORT_B_NODE_FLAGS when it is
+ * set, so that one checkout can be run against itself with other flags; else BENCH_MPORT_NODE_FLAGS.
+ */
+export const mportOtherFlags = (): string[] => process.env.BENCH_MPORT_B_NODE_FLAGS === undefined
+  ? mportFlags()
+  : process.env.BENCH_MPORT_B_NODE_FLAGS.split(' ').filter(Boolean)
 
 export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string, tokenFile?: string }
 export interface TunnelLine { remotePort?: number, url?: string }
@@ -68,16 +76,16 @@ export interface MportPair {
  * A relay with `relayArgs` beyond the loopback defaults, and one `mport-connect connectArgs…`
  * pointed at it with the relay's token and fingerprint; resolves once the tunnel is up. `root` is
  * the checkout whose build runs (another one for an A/B: BENCH_MPORT_B); `wrapper` runs both
- * processes under a tool.
+ * processes under a tool; `nodeFlags` go to both node processes.
  * `connectArgs` may depend on the relay's `listening` event (its shared ports, for ws).
  */
-export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[]), root = ROOT, wrapper?: NodeWrapper): Promise<MportPair> {
+export async function startMport (relayArgs: string[], connectArgs: string[] | ((listening: Listening) => string[]), root = ROOT, wrapper?: NodeWrapper, nodeFlags = mportFlags()): Promise<MportPair> {
   const bins = mportBins(root)
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'mport-bench-'))
   const home = path.join(tmp, 'home')
   mkdirSync(home)
   const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') }
-  const relay = spawnNode([...mportFlags(), ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
+  const relay = spawnNode([...nodeFlags, ...bins.pre, bins.relay, '--host', '127.0.0.1', '--port', '0', '--bind-host', '127.0.0.1',
     '--public-host', '127.0.0.1', '--data-dir', path.join(tmp, 'data'), '--json', ...relayArgs], { env }, wrapper)
   const relayOut = new LineReader(relay, 'mport-relay')
   let client: ChildProcess | undefined
@@ -90,7 +98,7 @@ export async function startMport (relayArgs: string[], connectArgs: string[] | (
     // The printed command names the token file (`--token $(cat …)`), not the token: read the file.
     const token = readFileSync(listening.tokenFile ?? path.join(tmp, 'data/token'), 'utf8').trim()
     const args = typeof connectArgs === 'function' ? connectArgs(listening) : connectArgs
-    client = spawnNode([...mportFlags(), ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
+    client = spawnNode([...nodeFlags, ...bins.pre, bins.connect, ...args, '--relay', `127.0.0.1:${listening.port}`,
       '--token', token, '--fingerprint', listening.fingerprint, '--json'], { env }, wrapper)
     const clientOut = new LineReader(client, 'mport-connect')
     const tunnel = jsonOf<TunnelLine>(await clientOut.waitLine(l => l.includes('"event":"tunnel"'), wrapper?.startTimeoutMs ?? START_TIMEOUT, 'tunnel'))

@@ -16,7 +16,7 @@
  * (redis,redis-p1,pgbench,wrk,curl), BENCH_WARMUP (1; 0 skips the short unmeasured run each
  * contestant gets through its fresh tunnel before each case), BENCH_REDIS_N (100000), BENCH_PGBENCH_SECONDS (10),
  * BENCH_WRK_SECONDS (10), BENCH_DOWNLOAD_MIB (100), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE, BENCH_SKIP_SSH,
- * BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B).
+ * BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B), BENCH_MPORT_B_NODE_FLAGS (Node flags for those only).
  */
 import { buildMport } from '../harness/mport.js'
 import { cpuSeconds, machineTicks } from '../harness/procs.js'

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodS
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { startMport } from '../harness/mport.js'
+import { mportOtherFlags, startMport } from '../harness/mport.js'
 import { isJsonWith as hasKey, jsonOf as parseJsonLine, portChild } from '../harness/port-child.js'
 import { FD_LIMIT, LineReader, killChild, processTree, spawnLimited, spawnTs, type NodeWrapper } from '../harness/procs.js'
 import type { ChildProcess } from 'node:child_process'
@@ -116,13 +116,13 @@ export function childFdLimit (): number {
 }
 
 /** mport's relay and client from the build of checkout `root`. */
-function mportFrom (key: string, name: string, root?: string): Contestant {
+function mportFrom (key: string, name: string, root?: string, nodeFlags?: string[]): Contestant {
   return {
     key,
     fdsFor: n => n + 64,
     name,
     async start (sinkPort) {
-      const m = await startMport([], [String(sinkPort)], root)
+      const m = await startMport([], [String(sinkPort)], root, undefined, nodeFlags)
       if (m.tunnel.remotePort === undefined) {
         await m.stop()
         throw new Error('the client\'s tunnel event has no remotePort')
@@ -136,10 +136,11 @@ export const mport = mportFrom('mport', 'mport (relay + connect, TLS)')
 
 /**
  * The other sides of an A/B: BENCH_MPORT_B names other checkouts, comma-separated (each built:
- * npm ci && npm run build), run as contestants mport-b, mport-c, … interleaved with this one.
+ * npm ci && npm run build), run as contestants mport-b, mport-c, … interleaved with this one,
+ * with BENCH_MPORT_B_NODE_FLAGS when it is set (the same checkout against itself with other flags).
  */
 export const mportOthers: Contestant[] = (process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean)
-  .map((root, i) => mportFrom(`mport-${String.fromCharCode(98 + i)}`, `mport from ${root}`, path.resolve(root)))
+  .map((root, i) => mportFrom(`mport-${String.fromCharCode(98 + i)}`, `mport from ${root}${process.env.BENCH_MPORT_B_NODE_FLAGS === undefined ? '' : ` with ${process.env.BENCH_MPORT_B_NODE_FLAGS}`}`, path.resolve(root), mportOtherFlags()))
 
 /** The same relay and client over the WebSocket transport (ws on the relay's shared HTTP port, mport's TLS inside). */
 export const mportWs: Contestant = {

@@ -9,7 +9,7 @@
  * BENCH_BULK8_MIB, BENCH_RTT, BENCH_CONNRATE_SECONDS, BENCH_IDLE_CONNS, BENCH_IDLE_ROUNDS (default 1:
  * sshd needs about 2 minutes per 10,000 connections), BENCH_IDLE_DEADLINE_S, BENCH_ONLY (contestant
  * keys), BENCH_CASES (bulk,latency,connrate,idle), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE,
- * BENCH_MPORT_NODE_FLAGS, BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B), BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
+ * BENCH_MPORT_NODE_FLAGS, BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B), BENCH_MPORT_B_NODE_FLAGS (Node flags for those only), BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
  * every line each process prints goes to <prefix>-<label>-<pid>.log, e.g. for --trace-gc).
  */
 import { readFileSync } from 'node:fs'
