@@ -47,16 +47,16 @@ export function mportBins (root = ROOT): { pre: string[], relay: string, connect
   return { pre: ['--import', 'tsx'], relay: path.join(ROOT, 'bin/mport-relay.ts'), connect: path.join(ROOT, 'bin/mport-connect.ts') }
 }
 
+const flagsOf = (value = ''): string[] => value.split(' ').filter(Boolean)
+
 /** Extra node flags for mport's processes (BENCH_MPORT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). */
-export const mportFlags = (): string[] => (process.env.BENCH_MPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+const mportFlags = (): string[] => flagsOf(process.env.BENCH_MPORT_NODE_FLAGS)
 
 /**
  * Node flags for the other sides of an A/B (BENCH_MPORT_B): BENCH_MPORT_B_NODE_FLAGS when it is
  * set, so that one checkout can be run against itself with other flags; else BENCH_MPORT_NODE_FLAGS.
  */
-export const mportOtherFlags = (): string[] => process.env.BENCH_MPORT_B_NODE_FLAGS === undefined
-  ? mportFlags()
-  : process.env.BENCH_MPORT_B_NODE_FLAGS.split(' ').filter(Boolean)
+export const mportOtherFlags = (): string[] => flagsOf(process.env.BENCH_MPORT_B_NODE_FLAGS ?? process.env.BENCH_MPORT_NODE_FLAGS)
 
 export interface Listening { port: number, fingerprint: string, httpPort?: number, connect?: string, tokenFile?: string }
 export interface TunnelLine { remotePort?: number, url?: string }

@@ -139,8 +139,9 @@ export const mport = mportFrom('mport', 'mport (relay + connect, TLS)')
  * npm ci && npm run build), run as contestants mport-b, mport-c, … interleaved with this one,
  * with BENCH_MPORT_B_NODE_FLAGS when it is set (the same checkout against itself with other flags).
  */
+const otherFlagsNote = process.env.BENCH_MPORT_B_NODE_FLAGS === undefined ? '' : ` with ${process.env.BENCH_MPORT_B_NODE_FLAGS}`
 export const mportOthers: Contestant[] = (process.env.BENCH_MPORT_B ?? '').split(',').filter(Boolean)
-  .map((root, i) => mportFrom(`mport-${String.fromCharCode(98 + i)}`, `mport from ${root}${process.env.BENCH_MPORT_B_NODE_FLAGS === undefined ? '' : ` with ${process.env.BENCH_MPORT_B_NODE_FLAGS}`}`, path.resolve(root), mportOtherFlags()))
+  .map((root, i) => mportFrom(`mport-${String.fromCharCode(98 + i)}`, `mport from ${root}${otherFlagsNote}`, path.resolve(root), mportOtherFlags()))
 
 /** The same relay and client over the WebSocket transport (ws on the relay's shared HTTP port, mport's TLS inside). */
 export const mportWs: Contestant = {
