@@ -61,14 +61,14 @@ const CASE_LIST: Case[] = [
     key: 'redis', server: 'redis',
     figures: [{ key: 'setP16', label: `redis-benchmark SET ops/s (-c 50 -P 16, ${REDIS_N})`, higherIsBetter: true }, { key: 'getP16', label: 'redis-benchmark GET ops/s (-c 50 -P 16)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, REDIS_N, 50, 16); return { setP16: r.setOps, getP16: r.getOps } },
-    warm: port => redisBenchmark(port, 20_000, 50, 16),
+    warm: port => redisBenchmark(port, 100_000, 50, 16),
     unit: 'request', count: () => 2 * REDIS_N, // SET and GET
   },
   {
     key: 'redis-p1', server: 'redis',
     figures: [{ key: 'setP1', label: 'redis-benchmark SET ops/s (-c 50, no pipelining)', higherIsBetter: true }, { key: 'getP1', label: 'redis-benchmark GET ops/s (-c 50, no pipelining)', higherIsBetter: true }],
     run: async port => { const r = await redisBenchmark(port, REDIS_P1_N, 50, 1); return { setP1: r.setOps, getP1: r.getOps } },
-    warm: port => redisBenchmark(port, 5_000, 50, 1),
+    warm: port => redisBenchmark(port, 20_000, 50, 1),
     unit: 'request', count: () => 2 * REDIS_P1_N,
   },
   {
