@@ -25,6 +25,18 @@ interface Outstanding {
   reject (err: Error): void
 }
 
+/** Largest ping value handed out: V8's small-integer range on 64-bit, though the wire field is 32 bits. */
+export const MAX_PING_VALUE = 0x7fff_ffff
+
+/**
+ * The value after `v`, wrapping to 1. Kept a small integer: the value goes into a frame header
+ * object, and one non-small-integer `length` changes the hidden class every header shares,
+ * which deoptimises the whole frame path (see BENCHMARKS.md, the client's re-warm).
+ */
+export function nextPingValue (v: number): number {
+  return v >= MAX_PING_VALUE ? 1 : v + 1
+}
+
 export class Pinger {
   readonly #opts: PingerOptions
   #outstanding: Outstanding | undefined
@@ -57,7 +69,7 @@ export class Pinger {
     const promise = new Promise<number>((res, rej) => { resolve = res; reject = rej })
     promise.catch(() => {}) // keepalive pings have no caller to handle a rejection
     const value = this.#nextValue
-    this.#nextValue = (this.#nextValue % 0xffff_ffff) + 1
+    this.#nextValue = nextPingValue(value)
     this.#outstanding = { value, sentAt: performance.now(), promise, resolve, reject }
     this.#opts.send(value)
     return promise
