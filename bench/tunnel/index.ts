@@ -6,7 +6,7 @@
  * each contestant is started before and killed after each of its rounds. The table (medians
  * with min–max), ratios and target checks are printed and written to
  * bench/results/tunnel-<date>.{md,json}. Knobs (env): BENCH_ROUNDS, BENCH_BULK_MIB,
- * BENCH_BULK8_MIB, BENCH_RTT, BENCH_RTT_WARMUP, BENCH_CONNRATE_SECONDS, BENCH_IDLE_CONNS, BENCH_IDLE_ROUNDS (default 1:
+ * BENCH_BULK8_MIB, BENCH_RTT, BENCH_RTT_WARMUP, BENCH_RTT_WARMUP_CONNS, BENCH_CONNRATE_SECONDS, BENCH_IDLE_CONNS, BENCH_IDLE_ROUNDS (default 1:
  * sshd needs about 2 minutes per 10,000 connections), BENCH_IDLE_DEADLINE_S, BENCH_ONLY (contestant
  * keys), BENCH_CASES (bulk,latency,connrate,idle), BENCH_NO_BUILD, BENCH_MPORT_FROM_SOURCE,
  * BENCH_MPORT_NODE_FLAGS, BENCH_MPORT_B (other built checkouts, comma-separated, run as contestants mport-b, mport-c, … for an A/B), BENCH_MPORT_B_NODE_FLAGS (Node flags for those only), BENCH_SKIP_SSH, BENCH_OUT (results directory), BENCH_PROC_LOG (path prefix:
@@ -32,8 +32,13 @@ const ROUNDS = Math.floor(env('BENCH_ROUNDS', 3))
 const BULK1 = env('BENCH_BULK_MIB', 256) * MiB
 const BULK8 = env('BENCH_BULK8_MIB', 256) * MiB
 const RTT = Math.floor(env('BENCH_RTT', 20_000))
-/** Unmeasured round trips on a connection of their own before the latency case: V8 takes some 10,000 to optimise mport's path. */
+/** Unmeasured round trips before the latency case: V8 takes some 10,000 to optimise mport's path. */
 const RTT_WARMUP = Math.floor(env('BENCH_RTT_WARMUP', 20_000))
+/**
+ * Connections the warm-up is spread over: each new connection brings new stream and socket
+ * objects, and V8 deoptimises and recompiles the path on the first few (BENCHMARKS.md).
+ */
+const RTT_WARMUP_CONNS = Math.max(1, Math.floor(env('BENCH_RTT_WARMUP_CONNS', 4)))
 const CONNRATE_S = env('BENCH_CONNRATE_SECONDS', 3)
 const IDLE = Math.floor(env('BENCH_IDLE_CONNS', 10_000))
 const FD_LIMIT_CHILD = childFdLimit()
@@ -130,7 +135,10 @@ async function oneRound (c: Contestant, sinkPort: number, load: LoadGen<LoadRequ
     }
     if (CASES.has('latency')) {
       await attempt('latency', async () => {
-        if (RTT_WARMUP > 0) await load.request<LatencyResult>({ op: 'latency', port: run.port, roundTrips: RTT_WARMUP, warmup: 0, size: 64, timeoutMs: 90_000 }, 100_000, 'latency warm-up')
+        const perConn = Math.ceil(RTT_WARMUP / RTT_WARMUP_CONNS)
+        for (let done = 0, c = 1; done < RTT_WARMUP; done += perConn, c++) {
+          await load.request<LatencyResult>({ op: 'latency', port: run.port, roundTrips: Math.min(perConn, RTT_WARMUP - done), warmup: 0, size: 64, timeoutMs: 90_000 }, 100_000, `latency warm-up, connection ${c}`)
+        }
         const warmup = Math.max(1000, Math.floor(RTT / 10))
         const m = await measured(run, () => load.request<LatencyResult>({ op: 'latency', port: run.port, roundTrips: RTT, warmup, size: 64, timeoutMs: 90_000 }, 100_000, 'latency'))
         const r = m.result
@@ -228,7 +236,7 @@ async function main (): Promise<void> {
     `# Tunnel benchmark, ${date}`,
     '',
     `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}; Node ${info.node}; ${info.openssh ?? 'OpenSSH not available'}; @chainsafe/libp2p-yamux ${info.libp2pYamux}; mport ${info.mportCommit ?? '?'} (${info.mportBins}).`,
-    `Settings: ${ROUNDS} interleaved rounds; bulk ${BULK1 / MiB} MiB over 1 connection and ${BULK8 / MiB} MiB over 8; ${RTT.toLocaleString('en-US')} round trips of 64 B after ${RTT_WARMUP.toLocaleString('en-US')} unmeasured ones; connection rate for ${CONNRATE_S} s with 50 in flight; ${IDLE.toLocaleString('en-US')} idle connections in the first ${IDLE_ROUNDS} round(s) (opening bounded to ${IDLE_DEADLINE_S} s). Whole run ${elapsed.toFixed(0)} s; load average (1/5/15 min) ${info.loadAverageAtStart} at the start, ${info.loadAverageAtEnd} at the end.`,
+    `Settings: ${ROUNDS} interleaved rounds; bulk ${BULK1 / MiB} MiB over 1 connection and ${BULK8 / MiB} MiB over 8; ${RTT.toLocaleString('en-US')} round trips of 64 B after ${RTT_WARMUP.toLocaleString('en-US')} unmeasured ones on ${RTT_WARMUP_CONNS} connection(s); connection rate for ${CONNRATE_S} s with 50 in flight; ${IDLE.toLocaleString('en-US')} idle connections in the first ${IDLE_ROUNDS} round(s) (opening bounded to ${IDLE_DEADLINE_S} s). Whole run ${elapsed.toFixed(0)} s; load average (1/5/15 min) ${info.loadAverageAtStart} at the start, ${info.loadAverageAtEnd} at the end.`,
     '',
     'Medians over the rounds, (min–max) when they differ. MB = 10^6 bytes. RSS and CPU are of the tunnel\'s own processes (relay + client side; for ssh, sshd with its per-connection children + ssh).',
     '',
