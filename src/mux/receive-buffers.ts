@@ -74,6 +74,8 @@ export class ReceiveBufferPool {
    * write(), when the chunk comes from this pool; undefined otherwise (MuxStream.writeCallbackFor).
    */
   writeCallback (chunk: Buffer): ((err?: Error | null) => void) | undefined {
+    // Most chunks are small copies in Node's shared pool: no lookup needed to know they are not ours.
+    if (chunk.buffer.byteLength !== this.blockSize) return undefined
     const block = this.#blocks.get(chunk.buffer as ArrayBuffer)
     if (block === undefined) return undefined
     const n = chunk.length

@@ -16,6 +16,8 @@ const GATHER_LIMIT = 64 * 1024
  * buffer of its own, since it would pin a whole pooled buffer while it waits to be read.
  */
 const POOLED_GATHER_MIN = GATHER_LIMIT / 2
+/** A whole frame up to this size that must be copied gets a buffer of its own without gathering. */
+export const OWN_COPY_MAX = POOLED_GATHER_MIN
 
 export class ReceiveGather {
   readonly #pool: ReceiveBufferPool

@@ -16,7 +16,7 @@ import { RecvWindowExceededError, StreamResetError, WindowOverflowError } from '
 import { Flag, FrameType, INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
 import { abort, addSendCredit, emitFrame, endOfData, receiveData, receiveFlags, reserveRecv } from './internal.js'
 import type { ReceiveBufferPool } from './receive-buffers.js'
-import { ReceiveGather } from './receive-gather.js'
+import { OWN_COPY_MAX, ReceiveGather } from './receive-gather.js'
 
 /** Where a stream is in its life (PROTOCOL.md's stream states). */
 export enum StreamState {
@@ -230,7 +230,11 @@ export class MuxStream extends Duplex {
     this.#arriving -= payload.length
     if (this.#remoteFin || this.#state === StreamState.Reset) return
     let g = this.#gather
-    if (!transient && this.#arriving === 0 && g?.busy !== true) return this.#pushWhole(payload)
+    if (this.#arriving === 0 && g?.busy !== true) {
+      if (!transient) return this.#pushWhole(payload)
+      // A small whole frame from a reused read buffer: its own copy, nothing to gather.
+      if (payload.length <= OWN_COPY_MAX) return this.#pushGathered(Buffer.from(payload))
+    }
     g ??= this.#gather = new ReceiveGather(this.#link.receiveBuffers, chunk => this.#pushGathered(chunk))
     g.add(payload, this.#arriving)
   }

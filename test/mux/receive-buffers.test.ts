@@ -54,6 +54,7 @@ t.test('still gathering, never confirmed, or a failed write: not reused', async 
 t.test('chunks from elsewhere get no callback; the pool keeps at most maxFree', async t => {
   const pool = new ReceiveBufferPool(1024, 1)
   t.equal(pool.writeCallback(Buffer.alloc(10)), undefined)
+  t.equal(pool.writeCallback(Buffer.alloc(1024)), undefined, 'of the pool\'s block size, but not one of its blocks')
   const [x, y] = [pool.take(8), pool.take(8)]
   for (const g of [x, y]) {
     pool.handedOut(g)

@@ -83,6 +83,22 @@ for (const input of ['data events', 'a reused read buffer'] as const) {
     t.equal(chunks[0]!.toString(), 'ping')
   })
 
+  t.test(`${input}: many small frames in one read reach the reader whole, in order, after the read buffer is reused`, async t => {
+    const { raw, stream } = await opened(t, input)
+    const chunks: Buffer[] = []
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    const payloads = Array.from({ length: 40 }, (_, i) => randomBytes(1 + i * 37))
+    // One frame split across two reads first: the small frames after it must not overtake its tail.
+    const split = dataFrame(randomBytes(3000))
+    raw.write(split.subarray(0, 1000))
+    await turns(2)
+    raw.write(Buffer.concat([split.subarray(1000), ...payloads.map(dataFrame)]))
+    const expected = Buffer.concat([split.subarray(HEADER_LENGTH), ...payloads])
+    await waitFor(() => chunks.reduce((n, c) => n + c.length, 0) === expected.length, { what: 'every payload' })
+    t.ok(Buffer.concat(chunks).equals(expected), 'the bytes, in order')
+    t.ok(chunks.length >= payloads.length + 1, 'each small frame is its own chunk')
+  })
+
   t.test(`${input}: a frame larger than 64 KiB is handed over in chunks of at least 64 KiB but the last`, async t => {
     const { raw, stream } = await opened(t, input)
     const chunks: Buffer[] = []
