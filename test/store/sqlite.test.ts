@@ -1,4 +1,5 @@
 /** The store suite on SQLite (a temp file per test), plus SQLite-only checks: WAL mode, file creation, URLs. */
+import { spawn } from 'node:child_process'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,6 +28,33 @@ t.test('a data dir gets mport.db in WAL mode, created on first start and reopene
   const again = await openStore({ url: `sqlite:${path.join(dataDir, 'mport.db')}`, scrypt: TEST_SCRYPT })
   t.equal((await again.getUserByName('alice'))?.name, 'alice', 'data survives a restart')
   await again.close()
+})
+
+t.test('opening a file another process holds locked waits for the lock instead of failing', async t => {
+  // Two relays starting on one data dir, or a restart that overlaps the old process: the
+  // switch to WAL needs the exclusive lock, so the busy timeout must be set before it.
+  const file = path.join(dir, 'locked.db')
+  const holder = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures', 'lock-holder.ts'), file], { stdio: ['pipe', 'pipe', 'pipe'] })
+  t.teardown(() => { holder.kill() })
+  let out = ''
+  let err = ''
+  holder.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  holder.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  const until = async (line: string): Promise<void> => {
+    for (let i = 0; i < 600 && !out.includes(line); i++) {
+      if (holder.exitCode !== null) throw new Error(`the lock holder exited (${holder.exitCode}) before printing ${line}: ${err}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    if (!out.includes(line)) throw new Error(`the lock holder did not print ${line} within 30 s: ${out} ${err}`)
+  }
+  await until('locked')
+  holder.stdin.write('release\n') // it lets go 300 ms from now, while openStore below waits
+  const store = await openStore({ url: file, scrypt: TEST_SCRYPT })
+  t.teardown(() => store.close())
+  await until('released')
+  const mode = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(store.db)
+  t.equal(mode.rows[0]?.journal_mode, 'wal', 'opened, in WAL mode, once the lock was free')
+  t.equal((await store.createUser({ name: 'bob', password: 'password1' })).name, 'bob', 'and usable')
 })
 
 t.test('database URLs', async t => {

@@ -51,10 +51,13 @@ export async function openStore (options: OpenStoreOptions): Promise<SqlStore> {
     try {
       mkdirSync(path.dirname(path.resolve(target.file)), { recursive: true, mode: 0o700 })
       sqlite = new (await import('libsql')).default(target.file)
+      // First: switching to WAL takes the file's exclusive lock, and without a busy timeout a
+      // second process opening the file at the same moment (a restart overlapping the old
+      // relay) fails at once with "database is locked" instead of waiting for it.
+      sqlite.pragma('busy_timeout = 5000')
       sqlite.pragma('journal_mode = WAL')
       sqlite.pragma('synchronous = NORMAL')
       sqlite.pragma('foreign_keys = ON')
-      sqlite.pragma('busy_timeout = 5000')
     } catch (err) {
       throw new DatabaseError(`cannot open SQLite database ${target.file}: ${(err as Error).message}`, { cause: err })
     }
