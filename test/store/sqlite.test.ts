@@ -7,6 +7,7 @@ import t from 'tap'
 import { sql } from 'kysely'
 import { openStore, parseDatabaseUrl, redact } from '../../packages/mport-relay/src/store/index.js'
 import { storeSuite, TEST_SCRYPT } from './fixtures/suite.js'
+import { waitFor } from '../helpers/wait.js'
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'mport-store-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -40,13 +41,11 @@ t.test('opening a file another process holds locked waits for the lock instead o
   let err = ''
   holder.stdout.on('data', (c: Buffer) => { out += c.toString() })
   holder.stderr.on('data', (c: Buffer) => { err += c.toString() })
-  const until = async (line: string): Promise<void> => {
-    for (let i = 0; i < 600 && !out.includes(line); i++) {
-      if (holder.exitCode !== null) throw new Error(`the lock holder exited (${holder.exitCode}) before printing ${line}: ${err}`)
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    if (!out.includes(line)) throw new Error(`the lock holder did not print ${line} within 30 s: ${out} ${err}`)
-  }
+  const until = (line: string): Promise<void> => waitFor(() => {
+    if (out.includes(line)) return true
+    if (holder.exitCode !== null) throw new Error(`the lock holder exited (${holder.exitCode}) before printing ${line}: ${err}`)
+    return false
+  }, { what: `the lock holder to print ${line}`, timeoutMs: 30_000, diag: () => `stdout: ${out}\nstderr: ${err}` })
   await until('locked')
   holder.stdin.write('release\n') // it lets go 300 ms from now, while openStore below waits
   const store = await openStore({ url: file, scrypt: TEST_SCRYPT })
