@@ -25,16 +25,26 @@ function number (text: string, re: RegExp, what: string): number {
   return n
 }
 
+async function redisBenchmarkOutput (port: number, tests: string, requests: number, clients: number, pipeline: number): Promise<string> {
+  return await output('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-t', tests, '-n', String(requests),
+    '-c', String(clients), '-P', String(pipeline), '-q', '--csv'], 300_000)
+}
+
 export interface RedisFigures { setOps: number, getOps: number }
 
 /** redis-benchmark SET and GET, `clients` connections, `pipeline` commands per round trip. */
 export async function redisBenchmark (port: number, requests: number, clients: number, pipeline: number): Promise<RedisFigures> {
-  const text = await output('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-t', 'set,get', '-n', String(requests),
-    '-c', String(clients), '-P', String(pipeline), '-q', '--csv'], 300_000)
+  const text = await redisBenchmarkOutput(port, 'set,get', requests, clients, pipeline)
   return {
     setOps: number(text, /^"SET","([\d.]+)"/m, 'SET requests per second'),
     getOps: number(text, /^"GET","([\d.]+)"/m, 'GET requests per second'),
   }
+}
+
+/** One redis-benchmark test (`set` or `get`) alone: its requests per second. */
+export async function redisTest (port: number, test: 'set' | 'get', requests: number, clients: number, pipeline: number): Promise<number> {
+  const text = await redisBenchmarkOutput(port, test, requests, clients, pipeline)
+  return number(text, new RegExp(`^"${test.toUpperCase()}","([\\d.]+)"`, 'm'), `${test.toUpperCase()} requests per second`)
 }
 
 /** pgbench's TPB-B-like load: transactions per second and mean latency in ms. */
